@@ -1,0 +1,251 @@
+"""Association ranking: choose candidates on discovery rows, measure them on held-out rows.
+
+evidence.md rules 1-6, 8-10: zeros counted (stats.py), AUROC / SMD /
+point-biserial (binary) or Spearman (graded) with bootstrap intervals and BH
+q-values, selection and estimation on different rows, direction kept,
+specificity, stability by resampling, covariate adjustment.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from interp_lab.errors import InputError
+from interp_lab.evidence import stats
+from interp_lab.evidence.splits import DISCOVERY, HELDOUT, assign_splits
+from interp_lab.io.records import RecordMatrix
+from interp_lab.schemas.records import SPLITS
+
+
+@dataclass(frozen=True)
+class RankSettings:
+    """Knobs of the ranker; every value is written into the report's settings."""
+
+    top_k: int = 10
+    seed: int = 0
+    bootstrap: int = 500  # resamples for held-out confidence intervals (by prompt for token rows)
+    stability_resamples: int = 100  # resamples of the discovery rows for rank stability
+    pool: int = 50  # candidates re-ranked under resampling (at least 5 x top_k)
+    alpha: float = 0.05  # discovery q-value gate for selection
+    examples: int = 8
+    signature_probes: int = 256
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class AssociationResult:
+    binary: bool
+    statistic: str  # "auroc" or "spearman"
+    split_source: str  # "given", "hash" or "given+hash"
+    split_counts: dict[str, dict[str, int]]
+    n_tested: int
+    n_significant: int  # discovery q < alpha
+    candidates: list[int]  # feature columns chosen on discovery, best first
+    evidence: dict[int, dict[str, Any]] = field(default_factory=dict)  # column -> card fields
+    covariates: list[str] = field(default_factory=list)
+
+
+def _r(x: float | np.floating, nd: int = 6) -> float | None:
+    x = float(x)
+    return None if not np.isfinite(x) else round(x, nd)
+
+
+def _covariate_design(covs: dict[str, np.ndarray], rows: np.ndarray) -> np.ndarray:
+    """Intercept + standardized numeric covariates + one-hot categorical ones (first level dropped)."""
+    parts = [np.ones((int(rows.sum()), 1))]
+    for name in sorted(covs):
+        v = covs[name][rows]
+        if v.dtype == object:
+            levels = sorted(set(v.tolist()))
+            parts.extend((v == lev).astype(np.float64)[:, None] for lev in levels[1:])
+        else:
+            sd = v.std()
+            parts.append(((v - v.mean()) / (sd if sd > 0 else 1.0))[:, None])
+    return np.hstack(parts)
+
+
+def rank_associations(m: RecordMatrix, settings: RankSettings, force: list[int] | None = None) -> AssociationResult:
+    """Rank every feature of ``m`` for its scored rows; fill card evidence for the candidates.
+
+    ``force``: extra columns (e.g. features with intervention evidence) that
+    become candidates whatever their association.
+    """
+    scored = np.isfinite(m.scores)
+    if not scored.any():
+        raise InputError(m.path, "no row has a criterion_score; rows without one are context, not evidence",
+                         field="criterion_score")
+    splits, split_source = assign_splits(m.prompt_ids, m.splits, "rank")
+    y = np.where(scored, m.scores, 0.0)
+    disc = scored & (splits == DISCOVERY)
+    held = scored & (splits == HELDOUT)
+    counts = {
+        name: {"rows": int((scored & (splits == code)).sum()),
+               "prompts": int(len(np.unique(m.prompt_ids[scored & (splits == code)])))}
+        for code, name in enumerate(SPLITS)
+    }
+    binary = stats.is_binary(m.scores[scored])
+    for name, mask in (("discovery", disc), ("heldout", held)):
+        ys = y[mask]
+        if mask.sum() < 4 or (binary and (ys.min() == ys.max())) or (not binary and np.ptp(ys) == 0):
+            raise InputError(
+                m.path,
+                f"the {name} split has {int(mask.sum())} scored rows"
+                + (" of one class" if mask.sum() >= 4 else "")
+                + "; ranking needs both classes (or varied scores) in discovery and held-out rows",
+                field="criterion_score",
+            )
+    Xc = m.to_csc()
+    groups = m.prompt_groups() if (m.token_index >= 0).any() else None
+    d = stats.column_stats(Xc, disc, y)
+    q = stats.bh_qvalues(d.p)
+    F = m.n_features
+    # Selection: significant features first, then by strength of the signed effect.
+    strength = np.abs(d.effect)
+    sig = q < settings.alpha
+    order = np.lexsort((np.arange(F), -strength, ~sig))
+    top_k = min(settings.top_k, F)
+    candidates = [int(c) for c in order[:top_k]]
+    for c in force or []:
+        if c not in candidates:
+            candidates.append(int(c))
+    res = AssociationResult(
+        binary=binary,
+        statistic="auroc" if binary else "spearman",
+        split_source=split_source,
+        split_counts=counts,
+        n_tested=F,
+        n_significant=int(sig.sum()),
+        candidates=candidates,
+        covariates=sorted(m.covariates),
+    )
+    if not candidates:
+        return res
+    cand = np.asarray(candidates)
+    rng = np.random.default_rng(settings.seed)
+    held_idx = np.flatnonzero(held)
+    h = stats.column_stats(Xc[:, cand], held, y)
+    hq = stats.bh_qvalues(h.p)
+    W = stats.bootstrap_weights(len(held_idx), settings.bootstrap, rng, None if groups is None else groups[held_idx])
+    boot = stats.bootstrap_stats(Xc, cand, held_idx, y, W)
+    del W
+    cis = {k: stats.percentile_ci(v) for k, v in boot.items()}
+    # Stability: re-rank a pool of discovery candidates under resampling of the discovery rows.
+    pool_n = min(F, max(settings.pool, 5 * top_k))
+    pool = order[:pool_n]
+    pool = np.unique(np.concatenate([pool, cand]))
+    disc_idx = np.flatnonzero(disc)
+    Ws = stats.bootstrap_weights(len(disc_idx), settings.stability_resamples, rng,
+                                 None if groups is None else groups[disc_idx])
+    sboot = stats.bootstrap_stats(Xc, pool, disc_idx, y, Ws)["effect"]
+    del Ws
+    # rank within the pool by |effect| for each resample; top-k membership frequency
+    ranks = np.argsort(np.argsort(-np.abs(sboot), axis=1, kind="stable"), axis=1, kind="stable")
+    in_top = (ranks < top_k).mean(0)
+    pos_in_pool = {int(c): i for i, c in enumerate(pool)}
+    disc_rank = np.empty(F, dtype=np.int64)
+    disc_rank[order] = np.arange(1, F + 1)
+    adjusted = _adjusted(m, Xc, cand, held, y) if m.covariates else None
+    for j, c in enumerate(cand):
+        c = int(c)
+        direction = 1 if d.effect[c] >= 0 else -1
+        disc_block = {
+            "rows": d.n, "positives": _r(d.n_pos, 3), "effect": _r(d.effect[c]), "p": _r(d.p[c], 10),
+            "q": _r(q[c], 10), "r": _r(d.r[c]), "rank": int(disc_rank[c]),
+        }
+        held_block: dict[str, Any] = {"rows": h.n, "positives": _r(h.n_pos, 3)}
+        for key in ("effect", "auroc", "smd", "spearman", "r"):
+            val = getattr(h, key)[j]
+            if np.isfinite(val):
+                held_block[key] = _r(val)
+                if key in cis:
+                    held_block[f"{key}_ci"] = [_r(cis[key][0][j]), _r(cis[key][1][j])]
+        if binary:
+            disc_block["auroc"] = _r(d.auroc[c])
+            disc_block["smd"] = _r(d.smd[c])
+        else:
+            disc_block["spearman"] = _r(d.spearman[c])
+        held_block["p"] = _r(h.p[j], 10)
+        held_block["q"] = _r(hq[j], 10)
+        ci = cis["effect"]
+        ci_excludes_zero = bool(ci[0][j] > 0 or ci[1][j] < 0)
+        held_block["ci_excludes_zero"] = ci_excludes_zero
+        aligned = float(h.effect[j]) * direction
+        spec = _specificity(h, j, direction)
+        ev: dict[str, Any] = {
+            "direction": "promotes" if direction > 0 else "suppresses",
+            "selected_on": "discovery" if c in order[:top_k] else "interventions",
+            "association": {"statistic": "auroc" if binary else "spearman",
+                            "discovery": disc_block, "heldout": held_block},
+            "specificity": spec,
+            "stability": {
+                "score": _r(in_top[pos_in_pool[c]], 4),
+                "method": f"top-{top_k} frequency among {len(pool)} discovery candidates "
+                          f"over {settings.stability_resamples} bootstrap resamples of discovery rows",
+                "split_half": {
+                    "discovery_effect": _r(d.effect[c]), "heldout_effect": _r(h.effect[j]),
+                    "sign_agrees": bool(np.sign(d.effect[c]) == np.sign(h.effect[j]) and h.effect[j] != 0),
+                },
+            },
+            "association_strength": max(0.0, aligned),
+            "heldout_supported": ci_excludes_zero and aligned > 0,
+            "flags": [],
+        }
+        if adjusted is not None:
+            adj = adjusted[j]
+            ev["association"]["adjusted"] = adj
+            if adj["confounded"]:
+                ev["flags"].append("confounded")
+            ev["association_strength"] *= adj["retention"]
+        if not ev["stability"]["split_half"]["sign_agrees"]:
+            ev["flags"].append("direction_unstable")
+        res.evidence[c] = ev
+    return res
+
+
+def _specificity(h: stats.ColumnStats, j: int, direction: int) -> dict[str, Any]:
+    """Firing-rate and activation-mass selectivity in the feature's direction (add-one smoothed)."""
+    n1, n0 = h.n_pos, h.n - h.n_pos
+    rate_pos = (h.fire_pos[j] + 0.5) / (n1 + 1)
+    rate_neg = (h.fire_neg[j] + 0.5) / (n0 + 1)
+    g = (h.mass_pos[j] + h.mass_neg[j]) / max(h.n, 1)
+    mass_pos = (h.mass_pos[j] + g) / (n1 + 1)
+    mass_neg = (h.mass_neg[j] + g) / (n0 + 1)
+    sel_rate = (rate_pos - rate_neg) / (rate_pos + rate_neg)
+    sel_mass = (mass_pos - mass_neg) / (mass_pos + mass_neg) if mass_pos + mass_neg > 0 else 0.0
+    score = float(np.clip(direction * (sel_rate + sel_mass) / 2.0, 0.0, 1.0))
+    return {
+        "score": _r(score, 4),
+        "firing_rate_pos": _r(rate_pos, 6), "firing_rate_neg": _r(rate_neg, 6),
+        "mean_abs_pos": _r(mass_pos, 6), "mean_abs_neg": _r(mass_neg, 6),
+        "rows": "heldout",
+    }
+
+
+def _adjusted(m: RecordMatrix, Xc: sp.csc_matrix, cand: np.ndarray, held: np.ndarray, y: np.ndarray) -> list[dict]:
+    """Partial correlation with the score after regressing out the covariates (held-out rows)."""
+    C = _covariate_design(m.covariates, held)
+    x = Xc[:, cand][held].toarray().astype(np.float64)
+    yh = y[held]
+    pr, df = stats.partial_correlation(x, yh, C)
+    lo, hi, p = stats.fisher_ci(pr, df)
+    raw = stats.partial_correlation(x, yh, np.ones((len(yh), 1)))[0]
+    _, _, raw_p = stats.fisher_ci(raw, len(yh) - 2)
+    out = []
+    for j in range(len(cand)):
+        same_sign = np.sign(pr[j]) == np.sign(raw[j])
+        retention = float(np.clip(pr[j] / raw[j], 0.0, 1.0)) if raw[j] != 0 and same_sign else 0.0
+        raw_sig = raw_p[j] < 0.05
+        confounded = bool(raw_sig and (p[j] >= 0.05 or retention < 0.25))
+        out.append({
+            "covariates": sorted(m.covariates),
+            "method": "partial correlation (covariates regressed out, held-out rows), Fisher-z interval",
+            "raw_r": _r(raw[j]), "partial_r": _r(pr[j]), "partial_r_ci": [_r(lo[j]), _r(hi[j])],
+            "p": _r(p[j], 10), "retention": _r(retention, 4), "confounded": confounded,
+        })
+    return out

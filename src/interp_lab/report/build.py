@@ -1,0 +1,158 @@
+"""Assemble ``report.json`` (``interp-lab.inspection_report.v2``).
+
+The report holds no timestamps, absolute paths or host names (they go to
+the manifest), so the same inputs and seed give the same bytes wherever
+``--out`` points.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from interp_lab import __version__
+from interp_lab.evidence.cards import IMPORTANCE_DOC, TIERS
+from interp_lab.evidence.causal import CausalSettings, InterventionTable
+from interp_lab.evidence.rank import AssociationResult, RankSettings
+from interp_lab.evidence.splits import SCHEMES
+from interp_lab.io.records import RecordMatrix
+from interp_lab.schemas.records import INSPECTION_REPORT
+
+_LAYER = re.compile(r"^L(\d+):")
+
+
+def layer_of(feature_id: str) -> int | None:
+    m = _LAYER.match(feature_id)
+    return int(m.group(1)) if m else None
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 22) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+@dataclass
+class InputInfo:
+    """One input of a run: its role, a path-free name for the report, and its hash."""
+
+    role: str
+    name: str
+    sha256: str | None = None
+    rows: int | None = None
+    path: str | None = None  # absolute; manifest only
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def file(cls, role: str, path: str | os.PathLike, rows: int | None = None) -> InputInfo:
+        p = Path(path)
+        return cls(role=role, name=p.name, sha256=sha256_file(p), rows=rows, path=str(p.resolve()))
+
+    @classmethod
+    def synthetic(cls, params: dict[str, Any]) -> InputInfo:
+        return cls(role="synthetic", name="interp_lab.providers.synthetic", params=dict(params))
+
+    def for_report(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"role": self.role, "name": self.name}
+        if self.sha256:
+            d["sha256"] = self.sha256
+        if self.rows is not None:
+            d["rows"] = self.rows
+        if self.params:
+            d["params"] = self.params
+        return d
+
+
+def build_report(
+    *,
+    model: str | None,
+    criterion: str,
+    backend: str,
+    inputs: list[InputInfo],
+    assoc: AssociationResult | None,
+    table: InterventionTable | None,
+    cards: list[dict[str, Any]],
+    rank_settings: RankSettings,
+    causal_settings: CausalSettings,
+    warnings: list[str],
+    notes: list[str],
+    synthetic: dict[str, Any] | None,
+    planted: dict[str, str],
+    rank_on: RecordMatrix | None,
+) -> dict[str, Any]:
+    splits: dict[str, Any] = {}
+    if assoc is not None:
+        splits["association"] = {
+            "source": assoc.split_source,
+            "scheme": SCHEMES["rank"] if assoc.split_source != "given" else "as given in the records",
+            "counts": assoc.split_counts,
+            "rule": "candidates chosen on discovery rows; every reported number and the importance from held-out rows",
+        }
+    if table is not None:
+        counts: dict[str, int] = {}
+        for code, name in enumerate(("discovery", "calibration", "heldout")):
+            counts[name] = int((table.split == code).sum())
+        splits["interventions"] = {"source": table.split_source, "rows": counts}
+    tiers = {t: sum(1 for c in cards if c["evidence_tier"] == t) for t in TIERS}
+    summary: dict[str, Any] = {"cards": len(cards), "tiers": tiers}
+    if assoc is not None:
+        summary.update({
+            "features_tested": assoc.n_tested,
+            "significant_on_discovery": assoc.n_significant,
+            "criterion_type": "binary" if assoc.binary else "graded",
+            "statistic": assoc.statistic,
+        })
+    if table is not None:
+        summary["intervention_rows"] = table.n
+    settings: dict[str, Any] = {
+        "ranking": rank_settings.as_dict(),
+        "causal": causal_settings.as_dict(),
+        "importance": IMPORTANCE_DOC,
+        "selection": (
+            f"features with discovery q < {rank_settings.alpha} (Benjamini-Hochberg over all features tested) "
+            "first, then by |effect| on discovery rows; the top_k become cards, plus every feature with "
+            "intervention evidence"
+        ),
+        "association": {
+            "binary": "AUROC (Mann-Whitney with ties; absent = 0 counted), Somers' D = 2*AUROC-1 as the effect, "
+                      "standardized mean difference (pooled SD), point-biserial r",
+            "graded": "Spearman rho (ties midranked; absent = 0 counted) as the effect, Pearson r",
+            "intervals": f"{rank_settings.bootstrap} bootstrap resamples of held-out rows "
+                         "(whole prompts for token rows), percentile 95% intervals",
+            "p_values": "normal approximation of Mann-Whitney U with tie correction (binary); t approximation "
+                        "of Spearman rho (graded)",
+        },
+        "causal_rule": (
+            f"strong_causal: held-out effect CI excludes zero, held-out n >= {causal_settings.min_n} prompts "
+            f"(or every prompt available), at least {causal_settings.min_controls} random controls, and the "
+            "effect beyond the controls' 95th percentile in its direction"
+        ),
+    }
+    report: dict[str, Any] = {
+        "schema_version": INSPECTION_REPORT,
+        "model": model,
+        "criterion": criterion,
+        "backend": backend,
+        "synthetic": synthetic is not None,
+        "created_with": {"package": "interp-lab", "version": __version__},
+        "inputs": [i.for_report() for i in inputs],
+        "evidence_sources": sorted({i.role for i in inputs}),
+        "splits": splits,
+        "settings": settings,
+        "summary": summary,
+        "warnings": warnings,
+        "notes": notes,
+        "cards": cards,
+    }
+    if synthetic is not None:
+        report["planted"] = dict(sorted(planted.items()))
+    if rank_on is not None:
+        report["provenance"] = {"models_in_evidence": rank_on.models, "hooks": rank_on.hooks,
+                                "record_sources": rank_on.sources, "reader": rank_on.reader}
+    return report

@@ -1,0 +1,41 @@
+"""Versioned record types of every interp-lab file format (formats.md)."""
+
+from interp_lab.schemas.records import (
+    ACTIVATION_RECORD,
+    DROP_KINDS,
+    FEATURE_ROW,
+    INSPECTION_REPORT,
+    INTERVENTION_RECORD,
+    MATCHES,
+    PROMPT_ROW,
+    RISE_KINDS,
+    RUN_MANIFEST,
+    SPLITS,
+    ActivationRecord,
+    CriterionSpec,
+    FeatureEntry,
+    FeatureRow,
+    InterventionRecord,
+    PromptRow,
+    intervention_sign,
+)
+
+__all__ = [
+    "ACTIVATION_RECORD",
+    "DROP_KINDS",
+    "FEATURE_ROW",
+    "INSPECTION_REPORT",
+    "INTERVENTION_RECORD",
+    "MATCHES",
+    "PROMPT_ROW",
+    "RISE_KINDS",
+    "RUN_MANIFEST",
+    "SPLITS",
+    "ActivationRecord",
+    "CriterionSpec",
+    "FeatureEntry",
+    "FeatureRow",
+    "InterventionRecord",
+    "PromptRow",
+    "intervention_sign",
+]
