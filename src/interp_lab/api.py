@@ -24,7 +24,6 @@ from interp_lab.evidence.causal import (
 )
 from interp_lab.evidence.examples import ExampleFinder, activation_signatures
 from interp_lab.evidence.rank import AssociationResult, RankSettings, rank_associations
-from interp_lab.evidence.splits import assign_splits
 from interp_lab.io.records import RecordMatrix, read_records
 from interp_lab.providers import resolve_backend
 from interp_lab.report.build import InputInfo, build_report, layer_of
@@ -100,21 +99,23 @@ def inspect(
         matrix, planted = ev.records, ev.planted
         synthetic_params = spec.as_dict()
         inputs.append(InputInfo.synthetic(synthetic_params))
-        if interventions is None:
+        if interventions is None and ev.interventions:
             table = interventions_from_dicts(ev.interventions, criterion, name="synthetic interventions")
         warnings.append("SYNTHETIC EVIDENCE: generated with planted ground truth by interp_lab.providers.synthetic; "
                         "it measures no model")
     if records is not None:
-        matrix = read_records(records, display=Path(records).name)
+        matrix = read_records(records)
+        matrix.path = Path(records).name  # the report names inputs without their directories
         inputs.append(InputInfo.file("records", records, rows=matrix.n_rows))
     if features is not None:
         from interp_lab.providers.features import load_dump
 
-        dump = load_dump(features, display=Path(features).name)
+        dump = load_dump(features)
+        dump.path = Path(features).name
         inputs.append(InputInfo.file("features", features, rows=len(dump.rows)))
     if interventions is not None:
-        table = load_interventions(interventions, criterion, allow_mismatch=allow_intervention_criterion_mismatch,
-                                   display=Path(interventions).name)
+        table = load_interventions(interventions, criterion, allow_mismatch=allow_intervention_criterion_mismatch)
+        table.path = Path(interventions).name
         inputs.append(InputInfo.file("interventions", interventions, rows=table.rows_read))
     timings["load"] = time.perf_counter() - t0
 
@@ -138,8 +139,7 @@ def inspect(
             force = sorted({col_of[f] for f in _tested_features(table) if f in col_of})
         assoc = rank_associations(rank_on, rank_settings, force)
         available_heldout = assoc.split_counts["heldout"]["prompts"]
-        splits, _ = assign_splits(rank_on.prompt_ids, rank_on.splits, "rank")
-        finder = ExampleFinder(rank_on, splits)
+        finder = ExampleFinder(rank_on, assoc.splits)
         sigs = activation_signatures(rank_on, assoc.candidates, rank_settings.signature_probes)
         for c in assoc.candidates:
             fid = str(rank_on.feature_ids[c])
@@ -206,6 +206,11 @@ def inspect(
             notes.append(f"{dump.duplicates_dropped} exact duplicate feature rows dropped")
 
     cards = build_cards(features_out)
+    labelled = (matrix.sources if matrix is not None else []) + (table.sources if table is not None else [])
+    is_synthetic = backend == "synthetic" or "synthetic" in labelled
+    if is_synthetic and backend != "synthetic":
+        warnings.insert(0, "SYNTHETIC EVIDENCE: the input rows say metadata.source = synthetic; "
+                           "they measure no model")
     if matrix is not None:
         if model and matrix.models and model not in matrix.models:
             warnings.append(f"records name model(s) {', '.join(matrix.models)}, not {model!r}")
@@ -223,7 +228,8 @@ def inspect(
         causal_settings=causal_settings,
         warnings=warnings,
         notes=notes,
-        synthetic=synthetic_params,
+        synthetic=is_synthetic,
+        synthetic_params=synthetic_params,
         planted=planted,
         rank_on=rank_on,
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 TIERS = ("causal", "held_out", "discovery_only")
-WEIGHTS = {"association": 0.4, "causal": 0.3, "stability": 0.15, "specificity": 0.15}
+WEIGHTS = {"association": 0.4, "causal": 0.3, "stability": 0.15, "specificity": 0.15, "reported_causal": 1.0}
 IMPORTANCE_DOC = {
     "weights": WEIGHTS,
     "formula": "weighted mean of the available components, each in [0, 1]; weights of missing components "
@@ -17,9 +17,12 @@ IMPORTANCE_DOC = {
                   "effect exceeds in its direction (0 when its CI includes zero); absent without controls",
         "stability": "top-k frequency under bootstrap resampling of the discovery rows",
         "specificity": "firing-rate and activation-mass selectivity on held-out rows, in the feature's direction",
+        "reported_causal": "|causal_effects[criterion]| of a feature dump, capped at 1; used only when no other "
+                           "component exists",
     },
     "tiers": "causal: a strong_causal intervention kind whose effect has the card's direction; held_out: "
-             "the held-out association's CI excludes zero in the discovery direction; else discovery_only",
+             "the held-out association's CI excludes zero in the discovery direction (and, with covariates, it is "
+             "not flagged confounded); else discovery_only",
     "ordering": "evidence tier (causal > held_out > discovery_only), then features not flagged confounded, "
                 "then importance, then feature_id",
 }
@@ -50,6 +53,9 @@ def build_cards(features: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
             "stability": None if assoc is None else assoc["stability"]["score"],
             "specificity": None if assoc is None else assoc["specificity"]["score"],
         }
+        if all(v is None for v in comps.values()) and f.get("reported_causal") is not None:
+            # a bare feature dump: its reported effect is the only evidence (no interval, no controls)
+            comps = {"reported_causal": min(1.0, abs(float(f["reported_causal"])))}
         value, comps = importance(comps)
         flags = list(assoc["flags"]) if assoc else []
         if assoc is not None:

@@ -50,6 +50,7 @@ class InterventionTable:
     control_for: np.ndarray  # object
     score_kinds: list[str]
     models: list[str]
+    sources: list[str]
     rows_read: int
     rows_other_criterion: int
     split_source: str
@@ -89,6 +90,7 @@ def interventions_table(records: Iterable[tuple[int, InterventionRecord]], crite
                                              "ctype", "cfor", "line")}
     score_kinds: set[str] = set()
     models: set[str] = set()
+    sources: set[str] = set()
     read = other = 0
     for number, rec in records:
         read += 1
@@ -111,6 +113,8 @@ def interventions_table(records: Iterable[tuple[int, InterventionRecord]], crite
             score_kinds.add(str(meta["score_kind"]))
         if rec.model:
             models.add(rec.model)
+        if meta.get("source"):
+            sources.add(str(meta["source"]))
     pid = np.array(cols["pid"], dtype=object)
     # rows without a prompt_id are their own prompt (named by line) for splitting and resampling
     missing = np.array([p is None for p in pid], dtype=bool)
@@ -135,6 +139,7 @@ def interventions_table(records: Iterable[tuple[int, InterventionRecord]], crite
         control_for=np.array(cols["cfor"], dtype=object),
         score_kinds=sorted(score_kinds),
         models=sorted(models),
+        sources=sorted(sources),
         rows_read=read,
         rows_other_criterion=other,
         split_source=source,

@@ -6,7 +6,6 @@ from typing import Any
 
 import numpy as np
 
-from interp_lab.evidence.splits import hash_unit
 from interp_lab.io.records import RecordMatrix
 from interp_lab.schemas.records import SPLITS
 
@@ -75,25 +74,24 @@ class ExampleFinder:
         return ex
 
 
-def signature_probes(prompt_ids: np.ndarray, k: int) -> np.ndarray:
-    """The ``k`` prompt_ids with the smallest hash: the same probes for any model run on the same prompts."""
-    uniq = np.unique(np.asarray(prompt_ids, dtype=object).astype(str))
-    if len(uniq) <= k:
-        return uniq
-    return uniq[np.argsort(hash_unit(uniq), kind="stable")[:k]]
+def signature_probes(m: RecordMatrix, k: int) -> np.ndarray:
+    """Rows of the ``k`` prompts with the smallest hash: the same probes for any model run on the same prompts."""
+    units = m.prompt_units()
+    uniq = np.unique(units)
+    cut = uniq[k - 1] if len(uniq) > k else np.inf
+    return np.flatnonzero(units <= cut)
 
 
 def activation_signatures(m: RecordMatrix, cols: list[int], k: int) -> dict[int, dict[str, float]]:
     """Per column, ``{prompt_id: max activation over the prompt's rows}`` on the probe prompts."""
     if not cols:
         return {}
-    probes = signature_probes(m.prompt_ids, k)
-    rows = np.flatnonzero(np.isin(m.prompt_ids.astype(str), probes))
+    rows = signature_probes(m, k)
     pids = m.prompt_ids[rows].astype(str)
     order = np.argsort(pids, kind="stable")
     rows, pids = rows[order], pids[order]
     starts = np.flatnonzero(np.r_[True, pids[1:] != pids[:-1]])
     keys = pids[starts]
-    dense = m.to_csc()[:, cols][rows].toarray()  # [probe rows, cols]
+    dense = m.to_csc().take_major(np.asarray(cols)).dense_rows(rows)  # [probe rows, cols]
     pooled = np.maximum.reduceat(dense, starts, axis=0) if len(rows) else np.zeros((0, len(cols)))
     return {c: {str(key): round(float(v), 6) for key, v in zip(keys, pooled[:, j])} for j, c in enumerate(cols)}

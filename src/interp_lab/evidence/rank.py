@@ -12,12 +12,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
 
 from interp_lab.errors import InputError
 from interp_lab.evidence import stats
 from interp_lab.evidence.splits import DISCOVERY, HELDOUT, assign_splits
 from interp_lab.io.records import RecordMatrix
+from interp_lab.io.sparse import Compressed
 from interp_lab.schemas.records import SPLITS
 
 
@@ -47,13 +47,23 @@ class AssociationResult:
     n_tested: int
     n_significant: int  # discovery q < alpha
     candidates: list[int]  # feature columns chosen on discovery, best first
+    splits: np.ndarray  # [rows] split code used for every row
     evidence: dict[int, dict[str, Any]] = field(default_factory=dict)  # column -> card fields
     covariates: list[str] = field(default_factory=list)
+
+
+P_FLOOR = 1e-300
 
 
 def _r(x: float | np.floating, nd: int = 6) -> float | None:
     x = float(x)
     return None if not np.isfinite(x) else round(x, nd)
+
+
+def _p(x: float | np.floating) -> float | None:
+    """p / q values to 4 significant digits, floored at 1e-300 (below that doubles underflow)."""
+    x = float(x)
+    return None if not np.isfinite(x) else float(f"{max(x, P_FLOOR):.4g}")
 
 
 def _covariate_design(covs: dict[str, np.ndarray], rows: np.ndarray) -> np.ndarray:
@@ -80,7 +90,7 @@ def rank_associations(m: RecordMatrix, settings: RankSettings, force: list[int] 
     if not scored.any():
         raise InputError(m.path, "no row has a criterion_score; rows without one are context, not evidence",
                          field="criterion_score")
-    splits, split_source = assign_splits(m.prompt_ids, m.splits, "rank")
+    splits, split_source = assign_splits(m.prompt_ids, m.splits, "rank", m.prompt_units())
     y = np.where(scored, m.scores, 0.0)
     disc = scored & (splits == DISCOVERY)
     held = scored & (splits == HELDOUT)
@@ -122,6 +132,7 @@ def rank_associations(m: RecordMatrix, settings: RankSettings, force: list[int] 
         n_tested=F,
         n_significant=int(sig.sum()),
         candidates=candidates,
+        splits=splits,
         covariates=sorted(m.covariates),
     )
     if not candidates:
@@ -129,21 +140,18 @@ def rank_associations(m: RecordMatrix, settings: RankSettings, force: list[int] 
     cand = np.asarray(candidates)
     rng = np.random.default_rng(settings.seed)
     held_idx = np.flatnonzero(held)
-    h = stats.column_stats(Xc[:, cand], held, y)
+    h = stats.column_stats(Xc.take_major(cand), held, y)
     hq = stats.bh_qvalues(h.p)
-    W = stats.bootstrap_weights(len(held_idx), settings.bootstrap, rng, None if groups is None else groups[held_idx])
-    boot = stats.bootstrap_stats(Xc, cand, held_idx, y, W)
-    del W
+    boot = stats.bootstrap_in_chunks(Xc, cand, held_idx, y, settings.bootstrap, rng,
+                                     None if groups is None else groups[held_idx])
     cis = {k: stats.percentile_ci(v) for k, v in boot.items()}
     # Stability: re-rank a pool of discovery candidates under resampling of the discovery rows.
     pool_n = min(F, max(settings.pool, 5 * top_k))
     pool = order[:pool_n]
     pool = np.unique(np.concatenate([pool, cand]))
     disc_idx = np.flatnonzero(disc)
-    Ws = stats.bootstrap_weights(len(disc_idx), settings.stability_resamples, rng,
-                                 None if groups is None else groups[disc_idx])
-    sboot = stats.bootstrap_stats(Xc, pool, disc_idx, y, Ws)["effect"]
-    del Ws
+    sboot = stats.bootstrap_in_chunks(Xc, pool, disc_idx, y, settings.stability_resamples, rng,
+                                      None if groups is None else groups[disc_idx])["effect"]
     # rank within the pool by |effect| for each resample; top-k membership frequency
     ranks = np.argsort(np.argsort(-np.abs(sboot), axis=1, kind="stable"), axis=1, kind="stable")
     in_top = (ranks < top_k).mean(0)
@@ -155,8 +163,8 @@ def rank_associations(m: RecordMatrix, settings: RankSettings, force: list[int] 
         c = int(c)
         direction = 1 if d.effect[c] >= 0 else -1
         disc_block = {
-            "rows": d.n, "positives": _r(d.n_pos, 3), "effect": _r(d.effect[c]), "p": _r(d.p[c], 10),
-            "q": _r(q[c], 10), "r": _r(d.r[c]), "rank": int(disc_rank[c]),
+            "rows": d.n, "positives": _r(d.n_pos, 3), "effect": _r(d.effect[c]), "p": _p(d.p[c]),
+            "q": _p(q[c]), "r": _r(d.r[c]), "rank": int(disc_rank[c]),
         }
         held_block: dict[str, Any] = {"rows": h.n, "positives": _r(h.n_pos, 3)}
         for key in ("effect", "auroc", "smd", "spearman", "r"):
@@ -170,8 +178,8 @@ def rank_associations(m: RecordMatrix, settings: RankSettings, force: list[int] 
             disc_block["smd"] = _r(d.smd[c])
         else:
             disc_block["spearman"] = _r(d.spearman[c])
-        held_block["p"] = _r(h.p[j], 10)
-        held_block["q"] = _r(hq[j], 10)
+        held_block["p"] = _p(h.p[j])
+        held_block["q"] = _p(hq[j])
         ci = cis["effect"]
         ci_excludes_zero = bool(ci[0][j] > 0 or ci[1][j] < 0)
         held_block["ci_excludes_zero"] = ci_excludes_zero
@@ -201,6 +209,7 @@ def rank_associations(m: RecordMatrix, settings: RankSettings, force: list[int] 
             ev["association"]["adjusted"] = adj
             if adj["confounded"]:
                 ev["flags"].append("confounded")
+                ev["heldout_supported"] = False  # its association is the covariate's
             ev["association_strength"] *= adj["retention"]
         if not ev["stability"]["split_half"]["sign_agrees"]:
             ev["flags"].append("direction_unstable")
@@ -227,10 +236,10 @@ def _specificity(h: stats.ColumnStats, j: int, direction: int) -> dict[str, Any]
     }
 
 
-def _adjusted(m: RecordMatrix, Xc: sp.csc_matrix, cand: np.ndarray, held: np.ndarray, y: np.ndarray) -> list[dict]:
+def _adjusted(m: RecordMatrix, Xc: Compressed, cand: np.ndarray, held: np.ndarray, y: np.ndarray) -> list[dict]:
     """Partial correlation with the score after regressing out the covariates (held-out rows)."""
     C = _covariate_design(m.covariates, held)
-    x = Xc[:, cand][held].toarray().astype(np.float64)
+    x = Xc.take_major(cand).dense_rows(np.flatnonzero(held))
     yh = y[held]
     pr, df = stats.partial_correlation(x, yh, C)
     lo, hi, p = stats.fisher_ci(pr, df)
@@ -246,6 +255,6 @@ def _adjusted(m: RecordMatrix, Xc: sp.csc_matrix, cand: np.ndarray, held: np.nda
             "covariates": sorted(m.covariates),
             "method": "partial correlation (covariates regressed out, held-out rows), Fisher-z interval",
             "raw_r": _r(raw[j]), "partial_r": _r(pr[j]), "partial_r_ci": [_r(lo[j]), _r(hi[j])],
-            "p": _r(p[j], 10), "retention": _r(retention, 4), "confounded": confounded,
+            "p": _p(p[j]), "retention": _r(retention, 4), "confounded": confounded,
         })
     return out

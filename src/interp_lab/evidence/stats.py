@@ -11,11 +11,15 @@ Shapes: ``Xc`` is CSC [rows, features]; ``rows`` a boolean mask [rows];
 
 from __future__ import annotations
 
+import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from statistics import NormalDist
 
 import numpy as np
-import scipy.sparse as sp
-from scipy import special, stats
+
+from interp_lab.io.sparse import Compressed
 
 
 @dataclass(frozen=True)
@@ -38,11 +42,40 @@ class ColumnStats:
     nnz: np.ndarray  # rows where the feature is non-zero
 
 
+_erfc = np.frompyfunc(math.erfc, 1, 1)
+
+
+def normal_two_sided_p(z: np.ndarray) -> np.ndarray:
+    """2 * P(Z > |z|) for a standard normal, accurate far into the tail (erfc)."""
+    z = np.asarray(z, dtype=np.float64)
+    return _erfc(np.abs(z) / math.sqrt(2.0)).astype(np.float64)
+
+
+def t_two_sided_p(t: np.ndarray, df: float) -> np.ndarray:
+    """2 * P(T_df > |t|) (scipy.special, imported only when a t test is needed)."""
+    from scipy import special
+
+    return 2.0 * special.stdtr(df, -np.abs(t))
+
+
+def rankdata(a: np.ndarray) -> np.ndarray:
+    """Midranks (1-based, ties averaged), as ``scipy.stats.rankdata`` without importing scipy.stats."""
+    a = np.asarray(a)
+    order = np.argsort(a, kind="stable")
+    sa = a[order]
+    new = np.r_[True, sa[1:] != sa[:-1]]
+    starts = np.flatnonzero(new)
+    sizes = np.diff(np.r_[starts, len(a)])
+    ranks = np.empty(len(a))
+    ranks[order] = np.repeat(starts + (sizes + 1) / 2.0, sizes)
+    return ranks
+
+
 def is_binary(y: np.ndarray) -> bool:
     return bool(np.all((y == 0) | (y == 1)))
 
 
-def _entries(Xc: sp.csc_matrix, rows: np.ndarray):
+def _entries(Xc: Compressed, rows: np.ndarray):
     """(column, row, value) of the non-zero entries that fall in ``rows``."""
     F = Xc.shape[1]
     col = np.repeat(np.arange(F, dtype=np.int32), np.diff(Xc.indptr))
@@ -57,7 +90,11 @@ def _ranks(col: np.ndarray, v: np.ndarray, cnt: np.ndarray, n: int):
     the zeros' midrank per column and the tie-correction sum per column.
     """
     F = len(cnt)
-    order = np.lexsort((v, col))
+    # sort by value (unstable is fine: equal values tie anyway), then stably by column (radix for uint16)
+    by_value = np.argsort(v)
+    col_key = col[by_value].astype(np.uint16 if F <= 65535 else np.uint32)
+    order = by_value[np.argsort(col_key, kind="stable")]
+    del by_value, col_key
     cs, vs = col[order], v[order]
     m = len(cs)
     start = np.zeros(F + 1, dtype=np.int64)
@@ -86,12 +123,39 @@ def _ranks(col: np.ndarray, v: np.ndarray, cnt: np.ndarray, n: int):
     return order, rank, zero_mid, ties
 
 
-def column_stats(Xc: sp.csc_matrix, rows: np.ndarray, y: np.ndarray) -> ColumnStats:
-    """Association of every column with the score ``y`` over the rows in ``rows``."""
+BLOCK_NNZ = 1 << 20
+
+
+def column_stats(Xc: Compressed, rows: np.ndarray, y: np.ndarray) -> ColumnStats:
+    """Association of every column with the score ``y`` over the rows in ``rows``.
+
+    Columns are processed in blocks of about ``BLOCK_NNZ`` entries, which
+    bounds the temporary memory and keeps the working set in cache.
+    """
+    F = Xc.shape[1]
+    ry = None
+    if not is_binary(y[rows]):
+        ry = np.zeros(len(y))
+        ry[rows] = rankdata(y[rows])
+    if Xc.nnz <= BLOCK_NNZ:
+        return _column_stats(Xc, rows, y, ry)
+    cuts = np.searchsorted(Xc.indptr, np.arange(BLOCK_NNZ, Xc.nnz, BLOCK_NNZ), side="right")
+    bounds = np.unique(np.r_[0, np.clip(cuts, 1, F), F])
+    # numpy releases the GIL in the sorts and reductions, so blocks run in parallel threads
+    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+        parts = list(pool.map(lambda ab: _column_stats(Xc.slice_major(ab[0], ab[1]), rows, y, ry),
+                              zip(bounds[:-1], bounds[1:])))
+    first = parts[0]
+    arrays = {k: np.concatenate([getattr(p, k) for p in parts])
+              for k, v in first.__dict__.items() if isinstance(v, np.ndarray)}
+    return ColumnStats(n=first.n, n_pos=first.n_pos, binary=first.binary, **arrays)
+
+
+def _column_stats(Xc: Compressed, rows: np.ndarray, y: np.ndarray, ry: np.ndarray | None) -> ColumnStats:
     F = Xc.shape[1]
     n = int(rows.sum())
     ysub = y[rows]
-    binary = is_binary(ysub)
+    binary = ry is None
     col, r, v = _entries(Xc, rows)
     yr = y[r]
     bc = lambda w: np.bincount(col, weights=w, minlength=F)  # noqa: E731
@@ -127,12 +191,10 @@ def column_stats(Xc: sp.csc_matrix, rows: np.ndarray, y: np.ndarray) -> ColumnSt
             auroc = U / (n1 * n0) if n1 > 0 and n0 > 0 else np.full(F, 0.5)
             var_u = n1 * n0 / 12.0 * ((n + 1) - ties / (n * (n - 1)))
             z = np.where(var_u > 0, (U - n1 * n0 / 2.0) / np.sqrt(var_u), 0.0)
-            p = 2.0 * special.ndtr(-np.abs(z))
+            p = normal_two_sided_p(z)
             effect = 2.0 * auroc - 1.0
             spearman = np.full(F, np.nan)
         else:
-            ry = np.zeros(len(y))
-            ry[rows] = stats.rankdata(ysub)
             ry_e = ry[r]
             ry_tot, ry2_tot = float(ry[rows].sum()), float((ry[rows] ** 2).sum())
             zeros = n - cnt
@@ -144,7 +206,7 @@ def column_stats(Xc: sp.csc_matrix, rows: np.ndarray, y: np.ndarray) -> ColumnSt
             spearman = np.where(den > 0, num / den, 0.0)
             rho = np.clip(spearman, -0.999999, 0.999999)
             t = rho * np.sqrt((n - 2) / (1 - rho * rho))
-            p = np.where(den > 0, 2.0 * special.stdtr(max(n - 2, 1), -np.abs(t)), 1.0)
+            p = np.where(den > 0, t_two_sided_p(t, max(n - 2, 1)), 1.0)
             effect = spearman
             auroc = np.full(F, np.nan)
             smd = np.full(F, np.nan)
@@ -181,7 +243,7 @@ def bootstrap_weights(n: int, B: int, rng: np.random.Generator, groups: np.ndarr
 
 
 def bootstrap_stats(
-    Xc: sp.csc_matrix, cols: np.ndarray, row_idx: np.ndarray, y: np.ndarray, W: np.ndarray
+    Xc: Compressed, cols: np.ndarray, row_idx: np.ndarray, y: np.ndarray, W: np.ndarray
 ) -> dict[str, np.ndarray]:
     """Bootstrap replicates of each column's statistics, [B, len(cols)] per statistic.
 
@@ -197,15 +259,15 @@ def bootstrap_stats(
     pos_of = np.full(Xc.shape[0], -1, dtype=np.int64)
     pos_of[row_idx] = np.arange(n)
     B = W.shape[0]
-    Wd = W.astype(np.float64)
-    Wtot = Wd.sum(1)
-    Wy = Wd @ yv
-    Wyy = Wd @ (yv * yv)
+    W = W.astype(np.float64)  # callers pass chunks of resamples (bootstrap_in_chunks), so this stays small
+    Wtot = W.sum(1)
+    Wy = W @ yv
+    Wyy = W @ (yv * yv)
     keys = ("auroc", "smd", "r", "effect") if binary else ("spearman", "r", "effect")
     out = {k: np.zeros((B, len(cols))) for k in keys}
     if not binary:
-        ry = stats.rankdata(yv)
-        Wry, Wry2 = Wd @ ry, Wd @ (ry * ry)
+        ry = rankdata(yv)
+        Wry, Wry2 = W @ ry, W @ (ry * ry)
     for j, c in enumerate(cols):
         lo, hi = Xc.indptr[c], Xc.indptr[c + 1]
         p = pos_of[Xc.indices[lo:hi]]
@@ -213,7 +275,7 @@ def bootstrap_stats(
         p, v = p[keep], Xc.data[lo:hi][keep].astype(np.float64)
         order = np.argsort(v, kind="stable")
         p, v = p[order], v[order]
-        Wk = Wd[:, p]  # [B, k]
+        Wk = W[:, p]  # [B, k]
         yk = yv[p]
         # Pearson r of x with y under the weights (zeros add nothing to the sums)
         Sx, Sxx, Sxy = Wk @ v, Wk @ (v * v), Wk @ (v * yk)
@@ -270,6 +332,19 @@ def bootstrap_stats(
     return out
 
 
+def bootstrap_in_chunks(Xc: Compressed, cols: np.ndarray, row_idx: np.ndarray, y: np.ndarray, B: int,
+                        rng: np.random.Generator, groups: np.ndarray | None = None,
+                        max_cells: int = 1 << 20) -> dict[str, np.ndarray]:
+    """``bootstrap_stats`` over ``B`` resamples, generated in chunks so the weights stay small."""
+    n = len(row_idx)
+    step = max(1, min(B, max_cells // max(n, 1)))
+    # weights are drawn in order from one generator (deterministic), then chunks are scored in threads
+    chunks = [bootstrap_weights(n, min(step, B - start), rng, groups) for start in range(0, B, step)]
+    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+        parts = list(pool.map(lambda W: bootstrap_stats(Xc, cols, row_idx, y, W), chunks))
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
 def percentile_ci(reps: np.ndarray, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
     """Percentile bootstrap interval per column of ``reps`` [B, k]."""
     a = (1 - level) / 2
@@ -297,11 +372,11 @@ def partial_correlation(x: np.ndarray, y: np.ndarray, C: np.ndarray) -> tuple[np
 
 def fisher_ci(r: np.ndarray, df: int, level: float = 0.95) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Fisher-z interval and two-sided p-value of correlations with ``df`` residual degrees of freedom."""
-    zc = special.ndtri(0.5 + level / 2)
+    zc = NormalDist().inv_cdf(0.5 + level / 2)
     rr = np.clip(r, -0.999999, 0.999999)
     z = np.arctanh(rr)
     se = 1.0 / np.sqrt(max(df - 1, 1))
     lo, hi = np.tanh(z - zc * se), np.tanh(z + zc * se)
     t = rr * np.sqrt(max(df - 1, 1) / (1 - rr * rr))
-    p = 2.0 * special.stdtr(max(df - 1, 1), -np.abs(t))
+    p = t_two_sided_p(t, max(df - 1, 1))
     return lo, hi, p

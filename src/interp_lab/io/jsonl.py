@@ -91,19 +91,25 @@ def validation_error(path: str | os.PathLike, line: int, exc: Exception, raw: by
         # our own checks: "@field: message", relative to the path msgspec reports
         inner, _, msg = msg[1:].partition(": ")
         field = f"{field}.{inner}" if field else inner
-    elif isinstance(exc, msgspec.DecodeError):
-        bad = _NONFINITE.search(raw)
-        if bad:
-            field = bad.group(1).decode("utf-8", "replace")
-            msg = f"{bad.group(2).decode()} is not a valid JSON number (expected a finite number)"
-        else:
-            msg = f"malformed JSON ({msg.removeprefix('JSON is malformed: ')})"
     elif msg.startswith("Object missing required field"):
         missing = msg.split("`")[1] if "`" in msg else ""
         field = f"{field}.{missing}" if field else missing
         msg = "required field is missing"
     elif msg == "Number out of range":
         msg = "number out of range (expected a finite number)"
+    elif msg.startswith("Invalid enum value"):
+        msg = f"{msg.removeprefix('Invalid enum value ')} is not allowed here"
+        if field.split(".")[-1] == "split":
+            msg += " (expected discovery, calibration or heldout)"
+    elif isinstance(exc, msgspec.ValidationError):
+        msg = msg.replace("`", "")
+    else:  # a DecodeError that is not a ValidationError: the line is not valid JSON
+        bad = _NONFINITE.search(raw)
+        if bad:
+            field = bad.group(1).decode("utf-8", "replace")
+            msg = f"{bad.group(2).decode()} is not a valid JSON number (expected a finite number)"
+        else:
+            msg = f"malformed JSON ({msg.removeprefix('JSON is malformed: ')})"
     return InputError(path, msg, line=line, field=field or None, unit=unit)
 
 
@@ -124,6 +130,7 @@ def read_jsonl_dicts(path: str | os.PathLike) -> Iterator[tuple[int, dict[str, A
 
 
 _encoder = msgspec.json.Encoder(order="sorted")
+_row_encoder = msgspec.json.Encoder()  # keeps each row's own key order (prompt_id first ...)
 
 
 def dumps(obj: Any) -> bytes:
@@ -149,7 +156,7 @@ def write_jsonl(path: str | os.PathLike, rows: Iterable[Any]) -> int:
         try:
             buf = bytearray()
             for row in rows:
-                buf += _encoder.encode(row)
+                buf += _row_encoder.encode(row)
                 buf += b"\n"
                 count += 1
                 if len(buf) > 1 << 20:

@@ -27,10 +27,11 @@ import msgspec
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import scipy.sparse as sp
 
 from interp_lab.errors import InputError
+from interp_lab.io.hashing import hash_unit
 from interp_lab.io.jsonl import iter_lines, open_binary, validation_error
+from interp_lab.io.sparse import Compressed
 from interp_lab.schemas.records import ACTIVATION_RECORD, SPLITS, ActivationRecord
 
 SPLIT_CODES = {name: i for i, name in enumerate(SPLITS)}
@@ -79,7 +80,7 @@ class RecordMatrix:
     """Activation records as arrays: one row per record, one column per feature."""
 
     path: str
-    X: sp.csr_matrix  # [rows, features] float32, absent = 0
+    X: Compressed  # [rows, features] float32 (CSR, or CSC once ranked), absent = 0
     feature_ids: np.ndarray  # [features] object (str), sorted
     prompt_ids: np.ndarray  # [rows] object (str)
     token_index: np.ndarray  # [rows] int64, -1 = a per-prompt row
@@ -97,6 +98,8 @@ class RecordMatrix:
     duplicates_dropped: int = 0
     reader: str = "fast"
     _groups: np.ndarray | None = None
+    _unique_prompts: np.ndarray | None = None
+    _units: np.ndarray | None = None
 
     @property
     def n_rows(self) -> int:
@@ -109,7 +112,7 @@ class RecordMatrix:
     def text(self, row: int) -> str | None:
         return self.texts[int(row)].as_py()
 
-    def to_csc(self) -> sp.csc_matrix:
+    def to_csc(self) -> Compressed:
         """Switch the matrix to column-major in place (frees the row-major copy)."""
         if self.X.format != "csc":
             self.X = self.X.tocsc()
@@ -118,8 +121,17 @@ class RecordMatrix:
     def prompt_groups(self) -> np.ndarray:
         """[rows] int code of each row's prompt_id (for resampling whole prompts)."""
         if self._groups is None:
-            self._groups = pc.dictionary_encode(pa.array(self.prompt_ids, pa.string())).indices.to_numpy()
+            enc = pc.dictionary_encode(pa.array(self.prompt_ids, pa.string()))
+            self._groups = enc.indices.to_numpy()
+            self._unique_prompts = enc.dictionary.to_numpy(zero_copy_only=False)
         return self._groups
+
+    def prompt_units(self) -> np.ndarray:
+        """[rows] ``hash_unit`` of each row's prompt_id, computed once per distinct prompt."""
+        if self._units is None:
+            groups = self.prompt_groups()
+            self._units = hash_unit(self._unique_prompts)[groups]
+        return self._units
 
 
 # --------------------------------------------------------------------------- batches
@@ -155,6 +167,33 @@ def _col(batch: pa.RecordBatch | pa.Table, name: str, typ: pa.DataType) -> pa.Ar
     return pa.nulls(batch.num_rows, typ)
 
 
+def _features_col(batch: pa.RecordBatch) -> pa.Array:
+    """The features column as list<struct<feature_id, activation, ...>>, without casting its values.
+
+    A dictionary-encoded feature_id (as interp-lab writes Parquet) stays encoded:
+    decoding it to strings would cost more than the rest of the read.
+    """
+    if "features" not in batch.schema.names:
+        return pa.nulls(batch.num_rows, JSON_SCHEMA.field("features").type)
+    arr = batch.column("features")
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    t = arr.type
+    if pa.types.is_null(t):
+        return pa.nulls(batch.num_rows, JSON_SCHEMA.field("features").type)
+    if not (pa.types.is_list(t) or pa.types.is_large_list(t)) or not pa.types.is_struct(t.value_type):
+        raise _FastPathUnsupported(f"features column has type {t}")
+    names = {t.value_type.field(i).name: t.value_type.field(i).type for i in range(t.value_type.num_fields)}
+    fid, act = names.get("feature_id"), names.get("activation")
+    if fid is None or act is None:
+        raise _FastPathUnsupported("features entries lack feature_id or activation")
+    fid_ok = pa.types.is_string(fid) or pa.types.is_large_string(fid) or (
+        pa.types.is_dictionary(fid) and pa.types.is_string(fid.value_type))
+    if not fid_ok or not (pa.types.is_floating(act) or pa.types.is_integer(act)):
+        raise _FastPathUnsupported(f"features entries have types feature_id {fid}, activation {act}")
+    return arr
+
+
 def _struct_fields(arr: pa.Array | None) -> dict[str, pa.Array]:
     if arr is None or not pa.types.is_struct(arr.type):
         return {}
@@ -175,7 +214,7 @@ def _from_arrow(batch: pa.RecordBatch) -> _Batch:
         if not (pa.types.is_integer(v.type) or pa.types.is_floating(v.type)
                 or pa.types.is_string(v.type) or pa.types.is_boolean(v.type) or pa.types.is_null(v.type)):
             raise _FastPathUnsupported(f"covariate {k} has type {v.type}")
-    features = _col(batch, "features", JSON_SCHEMA.field("features").type)
+    features = _features_col(batch)
     return _Batch(
         prompt_id=_col(batch, "prompt_id", pa.string()),
         text=_col(batch, "text", pa.string()),
@@ -197,14 +236,17 @@ def _fast_batches(path: Path) -> Iterator[_Batch]:
         import pyarrow.parquet as pq
 
         pf = pq.ParquetFile(path)
-        for rb in pf.iter_batches(batch_size=65536):
+        # modest batches: measured several times faster than 64k-row batches on a cold process
+        for rb in pf.iter_batches(batch_size=8192):
             yield _from_arrow(rb)
         return
     stream = open_binary(path)
     try:
         reader = pj.open_json(
             stream,
-            read_options=pj.ReadOptions(block_size=16 << 20, use_threads=True),
+            # 2 MB blocks: faster than larger ones here; a longer line makes pyarrow fail and the
+            # validating reader take over
+            read_options=pj.ReadOptions(block_size=2 << 20, use_threads=True),
             parse_options=pj.ParseOptions(explicit_schema=JSON_SCHEMA, unexpected_field_behavior="infer"),
         )
         for rb in reader:
@@ -314,7 +356,7 @@ class _Assembler:
     """Accumulates batches; checks values vectorized; builds the CSR matrix."""
 
     def __init__(self) -> None:
-        self.ids: dict[str, int] = {}
+        self.known: pa.Array | None = None  # feature ids in order of first appearance
         self.counts: list[np.ndarray] = []
         self.codes: list[np.ndarray] = []
         self.values: list[np.ndarray] = []
@@ -378,20 +420,24 @@ class _Assembler:
             fail_entry = np.asarray(pc.is_null(fids))
             raise RowError(n0 + int(row_of[np.flatnonzero(fail_entry)[0]]), "features.feature_id",
                            "required field is missing")
-        values = acts.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
-        bad = np.asarray(pc.is_null(acts)) | ~np.isfinite(values)
+        values = acts.to_numpy(zero_copy_only=False)
+        if values.dtype != np.float32 and values.dtype != np.float64:
+            values = values.astype(np.float64)
+        bad = ~np.isfinite(values)
+        if acts.null_count:
+            bad |= np.asarray(pc.is_null(acts))
         if bad.any():
             raise RowError(n0 + int(row_of[np.flatnonzero(bad)[0]]), "features.activation",
                            "expected a finite number")
         enc = fids if pa.types.is_dictionary(fids.type) else pc.dictionary_encode(fids)
-        local = enc.dictionary.to_pylist()
-        ids = self.ids
-        mapping = np.fromiter((ids.setdefault(s, len(ids)) for s in local), dtype=np.int32, count=len(local))
-        codes = mapping[enc.indices.to_numpy(zero_copy_only=False)]
+        mapping = self._global_codes(enc.dictionary)
+        codes = enc.indices.to_numpy(zero_copy_only=False).astype(np.int32, copy=False)
+        if not np.array_equal(mapping, np.arange(len(mapping))):
+            codes = mapping[codes]
         self._feature_meta(flat, codes)
         self.counts.append(counts)
         self.codes.append(codes)
-        self.values.append(values.astype(np.float32))
+        self.values.append(values.astype(np.float32, copy=False))
         self.row_cols["prompt_id"].append(pid)
         self.row_cols["text"].append(text)
         self.row_cols["token_index"].append(tok)
@@ -405,6 +451,22 @@ class _Assembler:
             if k not in b.covariates:
                 chunks.append(pa.nulls(n))
         self.n += n
+
+    def _global_codes(self, local: pa.Array) -> np.ndarray:
+        """Map a batch's feature-id dictionary onto the ids seen so far (new ids get new codes)."""
+        local = local.cast(pa.string())
+        if self.known is None:
+            self.known = local
+            return np.arange(len(local), dtype=np.int32)
+        idx = pc.index_in(local, value_set=self.known)
+        missing = np.asarray(pc.is_null(idx))
+        mapping = idx.to_numpy(zero_copy_only=False)
+        if missing.any():
+            mapping = np.where(missing, 0, mapping).astype(np.int32)
+            new = local.filter(pa.array(missing))
+            mapping[missing] = np.arange(len(self.known), len(self.known) + len(new), dtype=np.int32)
+            self.known = pa.concat_arrays([self.known, new])
+        return mapping.astype(np.int32, copy=False)
 
     def _feature_meta(self, flat: pa.StructArray, codes: np.ndarray) -> None:
         names = {flat.type.field(i).name for i in range(flat.type.num_fields)}
@@ -434,26 +496,20 @@ class _Assembler:
         values = np.concatenate(self.values)
         self.values.clear()
         # Sort features into natural id order so every output is independent of file order.
-        raw_ids = list(self.ids)
+        raw_ids = [] if self.known is None else self.known.to_pylist()
         order = sorted(range(len(raw_ids)), key=lambda i: feature_sort_key(raw_ids[i]))
         rank = np.empty(len(raw_ids), dtype=np.int32)
         rank[order] = np.arange(len(raw_ids), dtype=np.int32)
-        np.take(rank, codes, out=codes)
+        if not np.array_equal(rank, np.arange(len(raw_ids))):  # ids already in order (our Parquet) skip this
+            np.take(rank, codes, out=codes)
         feature_ids = np.array([raw_ids[i] for i in order], dtype=object)
         if indptr[-1] < 2**31:
             indptr = indptr.astype(np.int32)
-        X = sp.csr_matrix((values, codes, indptr), shape=(self.n, len(raw_ids)))
+        X = Compressed(values, codes, indptr, (self.n, len(raw_ids)), "csr")
         X.sort_indices()
-        # the same feature twice on one row would be silently summed: refuse it
-        same = np.flatnonzero(np.diff(X.indices) == 0)
-        if same.size:
-            rows = np.searchsorted(X.indptr, same, side="right") - 1
-            nxt = np.searchsorted(X.indptr, same + 1, side="right") - 1
-            hit = same[rows == nxt]
-            if hit.size:
-                row = int(rows[rows == nxt][0])
-                fid = feature_ids[X.indices[hit[0]]]
-                raise RowError(row, "features", f"feature {fid!r} is listed twice on this row")
+        dup = X.duplicate_entry()  # the same feature twice on one row would be silently summed: refuse it
+        if dup is not None:
+            raise RowError(dup[0], "features", f"feature {feature_ids[dup[1]]!r} is listed twice on this row")
         X.eliminate_zeros()
         prompt_ids = pa.chunked_array(self.row_cols["prompt_id"], pa.string()).to_numpy(zero_copy_only=False)
         meta = {k: pa.chunked_array(v, pa.string()) for k, v in self.meta.items()}
@@ -531,7 +587,7 @@ def _dedupe(m: RecordMatrix, locate) -> RecordMatrix:
             m.text(first) == m.text(b)
             and (m.scores[first] == m.scores[b] or (np.isnan(m.scores[first]) and np.isnan(m.scores[b])))
             and m.splits[first] == m.splits[b]
-            and (X[first] != X[b]).nnz == 0
+            and all(np.array_equal(u, w) for u, w in zip(X.major_slice(first), X.major_slice(b)))
         )
         if not same:
             where = locate(first)
@@ -543,8 +599,8 @@ def _dedupe(m: RecordMatrix, locate) -> RecordMatrix:
     keep = np.ones(m.n_rows, dtype=bool)
     keep[drop] = False
     idx = np.flatnonzero(keep)
-    m.X = m.X[idx]
-    m._groups = None
+    m.X = m.X.take_major(idx)
+    m._groups = m._units = None
     m.prompt_ids = m.prompt_ids[idx]
     m.token_index = m.token_index[idx]
     m.scores = m.scores[idx]
@@ -650,7 +706,7 @@ def write_records_parquet(m: RecordMatrix, path: str | os.PathLike) -> None:
 
     from interp_lab.io.atomic import atomic_path
 
-    X = m.X
+    X = m.X.tocsr()
     fid = pa.DictionaryArray.from_arrays(pa.array(X.indices, pa.int32()), pa.array(list(m.feature_ids), pa.string()))
     entries = pa.StructArray.from_arrays([fid, pa.array(X.data, pa.float32())], names=["feature_id", "activation"])
     features = pa.ListArray.from_arrays(pa.array(X.indptr.astype(np.int32)), entries)
@@ -678,3 +734,39 @@ def write_records_parquet(m: RecordMatrix, path: str | os.PathLike) -> None:
     table = table.replace_schema_metadata({FEATURE_META_KEY: msgspec.json.encode(extra)})
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp, compression="zstd")
+
+
+def record_rows(m: RecordMatrix) -> Iterator[dict[str, Any]]:
+    """Rows of a ``RecordMatrix`` as activation-record dicts (sparse: only active features)."""
+    X = m.X.tocsr()
+    ids = m.feature_ids
+    texts = m.texts.to_pylist()
+    cov_names = sorted(m.covariates)
+    for i in range(m.n_rows):
+        lo, hi = X.indptr[i], X.indptr[i + 1]
+        row: dict[str, Any] = {"schema_version": ACTIVATION_RECORD, "prompt_id": str(m.prompt_ids[i])}
+        if len(m.models) == 1:
+            row["model"] = m.models[0]
+        if texts[i] is not None:
+            row["text"] = texts[i]
+        if m.token_index[i] >= 0:
+            row["token_index"] = int(m.token_index[i])
+        if np.isfinite(m.scores[i]):
+            row["criterion_score"] = float(m.scores[i])
+        if m.splits[i] >= 0:
+            row["split"] = SPLITS[m.splits[i]]
+        row["features"] = [
+            {"feature_id": ids[j], "activation": round(float(v), 6)}
+            for j, v in zip(X.indices[lo:hi].tolist(), X.data[lo:hi].tolist())
+        ]
+        meta: dict[str, Any] = {}
+        if len(m.sources) == 1:
+            meta["source"] = m.sources[0]
+        if m.tokens is not None and m.tokens[i] is not None:
+            meta["token"] = str(m.tokens[i])
+        if cov_names:
+            meta["covariates"] = {k: (m.covariates[k][i].item() if hasattr(m.covariates[k][i], "item")
+                                      else m.covariates[k][i]) for k in cov_names}
+        if meta:
+            row["metadata"] = meta
+        yield row

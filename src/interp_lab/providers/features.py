@@ -14,12 +14,12 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import scipy.sparse as sp
 
 from interp_lab.errors import InputError
 from interp_lab.evidence.causal import normalize_criterion
 from interp_lab.io.jsonl import read_jsonl
 from interp_lab.io.records import RecordMatrix, feature_sort_key
+from interp_lab.io.sparse import Compressed
 from interp_lab.schemas.records import FeatureRow
 
 MIN_SHARED_PROBES = 20
@@ -134,7 +134,7 @@ def signature_matrix(dump: FeatureDump, records: RecordMatrix) -> tuple[RecordMa
     src = first[pi]
     m = RecordMatrix(
         path=f"{dump.path} (signatures) x {records.path} (scores)",
-        X=sp.csr_matrix(dense),
+        X=Compressed.from_dense(dense),
         feature_ids=np.array(fids, dtype=object),
         prompt_ids=np.array(probes, dtype=object),
         token_index=np.full(len(probes), -1, dtype=np.int64),

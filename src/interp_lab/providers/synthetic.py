@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import scipy.sparse as sp
 
 from interp_lab.io.records import RecordMatrix, feature_sort_key
+from interp_lab.io.sparse import Compressed
 
 ROLES = ("dense_promoter", "sparse_promoter", "suppressor", "loud_decoy", "confounded_decoy")
 COVARIATE = "token_count"
@@ -29,6 +29,7 @@ class SyntheticSpec:
     seed: int = 0
     covariate: bool = True  # give the confounder as metadata.covariates.token_count
     graded: bool = False  # graded scores in [0, 1] instead of 0/1 labels
+    interventions: bool = True  # also generate intervention records with controls
     intervention_prompts: int = 300
     controls: int = 24
     model: str = "synthetic/planted"
@@ -96,7 +97,7 @@ def generate(spec: SyntheticSpec = SyntheticSpec()) -> SyntheticEvidence:
     order = sorted(range(F), key=lambda i: feature_sort_key(names[i]))
     rank = np.empty(F, dtype=np.int32)
     rank[order] = np.arange(F, dtype=np.int32)
-    X = sp.csr_matrix((v, (r, rank[c])), shape=(n, F))
+    X = Compressed.from_coo(r, rank[c], v, (n, F))
     X.eliminate_zeros()
     feature_ids = np.array([names[i] for i in order], dtype=object)
     planted = {names[planted_cols[role]]: role for role in ROLES}
@@ -123,7 +124,8 @@ def generate(spec: SyntheticSpec = SyntheticSpec()) -> SyntheticEvidence:
         reader="synthetic",
     )
     ev = SyntheticEvidence(records=m, planted=planted, spec=spec)
-    ev.interventions = _interventions(spec, rng, planted, feature_ids, prompt_ids[: spec.intervention_prompts], y)
+    if spec.interventions:
+        ev.interventions = _interventions(spec, rng, planted, feature_ids, prompt_ids[: spec.intervention_prompts], y)
     return ev
 
 

@@ -82,7 +82,8 @@ def build_report(
     causal_settings: CausalSettings,
     warnings: list[str],
     notes: list[str],
-    synthetic: dict[str, Any] | None,
+    synthetic: bool,
+    synthetic_params: dict[str, Any] | None,
     planted: dict[str, str],
     rank_on: RecordMatrix | None,
 ) -> dict[str, Any]:
@@ -126,7 +127,7 @@ def build_report(
             "intervals": f"{rank_settings.bootstrap} bootstrap resamples of held-out rows "
                          "(whole prompts for token rows), percentile 95% intervals",
             "p_values": "normal approximation of Mann-Whitney U with tie correction (binary); t approximation "
-                        "of Spearman rho (graded)",
+                        "of Spearman rho (graded); reported to 4 significant digits, floored at 1e-300",
         },
         "causal_rule": (
             f"strong_causal: held-out effect CI excludes zero, held-out n >= {causal_settings.min_n} prompts "
@@ -139,7 +140,7 @@ def build_report(
         "model": model,
         "criterion": criterion,
         "backend": backend,
-        "synthetic": synthetic is not None,
+        "synthetic": synthetic,
         "created_with": {"package": "interp-lab", "version": __version__},
         "inputs": [i.for_report() for i in inputs],
         "evidence_sources": sorted({i.role for i in inputs}),
@@ -150,7 +151,7 @@ def build_report(
         "notes": notes,
         "cards": cards,
     }
-    if synthetic is not None:
+    if synthetic_params is not None:
         report["planted"] = dict(sorted(planted.items()))
     if rank_on is not None:
         report["provenance"] = {"models_in_evidence": rank_on.models, "hooks": rank_on.hooks,

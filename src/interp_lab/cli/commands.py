@@ -1,0 +1,119 @@
+"""Command definitions: each parses options, calls one API function and renders the result."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from interp_lab.cli import render
+
+
+def register(app: typer.Typer) -> None:
+    app.command("inspect")(inspect_cmd)
+    app.command("run")(run_cmd)
+    app.command("demo")(demo_cmd)
+    app.command("doctor")(doctor_cmd)
+    app.command("validate")(validate_cmd)
+    app.command("convert-records")(convert_records_cmd)
+
+
+def inspect_cmd(
+    criterion: str = typer.Option(..., "--criterion", help="The criterion, in words (or a criterion spec file)."),
+    model: Optional[str] = typer.Option(None, "--model", help="Model id the evidence comes from."),
+    backend: Optional[str] = typer.Option(
+        None, "--backend", help="records | features | synthetic (alias toy). Default: implied by --records/--features."),
+    records: Optional[Path] = typer.Option(None, "--records", help="Activation records (.jsonl[.gz|.zst] or .parquet)."),
+    features: Optional[Path] = typer.Option(None, "--features", help="Feature dump JSONL."),
+    interventions: Optional[Path] = typer.Option(None, "--interventions", help="Intervention records JSONL."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Directory for report.json, report.md, report.html."),
+    top_k: int = typer.Option(10, "--top-k", min=1, help="Candidates chosen on the discovery split."),
+    seed: int = typer.Option(0, "--seed", help="Seed for resampling (and synthetic data)."),
+    bootstrap: int = typer.Option(500, "--bootstrap", min=50, help="Bootstrap resamples for held-out intervals."),
+    allow_intervention_criterion_mismatch: bool = typer.Option(
+        False, "--allow-intervention-criterion-mismatch",
+        help="Use intervention rows whose criterion text differs from --criterion."),
+    json_out: bool = typer.Option(False, "--json", help="Print report.json to stdout instead of a table."),
+) -> None:
+    """Rank and explain the features that carry a criterion."""
+    from interp_lab.api import inspect
+
+    result = inspect(
+        model, criterion, backend=backend, records=records, features=features, interventions=interventions,
+        out=out, top_k=top_k, seed=seed, bootstrap=bootstrap,
+        allow_intervention_criterion_mismatch=allow_intervention_criterion_mismatch,
+    )
+    if json_out:
+        from interp_lab.report.write import report_bytes
+
+        sys.stdout.buffer.write(report_bytes(result.report))
+        return
+    render.cards_table(result.report)
+    render.written(result.paths)
+
+
+def run_cmd(
+    config: Path = typer.Argument(..., help="Run config (JSON, TOML or YAML): steps, or the 0.2 flat form."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Where the manifest goes (default: beside the outputs)."),
+    force: bool = typer.Option(False, "--force", help="Rerun steps whose outputs are already up to date."),
+) -> None:
+    """Run a reproducible workflow from a config file and write its manifest."""
+    from interp_lab.runs.config import run_config
+
+    result = run_config(config, manifest_out=out, force=force)
+    render.run_summary(result)
+
+
+def demo_cmd(
+    out: Path = typer.Option(Path("reports/demo"), "--out", help="Directory for the demo evidence and report."),
+    seed: int = typer.Option(0, "--seed"),
+    prompts: int = typer.Option(5000, "--prompts", min=200, help="Synthetic prompts."),
+    n_features: int = typer.Option(2000, "--features", min=50, help="Synthetic features (5 planted)."),
+) -> None:
+    """Run inspect on SYNTHETIC data with planted ground truth, and check what it recovered."""
+    from interp_lab.demo import run_demo
+
+    result = run_demo(out, seed=seed, n_prompts=prompts, n_features=n_features)
+    render.demo(result)
+
+
+def doctor_cmd(json_out: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
+    """Report versions, installed extras and caches."""
+    from interp_lab.doctor import diagnose
+
+    info = diagnose()
+    if json_out:
+        import msgspec
+
+        sys.stdout.buffer.write(msgspec.json.format(msgspec.json.encode(info), indent=2) + b"\n")
+    else:
+        render.doctor(info)
+
+
+def validate_cmd(
+    path: Path = typer.Argument(..., help="File to check."),
+    kind: str = typer.Option("records", "--kind", help="records | features | interventions | prompts"),
+) -> None:
+    """Validate a file against its interp-lab format; print one line per problem found (the first)."""
+    from interp_lab.validate import validate_file
+
+    summary: dict[str, Any] = validate_file(path, kind)
+    typer.echo(f"{path}: ok ({', '.join(f'{k} {v}' for k, v in summary.items())})")
+
+
+def convert_records_cmd(
+    src: Path = typer.Argument(..., help="Activation records JSONL (.jsonl, .gz, .zst)."),
+    dst: Path = typer.Argument(..., help="Parquet file to write."),
+) -> None:
+    """Convert activation records to Parquet (validated; feature ids dictionary-encoded)."""
+    from interp_lab.io.records import read_records, write_records_parquet
+
+    if dst.suffix != ".parquet":
+        from interp_lab.errors import UsageError
+
+        raise UsageError(f"{dst}: the output must end in .parquet")
+    m = read_records(src)
+    write_records_parquet(m, dst)
+    typer.echo(f"wrote {dst} ({m.n_rows} rows, {m.n_features} features, {m.X.nnz} non-zero activations)")

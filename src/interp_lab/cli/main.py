@@ -1,0 +1,76 @@
+"""The ``interp-lab`` command: a thin shell over ``interp_lab.api``.
+
+Errors in the user's input print one line (file, line, field, what was
+expected) and exit with status 2; ``--debug`` anywhere on the command line
+shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Optional
+
+import typer
+
+from interp_lab import __version__
+from interp_lab.cli import commands
+from interp_lab.errors import InterpLabError
+
+app = typer.Typer(
+    name="interp-lab",
+    help="Criterion-driven mechanistic interpretability: rank the features that carry a criterion, "
+    "test which cause it, and report with honest statistics.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+commands.register(app)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"interp-lab {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Optional[bool] = typer.Option(None, "--version", callback=_version, is_eager=True,
+                                           help="Print the version and exit."),
+) -> None:
+    """interp-lab."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    args = [a for a in args if a != "--debug"]
+    try:
+        app(args=args, prog_name="interp-lab", standalone_mode=False)
+    except InterpLabError as exc:
+        if debug:
+            raise
+        print(f"interp-lab: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except typer.Exit as exc:
+        return exc.exit_code
+    except typer.Abort:
+        print("interp-lab: aborted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # click usage errors, and bugs
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            return exc.exit_code
+        if debug:
+            raise
+        print(f"interp-lab: internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

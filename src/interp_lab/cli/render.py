@@ -1,0 +1,96 @@
+"""Terminal rendering of API results (rich tables on stdout)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+console = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
+err = Console(stderr=True, highlight=False)
+
+
+def _fmt(x: Any, nd: int = 3) -> str:
+    if x is None:
+        return "-"
+    if isinstance(x, float):
+        return f"{x:.{nd}f}"
+    return str(x)
+
+
+def heldout_effect(card: dict[str, Any]) -> str:
+    h = ((card.get("association") or {}).get("heldout")) or {}
+    if "effect" not in h:
+        return "-"
+    ci = h.get("effect_ci") or [None, None]
+    return f"{h['effect']:+.3f} [{_fmt(ci[0])}, {_fmt(ci[1])}]"
+
+
+def causal_verdict(card: dict[str, Any]) -> str:
+    kinds = card.get("causal") or {}
+    if not kinds:
+        return "-"
+    parts = []
+    for key, k in kinds.items():
+        mark = "strong" if k.get("strong_causal") else "weak"
+        parts.append(f"{key} {k.get('mean_effect', 0):+.3f} ({mark})")
+    return "; ".join(parts)
+
+
+def cards_table(report: dict[str, Any]) -> None:
+    for w in report.get("warnings", []):
+        err.print(f"[bold yellow]warning:[/] {w}")
+    title = f"{report.get('criterion')}  ·  model {report.get('model') or '-'}  ·  backend {report.get('backend')}"
+    if report.get("synthetic"):
+        title += "  ·  SYNTHETIC"
+    t = Table(title=title, title_justify="left")
+    for col in ("#", "feature", "tier", "direction", "importance", "held-out effect [95% CI]", "causal", "label"):
+        t.add_column(col, overflow="fold")
+    for c in report["cards"]:
+        flags = f" ({', '.join(c['flags'])})" if c.get("flags") else ""
+        t.add_row(str(c["rank"]), c["feature_id"], c["evidence_tier"] + flags, c.get("direction") or "-",
+                  _fmt(c.get("importance")), heldout_effect(c), causal_verdict(c), c.get("label") or "")
+    console.print(t)
+    s = report.get("summary", {})
+    if "features_tested" in s:
+        console.print(f"{s['features_tested']} features tested, {s['significant_on_discovery']} significant on "
+                      f"discovery (q < 0.05); tiers: "
+                      + ", ".join(f"{k} {v}" for k, v in s["tiers"].items()))
+
+
+def written(paths: dict[str, Path]) -> None:
+    for key, p in paths.items():
+        console.print(f"wrote {p}")
+
+
+def run_summary(result: Any) -> None:
+    for step in result.steps:
+        console.print(f"step {step['name']}: {step['status']}" + (f" ({step['seconds']:.2f} s)" if step.get("seconds") is not None else ""))
+    console.print(f"manifest: {result.manifest_path}")
+
+
+def demo(result: Any) -> None:
+    cards_table(result.report)
+    console.print()
+    console.print("[bold]Planted truth vs what the ranker reported (synthetic data):[/]")
+    for line in result.checks:
+        console.print(f"  {line}")
+    written(result.paths)
+
+
+def doctor(info: dict[str, Any]) -> None:
+    console.print(f"interp-lab {info['version']} on Python {info['python']} ({info['platform']})")
+    t = Table(title="extras", title_justify="left")
+    t.add_column("extra")
+    t.add_column("status")
+    t.add_column("packages")
+    for name, ex in info["extras"].items():
+        t.add_row(name, "installed" if ex["ok"] else "missing", ", ".join(
+            f"{p} {v or 'missing'}" for p, v in ex["packages"].items()))
+    console.print(t)
+    console.print(f"cache: {info['cache']['path']} ({info['cache']['bytes'] / 1e6:.1f} MB)")
+    for line in info.get("notes", []):
+        console.print(f"note: {line}")

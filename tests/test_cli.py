@@ -1,0 +1,90 @@
+"""The CLI: inspect, demo, doctor, validate, convert-records; and a light ``import interp_lab``."""
+
+import json
+import subprocess
+import sys
+
+from interp_lab.io.records import read_records
+
+
+def test_inspect_prints_cards_and_writes_three_reports(tmp_path, cli, synthetic_files):
+    code, out, err = cli("inspect", "--model", "synthetic/planted", "--criterion", "positive",
+                         "--records", synthetic_files["records"], "--interventions", synthetic_files["interventions"],
+                         "--out", tmp_path / "rep", "--top-k", "5", "--seed", "2")
+    assert code == 0, err
+    assert "SYNTHETIC EVIDENCE" in err and "features tested" in out
+    for name in ("report.json", "report.md", "report.html", "manifest.json"):
+        assert (tmp_path / "rep" / name).stat().st_size > 0
+    rep = json.loads((tmp_path / "rep" / "report.json").read_text())
+    assert rep["schema_version"] == "interp-lab.inspection_report.v2"
+    assert rep["settings"]["ranking"]["seed"] == 2 and rep["settings"]["ranking"]["top_k"] == 5
+    assert {c["feature_id"] for c in rep["cards"]} <= set(read_records(synthetic_files["records"]).feature_ids)
+
+
+def test_json_to_stdout(cli, synthetic_files):
+    code, out, _ = cli("inspect", "--criterion", "c", "--records", synthetic_files["records"], "--json")
+    assert code == 0 and json.loads(out)["criterion"] == "c"
+
+
+def test_backend_is_implied_and_synthetic_only_when_named(cli, tmp_path):
+    code, _, err = cli("inspect", "--criterion", "c", "--model", "m")
+    assert code == 2 and "no evidence given" in err and "--backend synthetic" in err
+    code, out, err = cli("inspect", "--criterion", "c", "--backend", "toy")
+    assert code == 0 and "SYNTHETIC" in out
+    code, _, err = cli("inspect", "--criterion", "c", "--backend", "records")
+    assert code == 2 and "--backend records needs --records" in err
+    code, _, err = cli("inspect", "--criterion", "c", "--backend", "goodfire")
+    assert code == 2 and "unknown backend" in err
+
+
+def test_demo_recovers_the_planted_features(tmp_path, cli):
+    code, out, err = cli("demo", "--out", tmp_path / "demo", "--prompts", "2000", "--features", "400")
+    assert code == 0, err
+    assert out.count("PASS") == 5 and "FAIL" not in out
+    rep = json.loads((tmp_path / "demo" / "report.json").read_text())
+    assert rep["synthetic"] is True and rep["planted"]
+    assert (tmp_path / "demo" / "evidence" / "synthetic_records.jsonl.gz").exists()
+    # the evidence files it wrote give the same ranking when inspected as files
+    code, out2, _ = cli("inspect", "--criterion", "x", "--records",
+                        tmp_path / "demo" / "evidence" / "synthetic_records.jsonl.gz")
+    assert code == 0 and "SYNTHETIC" in out2
+
+
+def test_doctor(cli):
+    code, out, _ = cli("doctor", "--json")
+    info = json.loads(out)
+    assert code == 0 and info["core"]["numpy"] and "hf" in info["extras"] and info["cache"]["path"]
+    code, out, _ = cli("doctor")
+    assert code == 0 and "extras" in out
+
+
+def test_validate_and_convert(tmp_path, cli, synthetic_files):
+    code, out, _ = cli("validate", synthetic_files["records"])
+    assert code == 0 and "ok (rows 1500" in out
+    code, out, _ = cli("validate", synthetic_files["interventions"], "--kind", "interventions")
+    assert code == 0 and "ok (rows" in out
+    dst = tmp_path / "r.parquet"
+    code, out, _ = cli("convert-records", synthetic_files["records"], dst)
+    assert code == 0 and dst.exists()
+    a, b = read_records(synthetic_files["records"]), read_records(dst)
+    assert a.X.equal(b.X)
+    code, _, err = cli("convert-records", synthetic_files["records"], tmp_path / "r.csv")
+    assert code == 2 and "must end in .parquet" in err
+
+
+def test_version_and_help(cli):
+    code, out, _ = cli("--version")
+    assert code == 0 and out.startswith("interp-lab ")
+    code, out, _ = cli("inspect", "--help")
+    assert code == 0 and "--records" in out and "--interventions" in out
+
+
+def test_import_is_light():
+    code = ("import sys, interp_lab; "
+            "heavy = [m for m in ('torch', 'transformers', 'scipy', 'pyarrow') if m in sys.modules]; "
+            "print(heavy)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+    code = "import sys, interp_lab.api, interp_lab.cli.main; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"

@@ -1,0 +1,116 @@
+"""The fast reader, the validating reader and Parquet give the same matrix; compression is transparent."""
+
+import gzip
+from pathlib import Path
+
+import msgspec
+import numpy as np
+import pytest
+import zstandard
+
+from interp_lab.io.records import _Assembler, _validated_batches, read_records, write_records_parquet
+
+
+def same(a, b):
+    assert list(a.feature_ids) == list(b.feature_ids)
+    assert a.X.equal(b.X)
+    np.testing.assert_array_equal(a.prompt_ids, b.prompt_ids)
+    np.testing.assert_array_equal(a.token_index, b.token_index)
+    np.testing.assert_array_equal(np.nan_to_num(a.scores, nan=-9), np.nan_to_num(b.scores, nan=-9))
+    np.testing.assert_array_equal(a.splits, b.splits)
+    assert a.texts.to_pylist() == b.texts.to_pylist()
+    assert a.feature_labels == b.feature_labels
+    assert sorted(a.covariates) == sorted(b.covariates)
+    for k in a.covariates:
+        np.testing.assert_array_equal(a.covariates[k], b.covariates[k])
+
+
+def slow(path):
+    asm, lines = _Assembler(), []
+    for b in _validated_batches(Path(path), lines, rows_per_batch=7):
+        asm.add(b)
+    return asm.build(str(path), "validating")
+
+
+@pytest.fixture
+def rows():
+    rng = np.random.default_rng(0)
+    out = []
+    for i in range(60):
+        feats = [{"feature_id": f"L2:F{j}", "activation": round(float(rng.random()), 3),
+                  **({"label": f"feature {j}"} if j % 3 == 0 else {})}
+                 for j in sorted(rng.choice(30, 5, replace=False).tolist())]
+        row = {"prompt_id": f"p{i // 3}", "token_index": i % 3, "text": f"doc {i // 3}",
+               "criterion_score": None if i % 7 == 0 else float(i % 2),
+               "features": feats, "metadata": {"token": f"t{i}", "covariates": {"len": i % 5, "src": "ab"[i % 2]}}}
+        if i % 11 == 0:
+            row["split"] = None
+        out.append(row)
+    return out
+
+
+def write(path, rows):
+    path.write_bytes(b"".join(msgspec.json.encode(r) + b"\n" for r in rows))
+    return path
+
+
+def test_fast_and_validating_paths_agree(tmp_path, rows):
+    p = write(tmp_path / "r.jsonl", rows)
+    fast = read_records(p)
+    assert fast.reader == "fast"
+    same(fast, slow(p))
+    assert fast.tokens[0] == "t0" and fast.covariates["src"][1] == "b"
+
+
+def test_features_as_a_map_are_read_by_the_validating_path(tmp_path, rows):
+    maps = [{**r, "features": {f["feature_id"]: f["activation"] for f in r["features"]}} for r in rows]
+    a = read_records(write(tmp_path / "m.jsonl", maps))
+    assert a.reader == "validating"
+    b = read_records(write(tmp_path / "l.jsonl", [{**r, "features": [
+        {"feature_id": f["feature_id"], "activation": f["activation"]} for f in r["features"]]} for r in rows]))
+    assert a.X.equal(b.X) and list(a.feature_ids) == list(b.feature_ids)
+
+
+def test_integer_prompt_ids_and_text_only_rows(tmp_path):
+    rows = [{"prompt_id": 7, "features": [{"feature_id": "x", "activation": 1.0}]},
+            {"text": "only a text", "features": []}]
+    m = read_records(write(tmp_path / "r.jsonl", rows))
+    assert m.prompt_ids[0] == "7" and m.prompt_ids[1].startswith("t-")
+
+
+@pytest.mark.parametrize("kind", ["gz", "zst"])
+def test_compressed_files(tmp_path, rows, kind):
+    raw = b"".join(msgspec.json.encode(r) + b"\n" for r in rows)
+    p = tmp_path / f"r.jsonl.{kind}"
+    p.write_bytes(gzip.compress(raw) if kind == "gz" else zstandard.ZstdCompressor().compress(raw))
+    same(read_records(p), read_records(write(tmp_path / "plain.jsonl", rows)))
+
+
+def test_parquet_round_trip(tmp_path, rows):
+    m = read_records(write(tmp_path / "r.jsonl", rows))
+    write_records_parquet(m, tmp_path / "r.parquet")
+    back = read_records(tmp_path / "r.parquet")
+    assert back.reader == "parquet"
+    same(m, back)
+
+
+def test_explicit_zeros_are_absent(tmp_path):
+    rows = [{"prompt_id": "a", "features": [{"feature_id": "x", "activation": 0.0},
+                                            {"feature_id": "y", "activation": 2.0}]}]
+    m = read_records(write(tmp_path / "r.jsonl", rows))
+    assert m.X.nnz == 1 and list(m.feature_ids) == ["x", "y"]
+
+
+def test_feature_ids_in_natural_order_independent_of_file_order(tmp_path):
+    rows = [{"prompt_id": "a", "features": [{"feature_id": f, "activation": 1.0}
+                                            for f in ["L10:F2", "L2:F10", "L2:F9", "zeta", "L2:N3"]]}]
+    m = read_records(write(tmp_path / "r.jsonl", rows))
+    assert list(m.feature_ids) == ["L2:F9", "L2:F10", "L2:N3", "L10:F2", "zeta"]
+
+
+def test_token_rows_of_one_prompt_cannot_straddle_splits(tmp_path, cli):
+    rows = [{"prompt_id": "a", "token_index": 0, "split": "discovery", "features": []},
+            {"prompt_id": "a", "token_index": 1, "split": "heldout", "features": []}]
+    p = write(tmp_path / "r.jsonl", rows)
+    code, _, err = cli("validate", p)
+    assert code == 2 and "line 2: field split: prompt 'a' has rows in more than one split" in err

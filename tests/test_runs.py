@@ -1,0 +1,103 @@
+"""Reports are byte-identical for the same inputs and seed; run configs (JSON, TOML, YAML; steps and flat) work."""
+
+import json
+import shutil
+
+import msgspec
+import pytest
+
+from interp_lab.api import inspect
+from interp_lab.runs.config import run_config
+
+
+def test_report_bytes_do_not_depend_on_out(tmp_path, synthetic_files):
+    a = inspect("m", "c", records=synthetic_files["records"], interventions=synthetic_files["interventions"],
+                out=tmp_path / "a", seed=5, bootstrap=100)
+    sub = tmp_path / "deep" / "er"
+    b = inspect("m", "c", records=synthetic_files["records"], interventions=synthetic_files["interventions"],
+                out=sub, seed=5, bootstrap=100)
+    ja, jb = (tmp_path / "a" / "report.json").read_bytes(), (sub / "report.json").read_bytes()
+    assert ja == jb
+    assert (tmp_path / "a" / "report.html").read_bytes() == (sub / "report.html").read_bytes()
+    assert str(tmp_path).encode() not in ja  # no absolute paths in the report
+    man = json.loads((sub / "manifest.json").read_text())
+    assert man["inputs"][0]["path"] == str(synthetic_files["records"].resolve())  # ... they go to the manifest
+    assert man["outputs"][0]["file"] == "report.json"
+    c = inspect("m", "c", records=synthetic_files["records"], out=tmp_path / "c", seed=6, bootstrap=100)
+    assert (tmp_path / "c" / "report.json").read_bytes() != ja  # the seed and the inputs matter
+    assert a.report_path == tmp_path / "a" / "report.json" and c.cards[0]["rank"] == 1
+
+
+def test_copied_input_gives_the_same_report(tmp_path, synthetic_files):
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    shutil.copy(synthetic_files["records"], other / "records.jsonl")
+    a = inspect("m", "c", records=synthetic_files["records"], bootstrap=100).report
+    b = inspect("m", "c", records=other / "records.jsonl", bootstrap=100).report
+    assert msgspec.json.encode(a, order="sorted") == msgspec.json.encode(b, order="sorted")
+
+
+CONFIGS = {
+    "json": lambda rec, out: json.dumps({"out": str(out), "model": "m", "criterion": "c", "backend": "records",
+                                         "records": str(rec), "top_k": 5}),
+    "toml": lambda rec, out: f'out = "{out}"\nmodel = "m"\ncriterion = "c"\nbackend = "records"\n'
+                             f'records = "{rec}"\ntop_k = 5\n',
+    "yaml": lambda rec, out: f"out: {out}\nmodel: m\ncriterion: c\nbackend: records\nrecords: {rec}\ntop_k: 5\n",
+}
+
+
+@pytest.mark.parametrize("fmt", sorted(CONFIGS))
+def test_flat_config_twice_gives_identical_report(tmp_path, synthetic_files, fmt):
+    cfg = tmp_path / f"run.{fmt}"
+    out = tmp_path / "out"
+    cfg.write_text(CONFIGS[fmt](synthetic_files["records"], out))
+    first = run_config(cfg)
+    first_bytes = (out / "report.json").read_bytes()
+    assert first.steps[0]["status"] == "ok"
+    man = json.loads((out / "run_manifest.json").read_text())
+    assert man["schema_version"] == "interp-lab.run.v1" and man["status"] == "ok"
+    assert man["steps"][0]["inputs"][0]["sha256"] and man["config"]["sha256"]
+    assert {o["file"].rsplit("/", 1)[-1] for o in man["steps"][0]["outputs"]} >= {"report.json", "report.md",
+                                                                                  "report.html"}
+    again = run_config(cfg)
+    assert again.steps[0]["status"] == "cached"  # unchanged inputs and outputs: skipped
+    forced = run_config(cfg, force=True)
+    assert forced.steps[0]["status"] == "ok"
+    assert (out / "report.json").read_bytes() == first_bytes
+
+
+def test_steps_config_refers_to_earlier_outputs(tmp_path, synthetic_files):
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text(
+        "seed: 3\n"
+        "manifest: " + str(tmp_path / "m.json") + "\n"
+        "steps:\n"
+        f"  - {{name: ranked, command: inspect, criterion: c, records: {synthetic_files['records']}, "
+        f"out: {tmp_path / 'a'}, top_k: 3, seed: 3}}\n"
+        f"  - name: with-causal\n    command: inspect\n    criterion: c\n"
+        f"    records: {synthetic_files['records']}\n    interventions: {synthetic_files['interventions']}\n"
+        "    out: '{steps.ranked.out}-causal'\n    seed: 3\n")
+    res = run_config(cfg)
+    assert [s["status"] for s in res.steps] == ["ok", "ok"]
+    assert (tmp_path / "a-causal" / "report.json").exists()
+    man = json.loads((tmp_path / "m.json").read_text())
+    assert man["seed"] == 3 and len(man["steps"]) == 2
+
+
+def test_bad_configs_name_file_line_and_field(tmp_path, cli):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("out: x\ncriterion: c\nrecords: [unclosed\n")
+    code, _, err = cli("run", bad)
+    assert code == 2 and f"{bad}: line" in err and "malformed YAML" in err
+    unknown = tmp_path / "u.json"
+    unknown.write_text(json.dumps({"out": "x", "criterion": "c", "recrods": "r.jsonl"}))
+    code, _, err = cli("run", unknown)
+    assert code == 2 and "field recrods: unknown option 'recrods' for inspect" in err
+    toml = tmp_path / "t.toml"
+    toml.write_text('out = "x"\ncriterion = \n')
+    code, _, err = cli("run", toml)
+    assert code == 2 and f"{toml}: line 2" in err
+    cmd = tmp_path / "c.json"
+    cmd.write_text(json.dumps({"steps": [{"command": "explode", "out": "x"}]}))
+    code, _, err = cli("run", cmd)
+    assert code == 2 and "field steps[0].command: unknown command 'explode'" in err
