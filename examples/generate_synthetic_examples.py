@@ -26,13 +26,13 @@ def main() -> None:
     write_jsonl(HERE / "activation_records.jsonl", record_rows(m))
     write_jsonl(HERE / "interventions.jsonl", ev.interventions)
     # a feature dump: signatures keyed by probe prompt_id on the first 300 prompts, labels, reported effects
-    Xc = m.X.tocsc()
+    dense = m.X.tocsc().dense_rows(np.arange(300))  # [300 probes, features]
     probes = [str(p) for p in m.prompt_ids[:300]]
     rng = np.random.default_rng(7)
     rows = []
     for j in range(0, m.n_features, 3):
         fid = str(m.feature_ids[j])
-        col = Xc[:300, j].toarray().ravel()
+        col = dense[:, j]
         role = ev.planted.get(fid)
         rows.append({
             "schema_version": "interp-lab.feature.v1", "feature_id": fid, "model": "synthetic/planted",

@@ -742,6 +742,8 @@ def record_rows(m: RecordMatrix) -> Iterator[dict[str, Any]]:
     ids = m.feature_ids
     texts = m.texts.to_pylist()
     cov_names = sorted(m.covariates)
+    col_of = {f: j for j, f in enumerate(ids.tolist())}
+    unlabelled = {col_of[f] for f in (*m.feature_labels, *m.feature_layers) if f in col_of}
     for i in range(m.n_rows):
         lo, hi = X.indptr[i], X.indptr[i + 1]
         row: dict[str, Any] = {"schema_version": ACTIVATION_RECORD, "prompt_id": str(m.prompt_ids[i])}
@@ -755,10 +757,18 @@ def record_rows(m: RecordMatrix) -> Iterator[dict[str, Any]]:
             row["criterion_score"] = float(m.scores[i])
         if m.splits[i] >= 0:
             row["split"] = SPLITS[m.splits[i]]
-        row["features"] = [
-            {"feature_id": ids[j], "activation": round(float(v), 6)}
-            for j, v in zip(X.indices[lo:hi].tolist(), X.data[lo:hi].tolist())
-        ]
+        feats = []
+        for j, v in zip(X.indices[lo:hi].tolist(), X.data[lo:hi].tolist()):
+            entry: dict[str, Any] = {"feature_id": ids[j], "activation": round(float(v), 6)}
+            if j in unlabelled:  # a feature's label and layer ride on its first row
+                unlabelled.discard(j)
+                fid = ids[j]
+                if fid in m.feature_labels:
+                    entry["label"] = m.feature_labels[fid]
+                if fid in m.feature_layers:
+                    entry["layer"] = m.feature_layers[fid]
+            feats.append(entry)
+        row["features"] = feats
         meta: dict[str, Any] = {}
         if len(m.sources) == 1:
             meta["source"] = m.sources[0]
