@@ -77,3 +77,14 @@ def test_sort_zero_elimination_and_duplicates():
     assert X.nnz == 3 and X.indptr.tolist() == [0, 2, 2, 3]
     D = Compressed(np.ones(3, np.float32), np.array([1, 1, 0], np.int32), np.array([0, 2, 3], np.int32), (2, 2))
     assert D.duplicate_entry() == (0, 1)
+
+
+def test_blockwise_sort_and_transpose_match_whole(dense):
+    rng = np.random.default_rng(1)
+    X = Compressed.from_dense(dense)
+    # shuffle entries inside each row, then sort back in tiny blocks
+    perm = np.concatenate([a + rng.permutation(b - a) for a, b in zip(X.indptr[:-1], X.indptr[1:])])
+    Y = Compressed(X.data[perm].copy(), X.indices[perm].copy(), X.indptr.copy(), X.shape)
+    Y.sort_indices(block=3)
+    assert np.array_equal(Y.indices, X.indices) and np.array_equal(Y.data, X.data)
+    np.testing.assert_array_equal(X.transposed_format(block=4).toarray(), dense)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from statistics import NormalDist
@@ -338,10 +339,19 @@ def bootstrap_in_chunks(Xc: Compressed, cols: np.ndarray, row_idx: np.ndarray, y
     """``bootstrap_stats`` over ``B`` resamples, generated in chunks so the weights stay small."""
     n = len(row_idx)
     step = max(1, min(B, max_cells // max(n, 1)))
-    # weights are drawn in order from one generator (deterministic), then chunks are scored in threads
-    chunks = [bootstrap_weights(n, min(step, B - start), rng, groups) for start in range(0, B, step)]
-    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
-        parts = list(pool.map(lambda W: bootstrap_stats(Xc, cols, row_idx, y, W), chunks))
+    # weights are drawn in order from one generator (deterministic) and scored in threads,
+    # with at most one chunk per worker in flight so memory stays at a few chunks
+    workers = min(4, os.cpu_count() or 1)
+    parts: list[dict[str, np.ndarray]] = []
+    pending: deque = deque()
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for start in range(0, B, step):
+            W = bootstrap_weights(n, min(step, B - start), rng, groups)
+            pending.append(pool.submit(bootstrap_stats, Xc, cols, row_idx, y, W))
+            del W
+            if len(pending) >= workers:
+                parts.append(pending.popleft().result())
+        parts.extend(f.result() for f in pending)
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 

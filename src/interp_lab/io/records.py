@@ -30,7 +30,7 @@ import pyarrow.compute as pc
 
 from interp_lab.errors import InputError
 from interp_lab.io.hashing import hash_unit
-from interp_lab.io.jsonl import iter_lines, open_binary, validation_error
+from interp_lab.io.jsonl import compression_of, iter_lines, open_binary, validation_error
 from interp_lab.io.sparse import Compressed
 from interp_lab.schemas.records import ACTIVATION_RECORD, SPLITS, ActivationRecord
 
@@ -355,11 +355,13 @@ def feature_sort_key(fid: str) -> tuple:
 class _Assembler:
     """Accumulates batches; checks values vectorized; builds the CSR matrix."""
 
-    def __init__(self) -> None:
+    def __init__(self, expected_nnz: int = 1 << 20) -> None:
         self.known: pa.Array | None = None  # feature ids in order of first appearance
         self.counts: list[np.ndarray] = []
-        self.codes: list[np.ndarray] = []
-        self.values: list[np.ndarray] = []
+        # one growing buffer per array: pages are resident only once written, so a generous
+        # estimate costs address space, not memory, and no concatenation doubles the peak
+        self.codes = _Growable(np.int32, expected_nnz)
+        self.values = _Growable(np.float32, expected_nnz)
         self.row_cols: dict[str, list] = {k: [] for k in ("prompt_id", "text", "token_index", "score", "split")}
         self.meta: dict[str, list[pa.Array]] = {}
         self.covs: dict[str, list[pa.Array]] = {}
@@ -436,8 +438,8 @@ class _Assembler:
             codes = mapping[codes]
         self._feature_meta(flat, codes)
         self.counts.append(counts)
-        self.codes.append(codes)
-        self.values.append(values.astype(np.float32, copy=False))
+        self.codes.extend(codes)
+        self.values.extend(values)
         self.row_cols["prompt_id"].append(pid)
         self.row_cols["text"].append(text)
         self.row_cols["token_index"].append(tok)
@@ -491,17 +493,18 @@ class _Assembler:
         indptr = np.zeros(self.n + 1, dtype=np.int64)
         np.cumsum(counts, out=indptr[1:])
         self.counts.clear()
-        codes = np.concatenate(self.codes)
-        self.codes.clear()
-        values = np.concatenate(self.values)
-        self.values.clear()
+        codes = self.codes.take()
+        values = self.values.take()
+        pa.default_memory_pool().release_unused()
         # Sort features into natural id order so every output is independent of file order.
         raw_ids = [] if self.known is None else self.known.to_pylist()
         order = sorted(range(len(raw_ids)), key=lambda i: feature_sort_key(raw_ids[i]))
         rank = np.empty(len(raw_ids), dtype=np.int32)
         rank[order] = np.arange(len(raw_ids), dtype=np.int32)
         if not np.array_equal(rank, np.arange(len(raw_ids))):  # ids already in order (our Parquet) skip this
-            np.take(rank, codes, out=codes)
+            step = 1 << 22
+            for a in range(0, len(codes), step):  # in place, block by block (no full-size temporary)
+                codes[a: a + step] = rank[codes[a: a + step]]
         feature_ids = np.array([raw_ids[i] for i in order], dtype=object)
         if indptr[-1] < 2**31:
             indptr = indptr.astype(np.int32)
@@ -551,6 +554,28 @@ class _Assembler:
                 out[name] = arr.cast(pa.float64()).to_numpy()
             else:
                 out[name] = np.array([str(v) for v in arr.to_pylist()], dtype=object)
+        return out
+
+
+class _Growable:
+    """An append-only numpy buffer that doubles when full (amortized O(1) appends)."""
+
+    def __init__(self, dtype, capacity: int):
+        self.buf = np.empty(max(int(capacity), 1024), dtype=dtype)
+        self.n = 0
+
+    def extend(self, values: np.ndarray) -> None:
+        need = self.n + len(values)
+        if need > len(self.buf):
+            bigger = np.empty(max(need, 2 * len(self.buf)), dtype=self.buf.dtype)
+            bigger[: self.n] = self.buf[: self.n]
+            self.buf = bigger
+        self.buf[self.n: need] = values
+        self.n = need
+
+    def take(self) -> np.ndarray:
+        """The filled part (a view: the untouched tail never became resident)."""
+        out, self.buf = self.buf[: self.n], np.empty(0, dtype=self.buf.dtype)
         return out
 
 
@@ -642,10 +667,15 @@ def read_records(path: str | os.PathLike, *, display: str | None = None) -> Reco
         raise InputError(shown, "file not found")
     if p.suffix == ".parquet":
         return _read_parquet(p, shown)
+    # at least ~30 bytes of JSON per feature entry: an upper bound for a plain file
+    estimate = p.stat().st_size // 30 if compression_of(p) is None else 1 << 22
+    pool = pa.default_memory_pool()
     try:
-        asm = _Assembler()
+        asm = _Assembler(estimate)
         for batch in _fast_batches(p):
             asm.add(batch)
+            del batch
+            pool.release_unused()  # hand the parsed block's memory back before the next one
         m = asm.build(shown, "fast")
         m = _dedupe(m, lambda row: f"an earlier row (row {row + 1})")
         _check_prompt_splits(m)
@@ -653,7 +683,7 @@ def read_records(path: str | os.PathLike, *, display: str | None = None) -> Reco
     except (_FastPathUnsupported, RowError, InputError):
         pass  # the validating reader finds and names the exact problem
     lines: list[np.ndarray] = []
-    asm = _Assembler()
+    asm = _Assembler(estimate)
     try:
         for batch in _validated_batches(p, lines):
             asm.add(batch)
@@ -671,6 +701,20 @@ def read_records(path: str | os.PathLike, *, display: str | None = None) -> Reco
         raise
 
 
+def _parquet_entries(pf) -> int:
+    """The number of feature entries, from the Parquet metadata (exact, without reading data)."""
+    names = pf.schema_arrow.names
+    meta = pf.metadata
+    total = 0
+    for g in range(meta.num_row_groups):
+        rg = meta.row_group(g)
+        for c in range(rg.num_columns):
+            col = rg.column(c)
+            if col.path_in_schema.endswith("activation") and col.path_in_schema.startswith("features"):
+                total += col.num_values
+    return total if "features" in names and total else 1 << 20
+
+
 def _read_parquet(p: Path, shown: str) -> RecordMatrix:
     import pyarrow.parquet as pq
 
@@ -680,10 +724,12 @@ def _read_parquet(p: Path, shown: str) -> RecordMatrix:
         raise InputError(shown, f"not a readable Parquet file ({exc})") from None
     if "features" not in pf.schema_arrow.names:
         raise InputError(shown, "required column is missing", field="features")
-    asm = _Assembler()
+    asm = _Assembler(_parquet_entries(pf))
     try:
         for batch in _fast_batches(p):
             asm.add(batch)
+            del batch
+            pa.default_memory_pool().release_unused()
         m = asm.build(shown, "parquet")
         m = _dedupe(m, lambda row: f"row {row + 1}")
         _check_prompt_splits(m)

@@ -54,28 +54,38 @@ class Compressed:
 
     # ------------------------------------------------------------------ structure
 
-    def sort_indices(self) -> None:
-        """Sort the minor indices inside each major slice (in place)."""
+    def sort_indices(self, block: int = 1 << 20) -> None:
+        """Sort the minor indices inside each major slice (in place, in blocks of slices)."""
         if self.nnz < 2:
             return
         ind = self.indices
-        first_of_slice = np.zeros(self.nnz, dtype=bool)
-        first_of_slice[self.indptr[:-1][np.diff(self.indptr) > 0]] = True
-        if ((ind[1:] > ind[:-1]) | first_of_slice[1:]).all():
+        ok = ind[1:] > ind[:-1]
+        ok[self.indptr[1:-1][(self.indptr[1:-1] > 0) & (self.indptr[1:-1] < self.nnz)] - 1] = True  # slice starts
+        if ok.all():
             return  # already sorted (and free of duplicates)
-        seg = np.repeat(np.arange(self.major, dtype=np.int64), np.diff(self.indptr))
-        seg *= self.minor
-        seg += ind
-        order = np.argsort(seg)  # slices are contiguous, so one sort by (slice, index) suffices
-        del seg
-        self.indices = ind[order]
-        self.data = self.data[order]
+        del ok
+        for lo, hi, a, b in self._blocks(block):
+            seg = np.repeat(np.arange(hi - lo, dtype=np.int64), np.diff(self.indptr[lo: hi + 1]))
+            seg *= self.minor
+            seg += ind[a:b]
+            order = np.argsort(seg)
+            ind[a:b] = ind[a:b][order]
+            self.data[a:b] = self.data[a:b][order]
+
+    def _blocks(self, block: int):
+        """(first slice, end slice, first entry, end entry) of runs of whole slices of about ``block`` entries."""
+        lo = 0
+        while lo < self.major:
+            hi = int(np.searchsorted(self.indptr, self.indptr[lo] + block, side="right")) - 1
+            hi = min(max(hi, lo + 1), self.major)
+            yield lo, hi, int(self.indptr[lo]), int(self.indptr[hi])
+            lo = hi
 
     def duplicate_entry(self) -> tuple[int, int] | None:
         """(major, minor) of the first entry listed twice in one slice (indices sorted), or None."""
         if self.nnz < 2:
             return None
-        same = np.flatnonzero(np.diff(self.indices) == 0)
+        same = np.flatnonzero(self.indices[1:] == self.indices[:-1])
         if not same.size:
             return None
         major = np.searchsorted(self.indptr, same, side="right") - 1
@@ -96,16 +106,32 @@ class Compressed:
             self.indptr = _small(indptr)
             self.indices, self.data = self.indices[keep], self.data[keep]
 
-    def transposed_format(self) -> Compressed:
-        """The same matrix in the other format (CSR <-> CSC): a stable counting sort by minor index."""
-        key = self.indices.astype(np.uint16 if self.minor <= 65535 else np.uint32)
-        order = np.argsort(key, kind="stable")  # radix sort for uint16
+    def transposed_format(self, block: int = 1 << 20) -> Compressed:
+        """The same matrix in the other format (CSR <-> CSC).
+
+        A stable counting sort by minor index, done in blocks of major slices so
+        the only full-size allocations are the output arrays.
+        """
         counts = np.bincount(self.indices, minlength=self.minor)
         indptr = np.zeros(self.minor + 1, dtype=np.int64)
         np.cumsum(counts, out=indptr[1:])
-        major_of = np.repeat(np.arange(self.major, dtype=np.int32), np.diff(self.indptr))
-        return Compressed(self.data[order], major_of[order], _small(indptr), self.shape,
-                          "csc" if self.format == "csr" else "csr")
+        data = np.empty(self.nnz, dtype=self.data.dtype)
+        indices = np.empty(self.nnz, dtype=np.int32)
+        fill = indptr[:-1].copy()  # next free slot of each output slice
+        key_type = np.uint16 if self.minor <= 65535 else np.uint32
+        for lo, hi, a, b in self._blocks(block):
+            minor = self.indices[a:b]
+            order = np.argsort(minor.astype(key_type), kind="stable")  # radix sort for uint16 keys
+            sorted_minor = minor[order]
+            c = np.bincount(sorted_minor, minlength=self.minor)
+            start = np.zeros(self.minor, dtype=np.int64)
+            np.cumsum(c[:-1], out=start[1:])
+            dest = fill[sorted_minor] + (np.arange(b - a) - start[sorted_minor])
+            major_of = np.repeat(np.arange(lo, hi, dtype=np.int32), np.diff(self.indptr[lo: hi + 1]))
+            data[dest] = self.data[a:b][order]
+            indices[dest] = major_of[order]
+            fill += c
+        return Compressed(data, indices, _small(indptr), self.shape, "csc" if self.format == "csr" else "csr")
 
     def tocsc(self) -> Compressed:
         return self if self.format == "csc" else self.transposed_format()
