@@ -88,3 +88,20 @@ def test_import_is_light():
     code = "import sys, interp_lab.api, interp_lab.cli.main; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_criterion_from_a_spec_file(tmp_path, cli, synthetic_files):
+    spec = tmp_path / "units.yaml"
+    spec.write_text("criterion: the prompt is positive\nkind: labelled\nmin_heldout: 10\n")
+    code, out, _ = cli("inspect", "--criterion", spec, "--records", synthetic_files["records"], "--json")
+    rep = json.loads(out)
+    assert code == 0 and rep["criterion"] == "the prompt is positive"
+    assert any("units.yaml (kind labelled)" in n for n in rep["notes"])
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("criterion: x\nkind: next_token\n")
+    code, _, err = cli("inspect", "--criterion", bad, "--records", synthetic_files["records"])
+    assert code == 2 and "field targets: a next_token criterion needs a non-empty targets list" in err
+    typo = tmp_path / "typo.yaml"
+    typo.write_text("criterion: x\nknd: semantic\n")
+    code, _, err = cli("inspect", "--criterion", typo, "--records", synthetic_files["records"])
+    assert code == 2 and "knd" in err

@@ -101,3 +101,23 @@ def test_bad_configs_name_file_line_and_field(tmp_path, cli):
     cmd.write_text(json.dumps({"steps": [{"command": "explode", "out": "x"}]}))
     code, _, err = cli("run", cmd)
     assert code == 2 and "field steps[0].command: unknown command 'explode'" in err
+
+
+def test_written_reports_and_manifests_validate_against_their_types(tmp_path, synthetic_files):
+    from interp_lab.schemas.reports import InspectionReport, RunManifest, read_document, read_report
+
+    inspect("m", "c", records=synthetic_files["records"], interventions=synthetic_files["interventions"],
+            out=tmp_path / "r", bootstrap=100)
+    rep = read_report(tmp_path / "r" / "report.json")
+    assert isinstance(rep, InspectionReport) and rep.cards[0].rank == 1 and rep.cards[0].evidence_tier == "causal"
+    cfg = tmp_path / "c.json"
+    cfg.write_text(json.dumps({"out": str(tmp_path / "o"), "criterion": "c", "records": str(synthetic_files["records"])}))
+    run_config(cfg)
+    man = read_document(tmp_path / "o" / "run_manifest.json", RunManifest)
+    assert man.steps[0].status == "ok"
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"criterion": "c", "cards": [{"feature_id": "a", "rank": "first"}]}))
+    from interp_lab.errors import InputError
+
+    with pytest.raises(InputError, match=r"bad.json: field cards\[0\]\.rank: Expected int, got str"):
+        read_report(bad)

@@ -73,6 +73,13 @@ def inspect(
     """
     if not criterion:
         raise UsageError("--criterion is required")
+    from interp_lab.io.specs import load_criterion
+
+    spec = load_criterion(str(criterion))
+    criterion_spec = None
+    if spec.criterion != criterion:  # read from a spec file: the report names the criterion itself
+        criterion_spec = {"file": Path(criterion).name, "kind": spec.kind}
+        criterion = spec.criterion
     if top_k < 1:
         raise UsageError("--top-k must be at least 1")
     backend = resolve_backend(backend, records=records, features=features, model=model)
@@ -206,6 +213,8 @@ def inspect(
             notes.append(f"{dump.duplicates_dropped} exact duplicate feature rows dropped")
 
     cards = build_cards(features_out)
+    if criterion_spec is not None:
+        notes.append(f"criterion read from {criterion_spec['file']} (kind {criterion_spec['kind']})")
     labelled = (matrix.sources if matrix is not None else []) + (table.sources if table is not None else [])
     is_synthetic = backend == "synthetic" or "synthetic" in labelled
     if is_synthetic and backend != "synthetic":
