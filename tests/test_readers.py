@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 import zstandard
 
-from interp_lab.io.records import _Assembler, _validated_batches, read_records, write_records_parquet
+from interp_lab.io.record_assembly import Assembler
+from interp_lab.io.record_batches import validated_batches
+from interp_lab.io.records import read_records, write_records_parquet
 
 
 def same(a, b):
@@ -26,8 +28,8 @@ def same(a, b):
 
 
 def slow(path):
-    asm, lines = _Assembler(), []
-    for b in _validated_batches(Path(path), lines, rows_per_batch=7):
+    asm, lines = Assembler(), []
+    for b in validated_batches(Path(path), lines, rows_per_batch=7):
         asm.add(b)
     return asm.build(str(path), "validating")
 

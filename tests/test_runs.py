@@ -14,8 +14,8 @@ def test_report_bytes_do_not_depend_on_out(tmp_path, synthetic_files):
     a = inspect("m", "c", records=synthetic_files["records"], interventions=synthetic_files["interventions"],
                 out=tmp_path / "a", seed=5, bootstrap=100)
     sub = tmp_path / "deep" / "er"
-    b = inspect("m", "c", records=synthetic_files["records"], interventions=synthetic_files["interventions"],
-                out=sub, seed=5, bootstrap=100)
+    inspect("m", "c", records=synthetic_files["records"], interventions=synthetic_files["interventions"],
+            out=sub, seed=5, bootstrap=100)
     ja, jb = (tmp_path / "a" / "report.json").read_bytes(), (sub / "report.json").read_bytes()
     assert ja == jb
     assert (tmp_path / "a" / "report.html").read_bytes() == (sub / "report.html").read_bytes()

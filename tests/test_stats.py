@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from interp_lab.io.sparse import Compressed
 from interp_lab.evidence.stats import (
     bh_qvalues,
     bootstrap_stats,
@@ -12,6 +11,7 @@ from interp_lab.evidence.stats import (
     column_stats,
     partial_correlation,
 )
+from interp_lab.io.sparse import Compressed
 
 
 @pytest.fixture(scope="module")

@@ -62,7 +62,7 @@ def cards_table(report: dict[str, Any]) -> None:
 
 
 def written(paths: dict[str, Path]) -> None:
-    for key, p in paths.items():
+    for p in paths.values():
         console.print(f"wrote {p}")
 
 

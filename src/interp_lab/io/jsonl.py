@@ -123,12 +123,6 @@ def read_jsonl(path: str | os.PathLike, record_type: type[T]) -> Iterator[tuple[
             raise validation_error(path, number, exc, raw) from None
 
 
-def read_jsonl_dicts(path: str | os.PathLike) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Stream ``(line_number, object)`` pairs; every line must be a JSON object."""
-    for number, obj in read_jsonl(path, dict[str, Any]):
-        yield number, obj
-
-
 _encoder = msgspec.json.Encoder(order="sorted")
 _row_encoder = msgspec.json.Encoder()  # keeps each row's own key order (prompt_id first ...)
 
