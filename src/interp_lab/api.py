@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,8 @@ from interp_lab.io.records import RecordMatrix, read_records
 from interp_lab.providers import resolve_backend
 from interp_lab.report.build import InputInfo, build_report, layer_of
 from interp_lab.report.write import write_report
+
+StageProgress = Callable[..., None]
 
 
 @dataclass
@@ -62,6 +65,7 @@ def inspect(
     allow_intervention_criterion_mismatch: bool = False,
     synthetic: dict[str, Any] | None = None,
     formats: tuple[str, ...] = ("json", "md", "html"),
+    progress: StageProgress | None = None,
 ) -> InspectResult:
     """Rank the features that carry ``criterion`` and write a report.
 
@@ -69,8 +73,10 @@ def inspect(
     dump), or ``synthetic`` (planted ground truth, alias ``toy``); without
     it, ``records`` implies records and ``features`` implies features.
     With ``out``, writes report.json / report.md / report.html and a
-    manifest.json there (all or nothing).
+    manifest.json there (all or nothing). ``progress(stage, done, total)``
+    hears about each stage (``total`` None when unknown).
     """
+    say = progress or (lambda stage, done=0, total=None: None)
     if not criterion:
         raise UsageError("--criterion is required")
     from interp_lab.io.specs import load_criterion
@@ -111,7 +117,7 @@ def inspect(
         warnings.append("SYNTHETIC EVIDENCE: generated with planted ground truth by interp_lab.providers.synthetic; "
                         "it measures no model")
     if records is not None:
-        matrix = read_records(records)
+        matrix = read_records(records, progress=lambda d, t: say("reading records", d, t))
         matrix.path = Path(records).name  # the report names inputs without their directories
         inputs.append(InputInfo.file("records", records, rows=matrix.n_rows))
     if features is not None:
@@ -140,6 +146,7 @@ def inspect(
     available_heldout = None
     t1 = time.perf_counter()
     if rank_on is not None:
+        say("ranking features", 0, None)
         force = []
         if table is not None:
             col_of = {f: i for i, f in enumerate(rank_on.feature_ids.tolist())}
@@ -173,6 +180,7 @@ def inspect(
     # ---- causal evidence
     t2 = time.perf_counter()
     if table is not None:
+        say("causal evidence", 0, None)
         causal = causal_evidence(table, causal_settings, available_heldout)
         for fid, ev in causal.items():
             entry = features_out.setdefault(fid, {"layer": layer_of(fid), "provenance": {"source": backend}})
@@ -245,6 +253,7 @@ def inspect(
     timings["total"] = time.perf_counter() - t0
     result = InspectResult(report=report, timings=timings)
     if out is not None:
+        say("writing the report", 0, None)
         result.paths = write_report(report, out, formats, inputs=inputs, timings=timings)
     return result
 

@@ -40,11 +40,12 @@ def inspect_cmd(
     """Rank and explain the features that carry a criterion."""
     from interp_lab.api import inspect
 
-    result = inspect(
-        model, criterion, backend=backend, records=records, features=features, interventions=interventions,
-        out=out, top_k=top_k, seed=seed, bootstrap=bootstrap,
-        allow_intervention_criterion_mismatch=allow_intervention_criterion_mismatch,
-    )
+    with render.StageProgress() as progress:
+        result = inspect(
+            model, criterion, backend=backend, records=records, features=features, interventions=interventions,
+            out=out, top_k=top_k, seed=seed, bootstrap=bootstrap,
+            allow_intervention_criterion_mismatch=allow_intervention_criterion_mismatch, progress=progress,
+        )
     if json_out:
         from interp_lab.report.write import report_bytes
 

@@ -94,3 +94,39 @@ def doctor(info: dict[str, Any]) -> None:
     console.print(f"cache: {info['cache']['path']} ({info['cache']['bytes'] / 1e6:.1f} MB)")
     for line in info.get("notes", []):
         console.print(f"note: {line}")
+
+
+class StageProgress:
+    """A transient progress line on stderr (only on a terminal): stage, bar or spinner, counts, rate."""
+
+    def __init__(self) -> None:
+        self.enabled = sys.stderr.isatty()
+        self._progress = None
+        self._task = None
+        self._stage = None
+
+    def __enter__(self) -> StageProgress:
+        if self.enabled:
+            from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+            self._progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                                      TextColumn("{task.fields[detail]}"), TimeElapsedColumn(),
+                                      console=err, transient=True)
+            self._progress.start()
+        return self
+
+    def __call__(self, stage: str, done: float = 0, total: float | None = None) -> None:
+        if self._progress is None:
+            return
+        if stage != self._stage:
+            if self._task is not None:
+                self._progress.remove_task(self._task)
+            self._task = self._progress.add_task(stage, total=total, detail="")
+            self._stage = stage
+        detail = f"{done / 1e6:.0f} / {total / 1e6:.0f} MB" if total and total > 1e6 else (
+            f"{int(done):,} / {int(total):,}" if total else "")
+        self._progress.update(self._task, completed=done, total=total, detail=detail)
+
+    def __exit__(self, *exc) -> None:
+        if self._progress is not None:
+            self._progress.stop()

@@ -12,7 +12,7 @@ Two readers, one output (``Batch``):
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,6 +46,7 @@ JSON_SCHEMA = pa.schema(
     ]
 )
 META_KEYS = ("source", "hook", "token", "token_str")  # metadata fields carried per row
+Progress = Callable[[int, "int | None"], None]
 
 
 class FastPathUnsupported(Exception):
@@ -144,18 +145,29 @@ def _from_arrow(batch: pa.RecordBatch) -> Batch:
     )
 
 
-def fast_batches(path: Path) -> Iterator[Batch]:
+def fast_batches(path: Path, progress: Progress | None = None) -> Iterator[Batch]:
+    """Canonical batches from JSONL (pyarrow's streaming JSON reader) or Parquet.
+
+    ``progress(done, total)`` is called after each batch: rows for Parquet,
+    bytes of the file on disk for JSONL (``total`` None when it cannot be known).
+    """
     import pyarrow.json as pj
 
     if path.suffix == ".parquet":
         import pyarrow.parquet as pq
 
         pf = pq.ParquetFile(path)
+        done, total = 0, pf.metadata.num_rows
         # modest batches: measured several times faster than 64k-row batches on a cold process
         for rb in pf.iter_batches(batch_size=8192):
             yield _from_arrow(rb)
+            done += rb.num_rows
+            if progress:
+                progress(done, total)
         return
     stream = open_binary(path)
+    raw = getattr(stream, "fileobj", None) or getattr(stream, "raw", None) or stream
+    size = path.stat().st_size
     try:
         reader = pj.open_json(
             stream,
@@ -166,6 +178,11 @@ def fast_batches(path: Path) -> Iterator[Batch]:
         )
         for rb in reader:
             yield _from_arrow(rb)
+            if progress:
+                try:
+                    progress(min(raw.tell(), size), size)
+                except (OSError, AttributeError, ValueError):
+                    progress(0, None)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
         raise FastPathUnsupported(str(exc)) from None
     finally:

@@ -27,7 +27,13 @@ import pyarrow as pa
 from interp_lab.errors import InputError
 from interp_lab.io.jsonl import compression_of
 from interp_lab.io.record_assembly import Assembler, check_prompt_splits, dedupe
-from interp_lab.io.record_batches import JSON_SCHEMA, FastPathUnsupported, fast_batches, validated_batches
+from interp_lab.io.record_batches import (
+    JSON_SCHEMA,
+    FastPathUnsupported,
+    Progress,
+    fast_batches,
+    validated_batches,
+)
 from interp_lab.io.record_matrix import RecordMatrix, RowError, feature_sort_key, text_prompt_id
 from interp_lab.schemas.records import ACTIVATION_RECORD, SPLITS
 
@@ -37,23 +43,25 @@ __all__ = ["JSON_SCHEMA", "RecordMatrix", "feature_sort_key", "read_records", "r
 FEATURE_META_KEY = b"interp_lab.feature_meta"
 
 
-def read_records(path: str | os.PathLike, *, display: str | None = None) -> RecordMatrix:
+def read_records(path: str | os.PathLike, *, display: str | None = None,
+                 progress: Progress | None = None) -> RecordMatrix:
     """Read activation records (JSONL, .jsonl.gz, .jsonl.zst or .parquet) into a ``RecordMatrix``.
 
     Raises ``InputError`` naming file, line (row for Parquet) and field for any bad input.
+    ``progress(done, total)`` reports bytes (JSONL) or rows (Parquet) as they are read.
     """
     p = Path(path)
     shown = display or str(path)
     if not p.exists():
         raise InputError(shown, "file not found")
     if p.suffix == ".parquet":
-        return _read_parquet(p, shown)
+        return _read_parquet(p, shown, progress)
     # at least ~30 bytes of JSON per feature entry: an upper bound for a plain file
     estimate = p.stat().st_size // 30 if compression_of(p) is None else 1 << 22
     pool = pa.default_memory_pool()
     try:
         asm = Assembler(estimate)
-        for batch in fast_batches(p):
+        for batch in fast_batches(p, progress):
             asm.add(batch)
             del batch
             pool.release_unused()  # hand the parsed block's memory back before the next one
@@ -96,7 +104,7 @@ def _parquet_entries(pf) -> int:
     return total if "features" in names and total else 1 << 20
 
 
-def _read_parquet(p: Path, shown: str) -> RecordMatrix:
+def _read_parquet(p: Path, shown: str, progress: Progress | None = None) -> RecordMatrix:
     import pyarrow.parquet as pq
 
     try:
@@ -107,7 +115,7 @@ def _read_parquet(p: Path, shown: str) -> RecordMatrix:
         raise InputError(shown, "required column is missing", field="features")
     asm = Assembler(_parquet_entries(pf))
     try:
-        for batch in fast_batches(p):
+        for batch in fast_batches(p, progress):
             asm.add(batch)
             del batch
             pa.default_memory_pool().release_unused()
