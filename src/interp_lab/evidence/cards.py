@@ -14,7 +14,8 @@ IMPORTANCE_DOC = {
         "association": "held-out effect (Somers' D = 2*AUROC-1, or Spearman rho) in the discovery direction, "
                        "clipped at 0; times the share kept after covariate adjustment when covariates are given",
         "causal": "best intervention kind: fraction of random controls whose effect the feature's held-out "
-                  "effect exceeds in its direction (0 when its CI includes zero); absent without controls",
+                  "effect exceeds in its direction (0 when its CI includes zero or its direction is not the "
+                  "card's); absent without controls",
         "stability": "top-k frequency under bootstrap resampling of the discovery rows",
         "specificity": "firing-rate and activation-mass selectivity on held-out rows, in the feature's direction",
         "reported_causal": "|causal_effects[criterion]| of a feature dump, capped at 1; used only when no other "
@@ -46,17 +47,6 @@ def build_cards(features: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     for fid, f in features.items():
         assoc = f.get("assoc")
         causal = (f.get("causal") or {}).get("kinds", {})
-        scores = [k["causal_score"] for k in causal.values() if k.get("causal_score") is not None]
-        comps: dict[str, float | None] = {
-            "association": None if assoc is None else assoc["association_strength"],
-            "causal": max(scores) if scores else None,
-            "stability": None if assoc is None else assoc["stability"]["score"],
-            "specificity": None if assoc is None else assoc["specificity"]["score"],
-        }
-        if all(v is None for v in comps.values()) and f.get("reported_causal") is not None:
-            # a bare feature dump: its reported effect is the only evidence (no interval, no controls)
-            comps = {"reported_causal": min(1.0, abs(float(f["reported_causal"])))}
-        value, comps = importance(comps)
         flags = list(assoc["flags"]) if assoc else []
         if assoc is not None:
             direction = assoc["direction"]
@@ -71,6 +61,19 @@ def build_cards(features: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
             dirs = {k["direction"] for k in causal.values() if k["split"] == "heldout" and k["n"]}
             if dirs and dirs != {direction}:
                 flags.append("causal_direction_differs")
+        # causal evidence counts for the direction the card claims, never against it
+        scores = [k["causal_score"] if k["direction"] == direction else 0.0
+                  for k in causal.values() if k.get("causal_score") is not None]
+        comps: dict[str, float | None] = {
+            "association": None if assoc is None else assoc["association_strength"],
+            "causal": max(scores) if scores else None,
+            "stability": None if assoc is None else assoc["stability"]["score"],
+            "specificity": None if assoc is None else assoc["specificity"]["score"],
+        }
+        if all(v is None for v in comps.values()) and f.get("reported_causal") is not None:
+            # a bare feature dump: its reported effect is the only evidence (no interval, no controls)
+            comps = {"reported_causal": min(1.0, abs(float(f["reported_causal"])))}
+        value, comps = importance(comps)
         # a causal tier needs a strong causal effect in the direction the card claims
         if any(k["strong_causal"] and k["direction"] == direction for k in causal.values()):
             tier = "causal"

@@ -158,6 +158,17 @@ def _prompt_means(effect: np.ndarray, prompts: np.ndarray) -> np.ndarray:
     return np.bincount(inv, weights=effect) / np.bincount(inv)
 
 
+def _feature_prompt_means(features: np.ndarray, prompts: np.ndarray, effect: np.ndarray
+                          ) -> tuple[np.ndarray, np.ndarray]:
+    """Per feature, the mean over its prompts of the per-prompt mean effect (vectorized)."""
+    uniq, f = np.unique(features.astype(str), return_inverse=True)
+    _, p = np.unique(prompts.astype(str), return_inverse=True)
+    pairs, pair_of = np.unique(f.astype(np.int64) * (p.max() + 1) + p, return_inverse=True)
+    pair_mean = np.bincount(pair_of, weights=effect) / np.bincount(pair_of)
+    pair_feature = pairs // (p.max() + 1)
+    return uniq, np.bincount(pair_feature, weights=pair_mean) / np.bincount(pair_feature)
+
+
 def _mean_ci(values: np.ndarray, rng: np.random.Generator, B: int) -> tuple[float, float, float]:
     n = len(values)
     if n == 0:
@@ -217,7 +228,7 @@ def _one_kind(t: InterventionTable, fid: str, kind: str, strength: float | None,
     same = (t.kind == kind) & held
     if strength is not None:  # controls at the same strength (or of no stated strength)
         same &= (t.strength == strength) | ~np.isfinite(t.strength)
-    for_me = np.array([c == fid or c == "*" for c in t.control_for], dtype=bool)
+    for_me = (t.control_for == fid) | (t.control_for == "*")
     ctl = is_control & same & for_me
     randoms = ctl & np.isin(t.control_type, ["random_feature", "random_direction"])
     placebo = ctl & (t.control_type == "placebo")
@@ -225,13 +236,8 @@ def _one_kind(t: InterventionTable, fid: str, kind: str, strength: float | None,
     threshold = np.nan
     beyond = False
     if randoms.any():
-        ids = t.feature_id[randoms].astype(str)
-        uniq, inv = np.unique(ids, return_inverse=True)
-        # each control feature's effect is its mean over prompts
-        ctl_effects = np.array([
-            _prompt_means(t.effect[randoms][inv == i], t.prompt_id[randoms][inv == i]).mean()
-            for i in range(len(uniq))
-        ])
+        # each control feature's effect is its mean over prompts (rows of one prompt averaged first)
+        uniq, ctl_effects = _feature_prompt_means(t.feature_id[randoms], t.prompt_id[randoms], t.effect[randoms])
         if mean >= 0:
             threshold, side = float(np.quantile(ctl_effects, 0.95)), "95th percentile"
             beyond = bool(mean > threshold)

@@ -111,6 +111,7 @@ def build_report(
         })
     if table is not None:
         summary["intervention_rows"] = table.n
+    token_rows = rank_on is not None and bool((rank_on.token_index >= 0).any())
     settings: dict[str, Any] = {
         "ranking": rank_settings.as_dict(),
         "causal": causal_settings.as_dict(),
@@ -127,7 +128,10 @@ def build_report(
             "intervals": f"{rank_settings.bootstrap} bootstrap resamples of held-out rows "
                          "(whole prompts for token rows), percentile 95% intervals",
             "p_values": "normal approximation of Mann-Whitney U with tie correction (binary); t approximation "
-                        "of Spearman rho (graded); reported to 4 significant digits, floored at 1e-300",
+                        "of Spearman rho (graded); reported to 4 significant digits, floored at 1e-300"
+                        + ("; they treat token rows as independent, so they are optimistic for token-level "
+                           "records (the bootstrap intervals resample whole prompts and are not)"
+                           if token_rows else ""),
         },
         "causal_rule": (
             f"strong_causal: held-out effect CI excludes zero, held-out n >= {causal_settings.min_n} prompts "
