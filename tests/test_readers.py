@@ -116,3 +116,36 @@ def test_token_rows_of_one_prompt_cannot_straddle_splits(tmp_path, cli):
     p = write(tmp_path / "r.jsonl", rows)
     code, _, err = cli("validate", p)
     assert code == 2 and "line 2: field split: prompt 'a' has rows in more than one split" in err
+
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_ids = st.sampled_from(["L1:F1", "L1:F2", "L2:F10", "L10:N3", "x", "é"])
+_entry = st.fixed_dictionaries({"feature_id": _ids, "activation": st.floats(-1e6, 1e6, allow_nan=False)})
+_row = st.fixed_dictionaries(
+    {"prompt_id": st.text(min_size=1, max_size=6),
+     "features": st.lists(_entry, max_size=6, unique_by=lambda e: e["feature_id"])},
+    optional={"criterion_score": st.one_of(st.none(), st.floats(0, 1)),
+              "token_index": st.integers(0, 3),
+              "text": st.text(max_size=10),
+              "split": st.sampled_from(["discovery", "calibration", "heldout"])},
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=st.lists(_row, min_size=1, max_size=12))
+def test_fast_path_equals_validating_path_on_any_valid_file(tmp_path_factory, rows):
+    # keep one row per (prompt_id, token_index) and one split per prompt, as valid files have
+    seen, split_of, valid = set(), {}, []
+    for r in rows:
+        key = (r["prompt_id"], r.get("token_index"))
+        if key in seen or split_of.setdefault(r["prompt_id"], r.get("split")) != r.get("split"):
+            continue
+        seen.add(key)
+        valid.append(r)
+    if any(r.get("token_index") is None for r in valid) and any(r.get("token_index") is not None for r in valid):
+        valid = [r for r in valid if r.get("token_index") is not None] or valid[:1]
+    p = write(tmp_path_factory.mktemp("h") / "r.jsonl", valid)
+    fast = read_records(p)
+    same(fast, slow(p))
