@@ -93,169 +93,188 @@ def inspect(
     t0 = time.perf_counter()
     rank_settings = RankSettings(top_k=top_k, seed=seed, bootstrap=bootstrap)
     causal_settings = CausalSettings(seed=seed, allow_criterion_mismatch=allow_intervention_criterion_mismatch)
-    inputs: list[InputInfo] = []
-    warnings: list[str] = []
-    notes: list[str] = []
-    planted: dict[str, str] = {}
-    matrix: RecordMatrix | None = None
-    table: InterventionTable | None = None
-    dump = None
-    synthetic_params = None
-
-    if backend == "synthetic":
-        from interp_lab.providers.synthetic import SyntheticSpec, generate
-
-        spec = SyntheticSpec(**{"seed": seed, **(synthetic or {})})
-        if model:
-            spec = SyntheticSpec(**{**spec.as_dict(), "model": model})
-        ev = generate(spec)
-        matrix, planted = ev.records, ev.planted
-        synthetic_params = spec.as_dict()
-        inputs.append(InputInfo.synthetic(synthetic_params))
-        if interventions is None and ev.interventions:
-            table = interventions_from_dicts(ev.interventions, criterion, name="synthetic interventions")
-        warnings.append("SYNTHETIC EVIDENCE: generated with planted ground truth by interp_lab.providers.synthetic; "
-                        "it measures no model")
-    if records is not None:
-        matrix = read_records(records, progress=lambda d, t: say("reading records", d, t))
-        matrix.path = Path(records).name  # the report names inputs without their directories
-        inputs.append(InputInfo.file("records", records, rows=matrix.n_rows))
-    if features is not None:
-        from interp_lab.providers.features import load_dump
-
-        dump = load_dump(features)
-        dump.path = Path(features).name
-        inputs.append(InputInfo.file("features", features, rows=len(dump.rows)))
-    if interventions is not None:
-        table = load_interventions(interventions, criterion, allow_mismatch=allow_intervention_criterion_mismatch)
-        table.path = Path(interventions).name
-        inputs.append(InputInfo.file("interventions", interventions, rows=table.rows_read))
+    ev = _load_evidence(backend, model, criterion, records, features, interventions, seed, synthetic,
+                        allow_intervention_criterion_mismatch, say)
     timings["load"] = time.perf_counter() - t0
 
-    # ---- association: records (or signatures of a dump against the records' scores)
-    rank_on = matrix
-    if backend == "features" and dump is not None:
-        rank_on = None
-        if matrix is not None:
-            from interp_lab.providers.features import signature_matrix
-
-            rank_on, sig_notes = signature_matrix(dump, matrix)
-            notes.extend(sig_notes)
-    assoc: AssociationResult | None = None
-    features_out: dict[str, dict[str, Any]] = {}
-    available_heldout = None
     t1 = time.perf_counter()
-    if rank_on is not None:
-        say("ranking features", 0, None)
-        force = []
-        if table is not None:
-            col_of = {f: i for i, f in enumerate(rank_on.feature_ids.tolist())}
-            force = sorted({col_of[f] for f in _tested_features(table) if f in col_of})
-        assoc = rank_associations(rank_on, rank_settings, force)
-        available_heldout = assoc.split_counts["heldout"]["prompts"]
-        finder = ExampleFinder(rank_on, assoc.splits)
-        sigs = activation_signatures(rank_on, assoc.candidates, rank_settings.signature_probes)
-        for c in assoc.candidates:
-            fid = str(rank_on.feature_ids[c])
-            entry: dict[str, Any] = {
-                "assoc": assoc.evidence[c],
-                "label": rank_on.feature_labels.get(fid),
-                "layer": rank_on.feature_layers.get(fid, layer_of(fid)),
-                "examples": finder.top(c, rank_settings.examples),
-                "fingerprint": {"activation": sigs[c]},
-                "provenance": _provenance(backend, rank_on, planted.get(fid)),
-            }
-            if fid in rank_on.feature_decoders:
-                entry["fingerprint"]["decoder"] = {
-                    "vector": rank_on.feature_decoders[fid],
-                    "basis": {"model": (rank_on.models or [model])[0], "hooks": rank_on.hooks,
-                              "layer": entry["layer"]},
-                }
-            features_out[fid] = entry
-        if backend == "features":
-            notes.append("association measured from the dump's activation signatures against the criterion scores "
-                         "of the same probe prompts in the records")
+    assoc, features_out = _rank(ev, model, rank_settings, say)
     timings["rank"] = time.perf_counter() - t1
 
-    # ---- causal evidence
     t2 = time.perf_counter()
-    if table is not None:
+    if ev.table is not None:
         say("causal evidence", 0, None)
-        causal = causal_evidence(table, causal_settings, available_heldout)
-        for fid, ev in causal.items():
+        available = None if assoc is None else assoc.split_counts["heldout"]["prompts"]
+        for fid, causal in causal_evidence(ev.table, causal_settings, available).items():
             entry = features_out.setdefault(fid, {"layer": layer_of(fid), "provenance": {"source": backend}})
-            entry["causal"] = ev
-        if table.rows_other_criterion:
-            warnings.append(f"{table.rows_other_criterion} of {table.rows_read} intervention rows name another "
-                            "criterion and were left out (allow_intervention_criterion_mismatch to use them)")
+            entry["causal"] = causal
+        if ev.table.rows_other_criterion:
+            ev.warnings.append(f"{ev.table.rows_other_criterion} of {ev.table.rows_read} intervention rows name "
+                               "another criterion and were left out (allow_intervention_criterion_mismatch to "
+                               "use them)")
     timings["causal"] = time.perf_counter() - t2
-
-    # ---- feature dump fields
-    if dump is not None:
-        from interp_lab.providers.features import card_fields
-
-        reported = {f: card_fields(r, criterion) for f, r in dump.rows.items()}
-        with_effect = [f for f, r in reported.items() if r["reported_causal"] is not None]
-        for fid in list(features_out):
-            if fid in reported:
-                base = reported[fid]
-                entry = features_out[fid]
-                entry.setdefault("label", base["label"])
-                entry["label"] = entry.get("label") or base["label"]
-                entry["examples"] = entry.get("examples") or base["examples"]
-                entry["fingerprint"] = {**base["fingerprint"], **entry.get("fingerprint", {})}
-                entry["reported_causal"] = base["reported_causal"]
-                entry["provenance"] = {**base["provenance"], **entry.get("provenance", {})}
-        if not features_out:
-            pool = sorted(with_effect, key=lambda f: (-abs(reported[f]["reported_causal"]), f))[:top_k]
-            if pool:
-                notes.append("ranked by the causal_effects the dump reports for this criterion (no intervals: "
-                             "discovery-only evidence)")
-            else:
-                pool = list(reported)[:top_k]
-                warnings.append("no evidence about this criterion in the inputs (no records to compare signatures "
-                                "with, no causal_effects for it, no interventions): the cards are unranked")
-            for fid in pool:
-                features_out[fid] = {**reported[fid], "provenance": {**reported[fid]["provenance"]}}
-        if dump.duplicates_dropped:
-            notes.append(f"{dump.duplicates_dropped} exact duplicate feature rows dropped")
+    if ev.dump is not None:
+        _merge_dump(ev, features_out, criterion, top_k)
 
     cards = build_cards(features_out)
     if criterion_spec is not None:
-        notes.append(f"criterion read from {criterion_spec['file']} (kind {criterion_spec['kind']})")
-    labelled = (matrix.sources if matrix is not None else []) + (table.sources if table is not None else [])
+        ev.notes.append(f"criterion read from {criterion_spec['file']} (kind {criterion_spec['kind']})")
+    m = ev.matrix
+    labelled = (m.sources if m is not None else []) + (ev.table.sources if ev.table is not None else [])
     is_synthetic = backend == "synthetic" or "synthetic" in labelled
     if is_synthetic and backend != "synthetic":
-        warnings.insert(0, "SYNTHETIC EVIDENCE: the input rows say metadata.source = synthetic; "
-                           "they measure no model")
-    if matrix is not None:
-        if model and matrix.models and model not in matrix.models:
-            warnings.append(f"records name model(s) {', '.join(matrix.models)}, not {model!r}")
-        if matrix.duplicates_dropped:
-            notes.append(f"{matrix.duplicates_dropped} exact duplicate record rows dropped")
+        ev.warnings.insert(0, "SYNTHETIC EVIDENCE: the input rows say metadata.source = synthetic; "
+                              "they measure no model")
+    if m is not None:
+        if model and m.models and model not in m.models:
+            ev.warnings.append(f"records name model(s) {', '.join(m.models)}, not {model!r}")
+        if m.duplicates_dropped:
+            ev.notes.append(f"{m.duplicates_dropped} exact duplicate record rows dropped")
     report = build_report(
-        model=model or (matrix.models[0] if matrix is not None and matrix.models else None),
+        model=model or (m.models[0] if m is not None and m.models else None),
         criterion=criterion,
         backend=backend,
-        inputs=inputs,
+        inputs=ev.inputs,
         assoc=assoc,
-        table=table,
+        table=ev.table,
         cards=cards,
         rank_settings=rank_settings,
         causal_settings=causal_settings,
-        warnings=warnings,
-        notes=notes,
+        warnings=ev.warnings,
+        notes=ev.notes,
         synthetic=is_synthetic,
-        synthetic_params=synthetic_params,
-        planted=planted,
-        rank_on=rank_on,
+        synthetic_params=ev.synthetic_params,
+        planted=ev.planted,
+        rank_on=ev.rank_on,
     )
     timings["total"] = time.perf_counter() - t0
     result = InspectResult(report=report, timings=timings)
     if out is not None:
         say("writing the report", 0, None)
-        result.paths = write_report(report, out, formats, inputs=inputs, timings=timings)
+        result.paths = write_report(report, out, formats, inputs=ev.inputs, timings=timings)
     return result
+
+
+@dataclass
+class _Evidence:
+    """Everything an inspection reads, with the messages it collects on the way."""
+
+    backend: str
+    inputs: list[InputInfo] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    matrix: RecordMatrix | None = None  # activation records (or synthetic ones)
+    table: InterventionTable | None = None
+    dump: Any = None  # providers.features.FeatureDump
+    rank_on: RecordMatrix | None = None  # what association is measured on
+    planted: dict[str, str] = field(default_factory=dict)
+    synthetic_params: dict[str, Any] | None = None
+
+
+def _load_evidence(backend: str, model: str | None, criterion: str, records, features, interventions, seed: int,
+                   synthetic: dict[str, Any] | None, allow_mismatch: bool, say: StageProgress) -> _Evidence:
+    ev = _Evidence(backend=backend)
+    if backend == "synthetic":
+        from interp_lab.providers.synthetic import SyntheticSpec, generate
+
+        spec = SyntheticSpec(**{"seed": seed, **(synthetic or {}), **({"model": model} if model else {})})
+        gen = generate(spec)
+        ev.matrix, ev.planted, ev.synthetic_params = gen.records, gen.planted, spec.as_dict()
+        ev.inputs.append(InputInfo.synthetic(ev.synthetic_params))
+        if interventions is None and gen.interventions:
+            ev.table = interventions_from_dicts(gen.interventions, criterion, name="synthetic interventions")
+        ev.warnings.append("SYNTHETIC EVIDENCE: generated with planted ground truth by "
+                           "interp_lab.providers.synthetic; it measures no model")
+    if records is not None:
+        ev.matrix = read_records(records, progress=lambda d, t: say("reading records", d, t))
+        ev.matrix.path = Path(records).name  # the report names inputs without their directories
+        ev.inputs.append(InputInfo.file("records", records, rows=ev.matrix.n_rows))
+    if features is not None:
+        from interp_lab.providers.features import load_dump
+
+        ev.dump = load_dump(features)
+        ev.dump.path = Path(features).name
+        ev.inputs.append(InputInfo.file("features", features, rows=len(ev.dump.rows)))
+    if interventions is not None:
+        ev.table = load_interventions(interventions, criterion, allow_mismatch=allow_mismatch)
+        ev.table.path = Path(interventions).name
+        ev.inputs.append(InputInfo.file("interventions", interventions, rows=ev.table.rows_read))
+    ev.rank_on = ev.matrix
+    if backend == "features" and ev.dump is not None:
+        ev.rank_on = None
+        if ev.matrix is not None:
+            from interp_lab.providers.features import signature_matrix
+
+            ev.rank_on, sig_notes = signature_matrix(ev.dump, ev.matrix)
+            ev.notes.extend(sig_notes)
+    return ev
+
+
+def _rank(ev: _Evidence, model: str | None, settings: RankSettings, say: StageProgress
+          ) -> tuple[AssociationResult | None, dict[str, dict[str, Any]]]:
+    """Association for every feature; card fields (evidence, examples, fingerprint) for the candidates."""
+    m = ev.rank_on
+    if m is None:
+        return None, {}
+    say("ranking features", 0, None)
+    force = []
+    if ev.table is not None:
+        col_of = {f: i for i, f in enumerate(m.feature_ids.tolist())}
+        force = sorted({col_of[f] for f in _tested_features(ev.table) if f in col_of})
+    assoc = rank_associations(m, settings, force)
+    finder = ExampleFinder(m, assoc.splits)
+    sigs = activation_signatures(m, assoc.candidates, settings.signature_probes)
+    out: dict[str, dict[str, Any]] = {}
+    for c in assoc.candidates:
+        fid = str(m.feature_ids[c])
+        entry: dict[str, Any] = {
+            "assoc": assoc.evidence[c],
+            "label": m.feature_labels.get(fid),
+            "layer": m.feature_layers.get(fid, layer_of(fid)),
+            "examples": finder.top(c, settings.examples),
+            "fingerprint": {"activation": sigs[c]},
+            "provenance": _provenance(ev.backend, m, ev.planted.get(fid)),
+        }
+        if fid in m.feature_decoders:
+            entry["fingerprint"]["decoder"] = {
+                "vector": m.feature_decoders[fid],
+                "basis": {"model": (m.models or [model])[0], "hooks": m.hooks, "layer": entry["layer"]},
+            }
+        out[fid] = entry
+    if ev.backend == "features":
+        ev.notes.append("association measured from the dump's activation signatures against the criterion "
+                        "scores of the same probe prompts in the records")
+    return assoc, out
+
+
+def _merge_dump(ev: _Evidence, features_out: dict[str, dict[str, Any]], criterion: str, top_k: int) -> None:
+    """Add a feature dump's labels, examples and fingerprints; rank it alone when nothing else did."""
+    from interp_lab.providers.features import card_fields
+
+    reported = {f: card_fields(r, criterion) for f, r in ev.dump.rows.items()}
+    for fid, entry in features_out.items():
+        base = reported.get(fid)
+        if base is None:
+            continue
+        entry["label"] = entry.get("label") or base["label"]
+        entry["examples"] = entry.get("examples") or base["examples"]
+        entry["fingerprint"] = {**base["fingerprint"], **entry.get("fingerprint", {})}
+        entry["reported_causal"] = base["reported_causal"]
+        entry["provenance"] = {**base["provenance"], **entry.get("provenance", {})}
+    if not features_out:
+        with_effect = [f for f, r in reported.items() if r["reported_causal"] is not None]
+        pool = sorted(with_effect, key=lambda f: (-abs(reported[f]["reported_causal"]), f))[:top_k]
+        if pool:
+            ev.notes.append("ranked by the causal_effects the dump reports for this criterion (no intervals: "
+                            "discovery-only evidence)")
+        else:
+            pool = list(reported)[:top_k]
+            ev.warnings.append("no evidence about this criterion in the inputs (no records to compare signatures "
+                               "with, no causal_effects for it, no interventions): the cards are unranked")
+        for fid in pool:
+            features_out[fid] = dict(reported[fid])
+    if ev.dump.duplicates_dropped:
+        ev.notes.append(f"{ev.dump.duplicates_dropped} exact duplicate feature rows dropped")
 
 
 def _tested_features(table: InterventionTable) -> set[str]:
