@@ -249,10 +249,14 @@ def _card(card: dict[str, Any]) -> str:
                     f"{_e(stab.get('method'))}; split-half signs {'agree' if half.get('sign_agrees') else 'disagree'}"
                     f"</span></div>")
     prov = card.get("provenance") or {}
-    grid.append(f"<div class='kv'><b>provenance</b><br><span class='muted'>{_e(prov.get('source'))}"
-                f"{' · synthetic' if prov.get('synthetic') else ''}"
-                f"{' · planted ' + _e(prov.get('planted_role')) if prov.get('planted_role') else ''}"
-                f"{' · ' + _e(prov.get('evidence')) if prov.get('evidence') else ''}</span></div>")
+    bits = [prov.get("source")]
+    if prov.get("evidence") and prov.get("evidence") != prov.get("source"):
+        bits.append(prov["evidence"])
+    if prov.get("planted_role"):
+        bits.append(f"planted {prov['planted_role']}")
+    bits += [f"hook {h}" for h in prov.get("hooks") or []]
+    grid.append(f"<div class='kv'><b>provenance</b><br><span class='muted'>"
+                f"{_e(' · '.join(str(b) for b in bits if b))}</span></div>")
     label = f" — {_e(card.get('label'))}" if card.get("label") else ""
     return (f"<section class='card' id='{_e(card['feature_id'])}'><header><h3>{_e(card.get('rank'))}. "
             f"<code>{_e(card['feature_id'])}</code>{label}</h3>{badges}<span class='muted'>importance "
