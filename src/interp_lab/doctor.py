@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import importlib.metadata
-import os
 import platform
 import sys
 from pathlib import Path
 from typing import Any
 
 from interp_lab import __version__
+from interp_lab.io.cache import cache_dir
 
 EXTRAS = {
     "hf": ("torch", "transformers", "accelerate", "gguf", "safetensors"),
@@ -21,15 +21,6 @@ EXTRAS = {
     "dev": ("pytest", "hypothesis", "ruff"),
 }
 CORE = ("numpy", "scipy", "pyarrow", "msgspec", "pyyaml", "typer", "rich", "zstandard")
-
-
-def cache_dir() -> Path:
-    """Where interp-lab caches models and data: ``$INTERP_LAB_CACHE`` or the user cache dir."""
-    env = os.environ.get("INTERP_LAB_CACHE")
-    if env:
-        return Path(env).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "interp-lab"
 
 
 def _version(name: str) -> str | None:
