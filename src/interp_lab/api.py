@@ -1,4 +1,4 @@
-"""The Python API: ``inspect()`` (and, as later issues land, ``compare()``, ``harvest()`` ...).
+"""The Python API: ``inspect()``, ``harvest()`` (and, as later issues land, ``compare()``, ``train_sae()`` ...).
 
 Every CLI command is one call here plus argument parsing and rendering.
 """
@@ -275,6 +275,14 @@ def _merge_dump(ev: _Evidence, features_out: dict[str, dict[str, Any]], criterio
             features_out[fid] = dict(reported[fid])
     if ev.dump.duplicates_dropped:
         ev.notes.append(f"{ev.dump.duplicates_dropped} exact duplicate feature rows dropped")
+
+
+def harvest(model: str, dataset: str, hooks: str | list[str] = "blocks.*.hook_resid_post",
+            out: str | os.PathLike = "store", **options: Any):
+    """Harvest hook activations into a resumable store (see ``interp_lab.harvest.run.harvest``)."""
+    from interp_lab.harvest.run import harvest as _harvest
+
+    return _harvest(model, dataset, hooks, out, **options)
 
 
 def _tested_features(table: InterventionTable) -> set[str]:

@@ -10,7 +10,6 @@ import typer
 
 from interp_lab.cli import render
 
-
 models_app = typer.Typer(help="Models interp-lab knows by name: list, fetch into the cache, describe.",
                          no_args_is_help=True)
 
@@ -18,6 +17,7 @@ models_app = typer.Typer(help="Models interp-lab knows by name: list, fetch into
 def register(app: typer.Typer) -> None:
     app.add_typer(models_app, name="models")
     app.command("inspect")(inspect_cmd)
+    app.command("harvest")(harvest_cmd)
     app.command("run")(run_cmd)
     app.command("demo")(demo_cmd)
     app.command("doctor")(doctor_cmd)
@@ -170,3 +170,29 @@ def models_info(
         info.update(lm.manifest())
         info["hooks"] = all_hooks(lm.model)
     sys.stdout.buffer.write(msgspec.json.format(msgspec.json.encode(info), indent=2) + b"\n")
+
+
+def harvest_cmd(
+    model: str = typer.Option("smollm2-135m", "--model", help="Registered name, local directory or HF id."),
+    dataset: str = typer.Option(..., "--dataset", help="Prompt JSONL, text file (a document per line), lee, enwiki "
+                                                       "or lee+enwiki."),
+    hooks: str = typer.Option("blocks.*.hook_resid_post", "--hooks",
+                              help="Comma list of hook names; blocks.*.X for every layer."),
+    out: Path = typer.Option(..., "--out", help="Store directory (resumed if it holds a partial harvest)."),
+    max_tokens: Optional[int] = typer.Option(None, "--max-tokens", min=1),
+    context_length: int = typer.Option(256, "--context-length", min=2),
+    batch_size: int = typer.Option(8, "--batch-size", min=1),
+    dtype: str = typer.Option("float16", "--dtype", help="Storage dtype: float16 or float32."),
+    shard_tokens: int = typer.Option(65536, "--shard-tokens", min=1, help="Tokens per shard (whole batches)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Start over instead of resuming."),
+) -> None:
+    """Run a model over documents and stream hook activations into a resumable store."""
+    from interp_lab.harvest.run import harvest
+
+    with render.StageProgress() as progress:
+        res = harvest(model, dataset, hooks, out, max_tokens=max_tokens, context_length=context_length,
+                      batch_size=batch_size, dtype=dtype, shard_tokens=shard_tokens, overwrite=overwrite,
+                      progress=lambda done, total: progress("harvesting tokens", done, total))
+    resumed = f", resumed at batch {res.resumed_from_batch}" if res.resumed_from_batch else ""
+    typer.echo(f"{out}: {res.rows:,} tokens x {len(res.manifest.hooks)} hooks in {len(res.manifest.shards)} shards; "
+               f"{res.tokens_per_s:,.0f} tokens/s over {res.batches_run} batches{resumed}")

@@ -1,0 +1,206 @@
+"""Harvest: run a model over documents and stream the chosen hook points into a resumable store.
+
+Batches are fixed slices of the sequence list and shards hold whole batches,
+so a resumed harvest recomputes exactly the batches an interrupted one lost,
+with the same shapes, and ends byte-identical to an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from interp_lab.errors import UsageError
+from interp_lab.harvest.datasets import Document, dataset_hash, iter_documents
+from interp_lab.store.format import StoreManifest
+from interp_lab.store.writer import StoreWriter
+
+STORE_DTYPES = ("float16", "float32")
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class Sequence:
+    doc: int  # index into the document list
+    start: int  # first token's offset in the document
+    ids: list[int]
+    offsets: list[tuple[int, int]]
+
+
+@dataclass
+class HarvestResult:
+    out: Path
+    rows: int
+    batches_run: int
+    resumed_from_batch: int
+    seconds: float
+    tokens_per_s: float
+    manifest: StoreManifest
+
+
+def make_sequences(tokenizer, docs: list[Document], context_length: int, max_tokens: int | None) -> list[Sequence]:
+    """Tokenize documents and cut them into windows of at most ``context_length`` tokens."""
+    if context_length < 2:
+        raise UsageError("--context-length must be at least 2")
+    enc = tokenizer([d.text for d in docs], add_special_tokens=True, return_offsets_mapping=True)
+    seqs: list[Sequence] = []
+    total = 0
+    for i, (ids, offs) in enumerate(zip(enc["input_ids"], enc["offset_mapping"])):
+        for start in range(0, len(ids), context_length):
+            chunk = ids[start: start + context_length]
+            if max_tokens is not None and total + len(chunk) > max_tokens:
+                chunk = chunk[: max_tokens - total]
+            if not chunk:
+                return seqs
+            seqs.append(Sequence(i, start, list(chunk), [tuple(o) for o in offs[start: start + len(chunk)]]))
+            total += len(chunk)
+            if max_tokens is not None and total >= max_tokens:
+                return seqs
+    return seqs
+
+
+def _token_rows(batch: list[Sequence], docs: list[Document], tokenizer, first_row: int,
+                label_keys: list[str], meta_keys: list[str]) -> pa.Table:
+    doc_id, pid, seq_pos, doc_pos, tid, tstr, cs, ce, score, split = ([] for _ in range(10))
+    labels = {k: [] for k in label_keys}
+    metas = {k: [] for k in meta_keys}
+    for s in batch:
+        d = docs[s.doc]
+        n = len(s.ids)
+        doc_id += [d.doc_id] * n
+        pid += [d.prompt_id] * n
+        seq_pos += range(n)
+        doc_pos += range(s.start, s.start + n)
+        tid += s.ids
+        pieces = tokenizer.convert_ids_to_tokens(s.ids)
+        for (a, b), piece in zip(s.offsets, pieces):
+            cs.append(a)
+            ce.append(b)
+            tstr.append(d.text[a:b] if b > a else piece)  # the surface text; special tokens by name
+        score += [d.criterion_score] * n
+        split += [d.split] * n
+        for k in label_keys:
+            labels[k] += [None if d.labels.get(k) is None else str(d.labels[k])] * n
+        for k in meta_keys:
+            metas[k] += [None if d.metadata.get(k) is None else str(d.metadata[k])] * n
+    rows = len(tid)
+    cols: dict[str, pa.Array] = {
+        "row": pa.array(np.arange(first_row, first_row + rows, dtype=np.int64)),
+        "doc_id": pa.array(doc_id, pa.int32()), "prompt_id": pa.array(pid, pa.string()),
+        "position": pa.array(seq_pos, pa.int32()), "doc_position": pa.array(doc_pos, pa.int32()),
+        "token_id": pa.array(tid, pa.int32()), "token_str": pa.array(tstr, pa.string()),
+        "char_start": pa.array(cs, pa.int32()), "char_end": pa.array(ce, pa.int32()),
+        "criterion_score": pa.array(score, pa.float64()), "split": pa.array(split, pa.string()),
+    }
+    cols.update({f"label.{k}": pa.array(v, pa.string()) for k, v in labels.items()})
+    cols.update({f"meta.{k}": pa.array(v, pa.string()) for k, v in metas.items()})
+    return pa.table(cols)
+
+
+def harvest(
+    model: str | Any,
+    dataset: str,
+    hooks: str | list[str] = "blocks.*.hook_resid_post",
+    out: str | os.PathLike = "store",
+    *,
+    max_tokens: int | None = None,
+    context_length: int = 256,
+    batch_size: int = 8,
+    dtype: str = "float16",
+    shard_tokens: int = 1 << 16,
+    overwrite: bool = False,
+    progress: Progress | None = None,
+) -> HarvestResult:
+    """Harvest ``hooks`` of ``model`` over ``dataset`` into the store at ``out`` (resuming if it is there).
+
+    ``model`` is a registered name, a local directory, a Hugging Face id, or an already loaded
+    ``LoadedModel``.
+    """
+    import torch
+
+    from interp_lab.models.hooked import run
+    from interp_lab.models.hooks import expand
+    from interp_lab.models.load import LoadedModel, load_model
+
+    if dtype not in STORE_DTYPES:
+        raise UsageError(f"unknown --dtype {dtype!r} (use {', '.join(STORE_DTYPES)})")
+    if batch_size < 1 or shard_tokens < 1:
+        raise UsageError("--batch-size and the shard size must be at least 1")
+    lm = model if isinstance(model, LoadedModel) else load_model(str(model))
+    names = [h.name for h in expand(hooks if isinstance(hooks, str) else ",".join(hooks), lm.model)]
+    docs = list(iter_documents(dataset))
+    if not docs:
+        raise UsageError(f"{dataset}: no documents")
+    seqs = make_sequences(lm.tokenizer, docs, context_length, max_tokens)
+    batches = [seqs[i: i + batch_size] for i in range(0, len(seqs), batch_size)]
+    widths = _widths(lm, names)
+    manifest = StoreManifest(
+        schema_version="", model=lm.name, revision=lm.revision, family=lm.family,
+        tokenizer=type(lm.tokenizer).__name__, dtype=dtype, hooks=names, d=widths,
+        dataset=dataset if "/" not in dataset else Path(dataset).name, dataset_hash=dataset_hash(docs),
+        documents=len(docs), context_length=context_length, batch_size=batch_size, max_tokens=max_tokens,
+        shard_rows=shard_tokens, total_batches=len(batches),
+    )
+    writer = StoreWriter(out, manifest, overwrite=overwrite)
+    start_batch = writer.completed_batches
+    label_keys = sorted({k for d in docs for k in d.labels})
+    meta_keys = sorted({k for d in docs for k in d.metadata})
+    store_dtype = getattr(torch, dtype)
+    pad = lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else 0
+    total_tokens = sum(len(s.ids) for s in seqs)
+    done_tokens = sum(len(s.ids) for b in batches[:start_batch] for s in b)
+    buf: dict[str, list[np.ndarray]] = {h: [] for h in names}
+    tok_tables: list[pa.Table] = []
+    buf_rows, shard_first = 0, start_batch
+    t0 = time.perf_counter()
+    ran = 0
+    for bi in range(start_batch, len(batches)):
+        batch = batches[bi]
+        T = max(len(s.ids) for s in batch)
+        ids = torch.full((len(batch), T), pad, dtype=torch.long)
+        mask = torch.zeros((len(batch), T), dtype=torch.long)
+        for r, s in enumerate(batch):
+            ids[r, : len(s.ids)] = torch.tensor(s.ids)
+            mask[r, : len(s.ids)] = 1
+        res = run(lm.model, {"input_ids": ids, "attention_mask": mask}, names, logits=False, store_dtype=store_dtype)
+        keep = mask.bool()
+        for h in names:
+            buf[h].append(_to_numpy(res.acts[h][keep]))
+        rows = int(keep.sum())
+        tok_tables.append(_token_rows(batch, docs, lm.tokenizer, writer.manifest.rows + buf_rows, label_keys,
+                                      meta_keys))
+        buf_rows += rows
+        ran += 1
+        done_tokens += rows
+        if progress:
+            progress(done_tokens, total_tokens)
+        if buf_rows >= shard_tokens or bi == len(batches) - 1:
+            writer.write_shard({h: np.concatenate(v) for h, v in buf.items()}, pa.concat_tables(tok_tables),
+                               (shard_first, bi + 1))
+            buf = {h: [] for h in names}
+            tok_tables, buf_rows, shard_first = [], 0, bi + 1
+    writer.finish()
+    seconds = time.perf_counter() - t0
+    computed = done_tokens - sum(len(s.ids) for b in batches[:start_batch] for s in b)
+    return HarvestResult(out=Path(out), rows=writer.manifest.rows, batches_run=ran, resumed_from_batch=start_batch,
+                         seconds=seconds, tokens_per_s=computed / seconds if seconds > 0 else 0.0,
+                         manifest=writer.manifest)
+
+
+def _to_numpy(t) -> np.ndarray:
+    return t.contiguous().numpy()
+
+
+def _widths(lm, names: list[str]) -> dict[str, int]:
+    from interp_lab.models.hooked import run
+
+    probe = lm.tokenizer(["width probe"], return_tensors="pt")
+    acts = run(lm.model, dict(probe), names, positions=[-1], logits=False).acts
+    return {h: int(acts[h].shape[-1]) for h in names}

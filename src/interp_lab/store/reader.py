@@ -1,0 +1,73 @@
+"""Reading a store without loading it whole: memory-mapped shards, Parquet token rows."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import msgspec
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from interp_lab.errors import InputError
+from interp_lab.store.format import STORE_SCHEMA, StoreManifest, shard_file, tokens_part
+
+
+class Store:
+    """An activation store directory (complete, or the complete shards of an interrupted harvest)."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.root = Path(path)
+        mpath = self.root / "manifest.json"
+        if not mpath.is_file():
+            raise InputError(self.root, "not an activation store (no manifest.json)")
+        try:
+            self.manifest = msgspec.json.decode(mpath.read_bytes(), type=StoreManifest)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise InputError(mpath, f"malformed store manifest ({exc})") from None
+        if self.manifest.schema_version != STORE_SCHEMA:
+            raise InputError(mpath, f"unknown schema_version {self.manifest.schema_version!r}",
+                             field="schema_version")
+
+    @property
+    def hooks(self) -> list[str]:
+        return list(self.manifest.hooks)
+
+    @property
+    def rows(self) -> int:
+        return self.manifest.rows
+
+    def tokens(self, columns: list[str] | None = None) -> pa.Table:
+        if (self.root / "tokens.parquet").exists():
+            return pq.read_table(self.root / "tokens.parquet", columns=columns)
+        parts = [self.root / tokens_part(s.index) for s in self.manifest.shards]
+        if not parts:
+            return pa.table({})
+        return pa.concat_tables([pq.read_table(p, columns=columns) for p in parts])
+
+    def shard(self, hook: str, index: int) -> np.ndarray:
+        """One shard of one hook, memory-mapped ([rows, d], the store dtype)."""
+        from safetensors import safe_open
+
+        if hook not in self.manifest.hooks:
+            raise InputError(self.root, f"hook {hook!r} is not in this store (it has {', '.join(self.hooks)})")
+        with safe_open(str(self.root / shard_file(hook, index)), framework="np") as f:
+            return f.get_tensor("acts")
+
+    def acts(self, hook: str, rows: np.ndarray | None = None) -> np.ndarray:
+        """Activations of ``hook`` for the given global rows (all rows when None)."""
+        shards = self.manifest.shards
+        if rows is None:
+            return np.concatenate([self.shard(hook, s.index) for s in shards]) if shards else np.zeros((0, 0))
+        rows = np.asarray(rows, dtype=np.int64)
+        starts = np.array([s.first_row for s in shards])
+        which = np.searchsorted(starts, rows, side="right") - 1
+        out = None
+        for k in np.unique(which):
+            block = self.shard(hook, shards[k].index)
+            sel = which == k
+            if out is None:
+                out = np.empty((len(rows), block.shape[1]), dtype=block.dtype)
+            out[sel] = block[rows[sel] - starts[k]]
+        return out if out is not None else np.zeros((0, 0))

@@ -1,0 +1,108 @@
+"""Harvest into a store on the real default model: contents, size, resume after kill -9, byte-identical end."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import msgspec
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from interp_lab.harvest.run import harvest  # noqa: E402
+from interp_lab.models.hooked import run  # noqa: E402
+from interp_lab.models.load import load_model  # noqa: E402
+from interp_lab.store.reader import Store  # noqa: E402
+
+pytestmark = [pytest.mark.realmodel, pytest.mark.slow]
+HOOKS = "blocks.0.hook_resid_post,blocks.5.hook_resid_post,blocks.3.hook_mlp_out,blocks.2.mlp.hook_post"
+
+
+@pytest.fixture(scope="module")
+def lm():
+    return load_model("smollm2-135m")
+
+
+@pytest.fixture(scope="module")
+def prompts(tmp_path_factory):
+    p = tmp_path_factory.mktemp("p") / "prompts.jsonl"
+    rows = [{"prompt_id": f"u{i}", "text": f"The bridge is {100 + i} metres long and the road is {i} km",
+             "criterion_score": float(i % 2), "labels": {"topic": "engineering" if i % 3 else "travel"},
+             "metadata": {"source": "test"}} for i in range(24)]
+    p.write_bytes(b"".join(msgspec.json.encode(r) + b"\n" for r in rows))
+    return p
+
+
+def test_store_contents_match_a_direct_forward(lm, prompts, tmp_path):
+    res = harvest(lm, str(prompts), HOOKS, tmp_path / "s", context_length=32, batch_size=5, shard_tokens=64)
+    st = Store(tmp_path / "s")
+    m = st.manifest
+    assert m.complete and m.rows == res.rows and len(m.shards) > 1 and m.revision == lm.revision
+    tok = st.tokens().to_pydict()
+    assert tok["row"] == list(range(m.rows))
+    assert set(tok["label.topic"]) == {"engineering", "travel"} and set(tok["meta.source"]) == {"test"}
+    # the tokens of prompt u7, in order, are the tokenizer's, with their character spans
+    rows7 = [i for i, p in enumerate(tok["prompt_id"]) if p == "u7"]
+    text7 = "The bridge is 107 metres long and the road is 7 km"
+    ids = lm.tokenizer(text7)["input_ids"]
+    assert [tok["token_id"][i] for i in rows7] == ids and tok["criterion_score"][rows7[0]] == 1.0
+    assert "".join(tok["token_str"][i] for i in rows7 if tok["char_end"][i] > tok["char_start"][i]) == \
+        text7[tok["char_start"][rows7[0]]:]
+    direct = run(lm.model, {"input_ids": torch.tensor([ids])}, HOOKS.split(","), logits=False).acts
+    for hook in HOOKS.split(","):
+        stored = st.acts(hook, np.array(rows7)).astype(np.float32)
+        np.testing.assert_allclose(stored, direct[hook][0].numpy(), rtol=2e-2, atol=2e-2)
+        assert st.shard(hook, 0).dtype == np.float16
+
+
+def test_about_two_bytes_per_scalar(lm, prompts, tmp_path):
+    harvest(lm, str(prompts), HOOKS, tmp_path / "s", context_length=32, batch_size=8, shard_tokens=10_000)
+    st = Store(tmp_path / "s")
+    scalars = st.rows * sum(st.manifest.d.values())
+    acts_bytes = sum(f.stat().st_size for f in (tmp_path / "s" / "acts").rglob("*.safetensors"))
+    assert 2 * scalars <= acts_bytes <= 2 * scalars + 256 * len(st.hooks) * len(st.manifest.shards)
+
+
+def test_resume_after_kill_is_byte_identical(tmp_path):
+    args = dict(dataset="lee", hooks="blocks.*.hook_resid_post", max_tokens=3000, context_length=64, batch_size=4,
+                shard_tokens=256)
+    code = ("import sys; from interp_lab.harvest.run import harvest; "
+            f"harvest('smollm2-135m', out=sys.argv[1], **{args!r})")
+    whole, cut = tmp_path / "whole", tmp_path / "cut"
+    subprocess.run([sys.executable, "-c", code, str(whole)], check=True, capture_output=True)
+    proc = subprocess.Popen([sys.executable, "-c", code, str(cut)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    manifest = cut / "manifest.json"
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        if manifest.exists():
+            m = json.loads(manifest.read_text() or "{}")
+            if len(m.get("shards", [])) >= 2:
+                break
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    m = json.loads(manifest.read_text())
+    assert not m["complete"] and 2 <= len(m["shards"]) < json.loads((whole / "manifest.json").read_text())[
+        "shards"].__len__()
+    subprocess.run([sys.executable, "-c", code, str(cut)], check=True, capture_output=True)
+    files = sorted(p.relative_to(whole) for p in whole.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(cut) for p in cut.rglob("*") if p.is_file())
+    for rel in files:
+        assert (whole / rel).read_bytes() == (cut / rel).read_bytes(), rel
+
+
+def test_other_settings_refuse_to_resume(lm, prompts, tmp_path, cli):
+    harvest(lm, str(prompts), "blocks.0.hook_resid_post", tmp_path / "s", context_length=32, batch_size=5)
+    with pytest.raises(Exception, match="other settings"):
+        harvest(lm, str(prompts), "blocks.1.hook_resid_post", tmp_path / "s", context_length=32, batch_size=5)
+    code, out, _ = cli("harvest", "--dataset", prompts, "--out", tmp_path / "s", "--hooks", "blocks.1.hook_resid_post",
+                       "--context-length", "32", "--batch-size", "5", "--overwrite")
+    assert code == 0 and "tokens x 1 hooks" in out
+    assert Path(tmp_path / "s" / "acts" / "blocks.1.hook_resid_post").is_dir()
+    assert not (tmp_path / "s" / "acts" / "blocks.0.hook_resid_post").exists()
