@@ -106,3 +106,26 @@ def test_other_settings_refuse_to_resume(lm, prompts, tmp_path, cli):
     assert code == 0 and "tokens x 1 hooks" in out
     assert Path(tmp_path / "s" / "acts" / "blocks.1.hook_resid_post").is_dir()
     assert not (tmp_path / "s" / "acts" / "blocks.0.hook_resid_post").exists()
+
+
+def test_export_hf_records_pooling_and_ids(lm, prompts, tmp_path, cli):
+    from interp_lab.harvest.records import export_records
+    from interp_lab.io.records import read_records
+
+    info = export_records(lm, str(prompts), tmp_path / "r.jsonl", layers="4,6", kind="residual", pooling="last")
+    m = read_records(tmp_path / "r.jsonl")
+    assert info["rows"] == 24 and m.n_rows == 24 and m.n_features == 2 * 576
+    assert m.feature_ids[0] == "L4:R0" and m.feature_ids[-1] == "L6:R575"
+    ids = lm.tokenizer(m.text(3))["input_ids"]
+    direct = run(lm.model, {"input_ids": torch.tensor([ids])}, ["blocks.6.hook_resid_post"], logits=False).acts
+    row = m.X.tocsr()
+    cols, vals = row.major_slice(3)
+    got = dict(zip(m.feature_ids[cols], vals))
+    np.testing.assert_allclose([got[f"L6:R{j}"] for j in range(576)], direct["blocks.6.hook_resid_post"][0, -1],
+                               rtol=1e-4, atol=1e-4)
+    assert m.scores[3] == 1.0
+    code, out, _ = cli("export-hf-records", "--dataset", prompts, "--out", tmp_path / "n.parquet", "--layers", "2",
+                       "--kind", "neurons", "--pooling", "max", "--top-k-features", "16")
+    n = read_records(tmp_path / "n.parquet")
+    assert code == 0 and n.n_rows == 24 and all(f.startswith("L2:N") for f in n.feature_ids)
+    assert (np.diff(n.X.tocsr().indptr) == 16).all()

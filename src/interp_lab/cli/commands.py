@@ -18,6 +18,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(models_app, name="models")
     app.command("inspect")(inspect_cmd)
     app.command("harvest")(harvest_cmd)
+    app.command("export-hf-records")(export_hf_records_cmd)
     app.command("run")(run_cmd)
     app.command("demo")(demo_cmd)
     app.command("doctor")(doctor_cmd)
@@ -196,3 +197,24 @@ def harvest_cmd(
     resumed = f", resumed at batch {res.resumed_from_batch}" if res.resumed_from_batch else ""
     typer.echo(f"{out}: {res.rows:,} tokens x {len(res.manifest.hooks)} hooks in {len(res.manifest.shards)} shards; "
                f"{res.tokens_per_s:,.0f} tokens/s over {res.batches_run} batches{resumed}")
+
+
+def export_hf_records_cmd(
+    model: str = typer.Option("smollm2-135m", "--model", help="Registered name, local directory or HF id."),
+    dataset: str = typer.Option(..., "--dataset", help="Prompt JSONL (criterion_score, split, labels carried over), "
+                                                       "a text file, or lee / enwiki."),
+    out: Path = typer.Option(..., "--out", help="Activation records: .jsonl[.gz|.zst] or .parquet."),
+    layers: str = typer.Option("middle", "--layers", help="all, middle, or a list / ranges: 6 or 3-9,12."),
+    kind: str = typer.Option("residual", "--kind", help="residual (L{i}:R{dim}) or neurons (L{i}:N{index})."),
+    pooling: str = typer.Option("mean", "--pooling", help="mean, max or last over each prompt's tokens."),
+    batch_size: int = typer.Option(8, "--batch-size", min=1),
+    context_length: int = typer.Option(256, "--context-length", min=2),
+    top_k_features: Optional[int] = typer.Option(None, "--top-k-features", min=1,
+                                                 help="Keep the k largest |activations| per layer and row."),
+) -> None:
+    """Export pooled activation records of residual dimensions or MLP neurons from a Hugging Face model."""
+    from interp_lab.harvest.records import export_records
+
+    info = export_records(model, dataset, out, layers=layers, kind=kind, pooling=pooling, batch_size=batch_size,
+                          context_length=context_length, top_k_features=top_k_features)
+    typer.echo(f"wrote {info['out']} ({info['rows']} records; hooks {', '.join(info['hooks'])}; {info['pooling']} pooling)")
