@@ -129,3 +129,24 @@ def test_export_hf_records_pooling_and_ids(lm, prompts, tmp_path, cli):
     n = read_records(tmp_path / "n.parquet")
     assert code == 0 and n.n_rows == 24 and all(f.startswith("L2:N") for f in n.feature_ids)
     assert (np.diff(n.X.tocsr().indptr) == 16).all()
+
+
+def test_corpora_and_text_files():
+    from interp_lab.harvest.datasets import iter_documents
+
+    lee = list(iter_documents("lee"))
+    wiki = list(iter_documents("enwiki"))
+    assert len(lee) == 300 and lee[0].prompt_id == "lee-0" and lee[0].labels == {"corpus": "lee"}
+    assert len(wiki) == 106 and wiki[0].labels["title"] == "Anarchism" and "'''" not in wiki[0].text
+    both = list(iter_documents("lee+enwiki"))
+    assert len(both) == 406 and [d.doc_id for d in both] == list(range(406))
+
+
+def test_text_file_documents(tmp_path):
+    from interp_lab.harvest.datasets import iter_documents
+
+    p = tmp_path / "docs.txt"
+    p.write_text("first document\n\nsecond document\n")
+    docs = list(iter_documents(str(p)))
+    assert [d.text for d in docs] == ["first document", "second document"]
+    assert docs[0].prompt_id.startswith("t-") and docs[0].prompt_id != docs[1].prompt_id

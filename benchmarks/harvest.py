@@ -1,0 +1,134 @@
+"""Benchmark: harvest speed against the model's own forward, TransformerLens and nnsight, in one run.
+
+On the same model and the same batches (gensim's lee corpus cut into windows):
+  1. the backbone's bare forward (``model.model``, no lm_head),
+  2. the full forward with logits,
+  3. ``interp_lab.harvest`` writing every layer's resid_post to a store on disk,
+  4. TransformerLens ``run_with_cache`` on the same hook points (TransformerBridge),
+  5. an nnsight trace saving the same tensors.
+Prints tokens/s and each one's ratio to the bare forward. 3-5 are skipped with a note
+when their package is not installed.
+
+    python benchmarks/harvest.py --tokens 8192 --batch-size 8 --context-length 128
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from interp_lab.harvest.datasets import iter_documents
+from interp_lab.harvest.run import harvest, make_sequences
+from interp_lab.models.load import load_model
+
+
+def batches_of(lm, docs, tokens: int, context: int, batch_size: int):
+    seqs = make_sequences(lm.tokenizer, docs, context, tokens)
+    pad = lm.tokenizer.pad_token_id or 0
+    out = []
+    for i in range(0, len(seqs), batch_size):
+        group = seqs[i: i + batch_size]
+        T = max(len(s.ids) for s in group)
+        ids = torch.full((len(group), T), pad, dtype=torch.long)
+        mask = torch.zeros((len(group), T), dtype=torch.long)
+        for r, s in enumerate(group):
+            ids[r, : len(s.ids)] = torch.tensor(s.ids)
+            mask[r, : len(s.ids)] = 1
+        out.append((ids, mask))
+    return out
+
+
+def timed(fn, batches) -> float:
+    fn(*batches[0])  # warm-up
+    t = time.perf_counter()
+    for ids, mask in batches:
+        fn(ids, mask)
+    return time.perf_counter() - t
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="smollm2-135m")
+    ap.add_argument("--tokens", type=int, default=8192)
+    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--context-length", type=int, default=128)
+    args = ap.parse_args()
+    lm = load_model(args.model)
+    model, L = lm.model, lm.n_layers
+    tmp = Path(tempfile.mkdtemp(prefix="interp-lab-harvest-bench-"))
+    text = tmp / "docs.txt"  # lee, one document per line: every method sees the same windows and batches
+    text.write_text("\n".join(d.text.replace("\n", " ") for d in iter_documents("lee")) + "\n")
+    docs = list(iter_documents(str(text)))
+    batches = batches_of(lm, docs, args.tokens, args.context_length, args.batch_size)
+    n_tokens = sum(int(m.sum()) for _, m in batches)
+    print(f"harvest benchmark: {args.model} ({L} layers), {n_tokens:,} tokens in {len(batches)} batches of "
+          f"{args.batch_size} x <= {args.context_length}; torch {torch.__version__}, {torch.get_num_threads()} threads")
+    results: dict[str, float] = {}
+
+    with torch.inference_mode():
+        results["bare backbone forward (model.model)"] = timed(
+            lambda i, m: model.model(input_ids=i, attention_mask=m, use_cache=False), batches)
+        results["full forward with logits"] = timed(
+            lambda i, m: model(input_ids=i, attention_mask=m, use_cache=False).logits, batches)
+
+    try:
+        harvest(lm, str(text), "blocks.*.hook_resid_post", tmp / "warm", max_tokens=args.batch_size * 16,
+                context_length=args.context_length, batch_size=args.batch_size)
+        res = harvest(lm, str(text), "blocks.*.hook_resid_post", tmp / "store", max_tokens=args.tokens,
+                      context_length=args.context_length, batch_size=args.batch_size)
+        results[f"interp-lab harvest, all {L} resid_post to disk"] = res.rows / res.tokens_per_s
+        store_mb = sum(f.stat().st_size for f in (tmp / "store").rglob("*") if f.is_file()) / 1e6
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    try:
+        from transformer_lens.model_bridge import TransformerBridge
+
+        bridge = TransformerBridge.boot_transformers(lm.info.get("upstream", args.model), hf_model=model,
+                                                     tokenizer=lm.tokenizer)
+        tl_names = [n for n in bridge.hook_dict if n.endswith("hook_resid_post") or n.endswith("hook_out")]
+        tl_names = [n for n in tl_names if n.startswith("blocks.") and n.count(".") == 2][:L]
+
+        def tl_run(i, m):
+            with torch.inference_mode():
+                bridge.run_with_cache(i, attention_mask=m, names_filter=lambda n: n in tl_names)
+
+        if len(tl_names) != L:
+            raise RuntimeError(f"found {len(tl_names)} TransformerLens block-output hooks, expected {L}")
+        results[f"TransformerLens run_with_cache ({len(tl_names)} {tl_names[0].split('.')[-1]})"] = timed(
+            tl_run, batches)
+    except Exception as exc:  # not installed, or the bridge refused the model
+        print(f"TransformerLens: skipped ({type(exc).__name__}: {str(exc).splitlines()[0][:160]})")
+
+    try:
+        from nnsight import LanguageModel
+
+        nn_model = LanguageModel(model, tokenizer=lm.tokenizer)
+
+        def nn_run(i, m):
+            saved: list = []  # nnsight runs the with-block itself; results must go into an outer object
+            with torch.inference_mode():
+                with nn_model.trace({"input_ids": i, "attention_mask": m}):
+                    for k in range(L):
+                        saved.append(nn_model.model.layers[k].output.save())
+            if len(saved) != L:
+                raise RuntimeError(f"nnsight saved {len(saved)} of {L} tensors")
+            return saved
+
+        results["nnsight trace saving the same tensors"] = timed(nn_run, batches)
+    except Exception as exc:
+        print(f"nnsight: skipped ({type(exc).__name__}: {str(exc).splitlines()[0][:160]})")
+
+    bare = results["bare backbone forward (model.model)"]
+    for label, seconds in results.items():
+        print(f"{label:48s} {n_tokens / seconds:9,.0f} tokens/s   ratio to bare forward {bare / seconds:5.2f}")
+    print(f"store written: {store_mb:.1f} MB for {n_tokens:,} tokens x {L} hooks")
+
+
+if __name__ == "__main__":
+    main()
