@@ -141,3 +141,17 @@ def test_hook_names_are_checked(tiny):
         parse("blocks.0.hook_resid", model)
     with pytest.raises(Exception, match="has 3 layers"):
         parse("blocks.3.hook_resid_post", model)
+
+
+def test_replace_and_clamp_on_chosen_channels(tiny):
+    model, inputs = tiny
+    name = "blocks.1.mlp.hook_post"
+    base = run(model, inputs, [name]).acts[name]
+    got = run(model, inputs, [name], edits=[Edit(name, "replace", 5.0, positions=[0, 2], channels=[3, 7])]).acts[name]
+    assert (got[:, [0, 2]][..., [3, 7]] == 5.0).all()
+    close(got[:, 1], base[:, 1])
+    close(got[..., 4], base[..., 4])
+    clamped = run(model, inputs, [name], edits=[Edit(name, "clamp", min=-0.01, max=0.01)]).acts[name]
+    assert clamped.abs().max() <= 0.01 + 1e-7
+    with pytest.raises(Exception, match="needs a value"):
+        Edit(name, "add")

@@ -134,9 +134,14 @@ class StageProgress:
                 self._progress.remove_task(self._task)
             self._task = self._progress.add_task(stage, total=total, detail="")
             self._stage = stage
-        detail = f"{done / 1e6:.0f} / {total / 1e6:.0f} MB" if total and total > 1e6 else (
-            f"{int(done):,} / {int(total):,}" if total else "")
-        self._progress.update(self._task, completed=done, total=total, detail=detail)
+        self._progress.update(self._task, completed=done, total=total)
+        task = self._progress.tasks[-1]
+        unit = "MB" if total and total > 1e6 and "records" in stage else ""
+        scale = 1e6 if unit else 1.0
+        detail = f"{done / scale:,.0f} / {total / scale:,.0f} {unit}".strip() if total else ""
+        if task.speed:
+            detail += f"  {task.speed / scale:,.0f} {unit or stage.split()[-1]}/s"
+        self._progress.update(self._task, detail=detail)
 
     def __exit__(self, *exc) -> None:
         if self._progress is not None:
