@@ -150,3 +150,20 @@ def test_text_file_documents(tmp_path):
     docs = list(iter_documents(str(p)))
     assert [d.text for d in docs] == ["first document", "second document"]
     assert docs[0].prompt_id.startswith("t-") and docs[0].prompt_id != docs[1].prompt_id
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float32"])
+def test_store_dtypes(lm, prompts, tmp_path, dtype):
+    harvest(lm, str(prompts), "blocks.4.hook_resid_post", tmp_path / dtype, context_length=32, batch_size=8,
+            dtype=dtype)
+    st = Store(tmp_path / dtype)
+    a = st.acts("blocks.4.hook_resid_post")
+    assert st.tokens(["prompt_id"]).column(0)[0].as_py() == "u0"
+    ids = lm.tokenizer("The bridge is 100 metres long and the road is 0 km")["input_ids"]
+    direct = run(lm.model, {"input_ids": torch.tensor([ids])}, ["blocks.4.hook_resid_post"], logits=False).acts
+    ref = direct["blocks.4.hook_resid_post"][0].numpy()
+    assert a.dtype == np.float32 and a.shape[1] == 576
+    tol = 1e-5 if dtype == "float32" else 2e-2
+    np.testing.assert_allclose(a[: len(ids)], ref, rtol=tol, atol=tol * 5)
+    per_scalar = sum(f.stat().st_size for f in (tmp_path / dtype / "acts").rglob("*.safetensors")) / a.size
+    assert per_scalar == pytest.approx(2 if dtype == "bfloat16" else 4, rel=0.01)

@@ -183,7 +183,7 @@ def harvest_cmd(
     max_tokens: Optional[int] = typer.Option(None, "--max-tokens", min=1),
     context_length: int = typer.Option(256, "--context-length", min=2),
     batch_size: int = typer.Option(8, "--batch-size", min=1),
-    dtype: str = typer.Option("float16", "--dtype", help="Storage dtype: float16 or float32."),
+    dtype: str = typer.Option("float16", "--dtype", help="Storage dtype: float16, bfloat16 or float32."),
     shard_tokens: int = typer.Option(65536, "--shard-tokens", min=1, help="Tokens per shard (whole batches)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Start over instead of resuming."),
 ) -> None:

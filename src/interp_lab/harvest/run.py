@@ -22,7 +22,7 @@ from interp_lab.harvest.datasets import Document, dataset_hash, iter_documents
 from interp_lab.store.format import StoreManifest
 from interp_lab.store.writer import StoreWriter
 
-STORE_DTYPES = ("float16", "float32")
+STORE_DTYPES = ("float16", "bfloat16", "float32")
 Progress = Callable[[int, int], None]
 
 
@@ -182,7 +182,7 @@ def harvest(
         if progress:
             progress(done_tokens, total_tokens)
         if buf_rows >= shard_tokens or bi == len(batches) - 1:
-            writer.write_shard({h: np.concatenate(v) for h, v in buf.items()}, pa.concat_tables(tok_tables),
+            writer.write_shard({h: _concat(v) for h, v in buf.items()}, pa.concat_tables(tok_tables),
                                (shard_first, bi + 1))
             buf = {h: [] for h in names}
             tok_tables, buf_rows, shard_first = [], 0, bi + 1
@@ -194,8 +194,19 @@ def harvest(
                          manifest=writer.manifest)
 
 
-def _to_numpy(t) -> np.ndarray:
-    return t.contiguous().numpy()
+def _to_numpy(t):
+    """numpy for float16 / float32; bfloat16 stays a torch tensor (numpy has no such dtype)."""
+    import torch
+
+    return t.contiguous() if t.dtype == torch.bfloat16 else t.contiguous().numpy()
+
+
+def _concat(parts: list):
+    if isinstance(parts[0], np.ndarray):
+        return np.concatenate(parts)
+    import torch
+
+    return torch.cat(parts)
 
 
 def _widths(lm, names: list[str]) -> dict[str, int]:

@@ -47,12 +47,15 @@ class Store:
         return pa.concat_tables([pq.read_table(p, columns=columns) for p in parts])
 
     def shard(self, hook: str, index: int) -> np.ndarray:
-        """One shard of one hook, memory-mapped ([rows, d], the store dtype)."""
+        """One shard of one hook ([rows, d]; float16 / float32 as stored, bfloat16 widened to float32)."""
         from safetensors import safe_open
 
         if hook not in self.manifest.hooks:
             raise InputError(self.root, f"hook {hook!r} is not in this store (it has {', '.join(self.hooks)})")
-        with safe_open(str(self.root / shard_file(hook, index)), framework="np") as f:
+        path = self.root / shard_file(hook, index)
+        if self.manifest.dtype == "bfloat16":
+            return _read_bf16(path)
+        with safe_open(str(path), framework="np") as f:
             return f.get_tensor("acts")
 
     def acts(self, hook: str, rows: np.ndarray | None = None) -> np.ndarray:
@@ -71,3 +74,16 @@ class Store:
                 out = np.empty((len(rows), block.shape[1]), dtype=block.dtype)
             out[sel] = block[rows[sel] - starts[k]]
         return out if out is not None else np.zeros((0, 0))
+
+
+def _read_bf16(path: Path) -> np.ndarray:
+    """The "acts" tensor of a bfloat16 safetensors file as float32 (numpy has no bfloat16)."""
+    with open(path, "rb") as fh:
+        n = int.from_bytes(fh.read(8), "little")
+        header = msgspec.json.decode(fh.read(n))
+    meta = header["acts"]
+    if meta["dtype"] != "BF16":
+        raise InputError(path, f"expected BF16 activations, found {meta['dtype']}")
+    a, b = meta["data_offsets"]
+    raw = np.memmap(path, dtype="<u2", mode="r", offset=8 + n + a, shape=((b - a) // 2,))
+    return (raw.astype(np.uint32) << 16).view(np.float32).reshape(meta["shape"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import numpy as np
@@ -60,7 +61,7 @@ class StoreWriter:
         write_bytes_atomic(self.root / "manifest.json",
                            msgspec.json.format(msgspec.json.encode(self.manifest), indent=2) + b"\n")
 
-    def write_shard(self, acts: dict[str, np.ndarray], tokens: pa.Table, batches: tuple[int, int]) -> None:
+    def write_shard(self, acts: dict[str, Any], tokens: pa.Table, batches: tuple[int, int]) -> None:
         """Write one shard (every hook's activations and the token rows), then record it."""
         from safetensors.numpy import save_file
 
@@ -73,7 +74,12 @@ class StoreWriter:
                 raise ValueError(f"{hook}: {arr.shape[0]} activation rows for {rows} tokens")
             rel = shard_file(hook, index)
             with atomic_path(self.root / rel) as tmp:
-                save_file({"acts": np.ascontiguousarray(arr)}, str(tmp))
+                if isinstance(arr, np.ndarray):
+                    save_file({"acts": np.ascontiguousarray(arr)}, str(tmp))
+                else:  # a torch tensor (bfloat16 has no numpy dtype)
+                    from safetensors.torch import save_file as save_torch
+
+                    save_torch({"acts": arr.contiguous()}, str(tmp))
             sha[rel] = _sha(self.root / rel)
         rel = tokens_part(index)
         with atomic_path(self.root / rel) as tmp:
