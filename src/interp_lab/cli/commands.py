@@ -19,6 +19,8 @@ def register(app: typer.Typer) -> None:
     app.command("inspect")(inspect_cmd)
     app.command("harvest")(harvest_cmd)
     app.command("export-hf-records")(export_hf_records_cmd)
+    app.command("lens")(lens_cmd)
+    app.command("train-lens")(train_lens_cmd)
     app.command("run")(run_cmd)
     app.command("demo")(demo_cmd)
     app.command("doctor")(doctor_cmd)
@@ -218,3 +220,93 @@ def export_hf_records_cmd(
     info = export_records(model, dataset, out, layers=layers, kind=kind, pooling=pooling, batch_size=batch_size,
                           context_length=context_length, top_k_features=top_k_features)
     typer.echo(f"wrote {info['out']} ({info['rows']} records; hooks {', '.join(info['hooks'])}; {info['pooling']} pooling)")
+
+
+def _load_with_progress(model: str):
+    from interp_lab.models.load import load_model
+
+    return load_model(model, say=lambda msg: render.err.print(msg))
+
+
+def lens_cmd(
+    model: str = typer.Option("smollm2-135m", "--model"),
+    prompt: Optional[str] = typer.Option(None, "--prompt", help="One prompt: per-layer table at its last token "
+                                                               "and a layer x position plot."),
+    dataset: Optional[str] = typer.Option(None, "--dataset", help="Documents: mean KL to the final distribution "
+                                                                  "per layer, logit lens vs tuned lens."),
+    layers: str = typer.Option("all", "--layers", help="all, middle, or a list / ranges."),
+    metric: str = typer.Option("prob", "--metric", help="prob (of the first --tokens) or logit_diff (A - B)."),
+    tokens: str = typer.Option("", "--tokens", help="Comma list of single tokens, e.g. ' metres, m'."),
+    tuned: Optional[Path] = typer.Option(None, "--tuned", help="A tuned lens saved by train-lens."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Directory for lens.json and the plots (PNG, HTML)."),
+    max_docs: int = typer.Option(40, "--max-docs", min=1, help="Documents used with --dataset."),
+) -> None:
+    """Logit lens (or tuned lens): what each layer predicts."""
+    import json
+
+    from interp_lab.errors import UsageError
+    from interp_lab.harvest.records import parse_layers
+    from interp_lab.models.lens import TunedLens, evaluate, lens_table, middle_layers
+
+    if (prompt is None) == (dataset is None):
+        raise UsageError("give exactly one of --prompt and --dataset")
+    lm = _load_with_progress(model)
+    chosen = middle_layers(lm.n_layers) if layers == "middle" else parse_layers(layers, lm.n_layers)
+    lens = TunedLens.load(tuned) if tuned else None
+    if prompt is not None:
+        toks = [t for t in tokens.split(",") if t] if tokens else []
+        if not toks:
+            raise UsageError("--tokens is needed with --prompt (the token(s) the metric is about)")
+        table = lens_table(lm, prompt, chosen, tuned=lens, metric=metric, tokens=toks)
+        render.lens_table(table)
+        if out is not None:
+            from interp_lab.io.atomic import write_bytes_atomic
+            from interp_lab.report.plots import heatmap_html, heatmap_png
+
+            values = [r["metric"] for r in table["rows"]]
+            title = f"{table['lens']} lens, {metric} of {', '.join(repr(t) for t in toks)}: {prompt}"
+            labels = [f"L{r['layer']}" for r in table["rows"]]
+            heatmap_html(values, labels, table["tokens"], title, out / "lens.html")
+            heatmap_png(values, labels, table["tokens"], title, out / "lens.png")
+            write_bytes_atomic(out / "lens.json", json.dumps(table, indent=1).encode())
+            render.written({"json": out / "lens.json", "html": out / "lens.html", "png": out / "lens.png"})
+        return
+    from interp_lab.harvest.datasets import iter_documents
+
+    texts = [d.text for _, d in zip(range(max_docs), iter_documents(dataset))]
+    res = evaluate(lm, texts, chosen, lens)
+    render.lens_kl(res)
+    if out is not None:
+        from interp_lab.io.atomic import write_bytes_atomic
+
+        write_bytes_atomic(out / "lens_kl.json", json.dumps({str(k): v for k, v in res.items()}, indent=1).encode())
+
+
+def train_lens_cmd(
+    model: str = typer.Option("smollm2-135m", "--model"),
+    dataset: str = typer.Option("lee", "--dataset", help="Training documents (prompt JSONL, text file, lee, enwiki)."),
+    out: Path = typer.Option(..., "--out", help="Directory for lens.safetensors + lens.json."),
+    layers: str = typer.Option("all", "--layers"),
+    steps: int = typer.Option(100, "--steps", min=0, help="KL steps per layer after the least-squares start."),
+    max_docs: int = typer.Option(60, "--max-docs", min=1),
+    heldout_docs: int = typer.Option(30, "--heldout-docs", min=1, help="Documents after the training ones, for "
+                                                                      "the KL table written with the lens."),
+    context_length: int = typer.Option(128, "--context-length", min=2),
+    seed: int = typer.Option(0, "--seed"),
+) -> None:
+    """Train a tuned lens (per-layer affine translators) against the final logits with KL."""
+    from interp_lab.harvest.datasets import iter_documents
+    from interp_lab.harvest.records import parse_layers
+    from interp_lab.models.lens import evaluate, train_tuned_lens
+
+    lm = _load_with_progress(model)
+    chosen = [i for i in parse_layers(layers, lm.n_layers) if i < lm.n_layers - 1]
+    docs = [d.text for d in iter_documents(dataset)]
+    train, held = docs[:max_docs], docs[max_docs: max_docs + heldout_docs]
+    lens = train_tuned_lens(lm, train, chosen, steps=steps, context=context_length, seed=seed,
+                            log=lambda msg: render.err.print(msg))
+    metrics = evaluate(lm, held, chosen, lens, context=context_length) if held else {}
+    lens.save(out, {"heldout_kl": {str(k): v for k, v in metrics.items()}, "train_docs": len(train),
+                    "heldout_docs": len(held), "steps": steps, "dataset": dataset})
+    render.lens_kl(metrics)
+    typer.echo(f"wrote {out}")

@@ -92,6 +92,28 @@ def models_table(rows: list[dict[str, Any]]) -> None:
     console.print("Any Hugging Face id or local model directory works too (needs network for ids).")
 
 
+def lens_table(table: dict[str, Any]) -> None:
+    t = Table(title=f"{table['lens']} lens · {table['prompt']!r} · {table['metric']} of "
+                    f"{', '.join(repr(x) for x in table['metric_tokens'])} at the last token", title_justify="left")
+    for col in ("layer", "top tokens at the last position", "KL to final", table["metric"]):
+        t.add_column(col)
+    for r in table["rows"]:
+        tops = "  ".join(f"{tok!r} {p:.2f}" for tok, p in r["top_tokens"])
+        t.add_row(str(r["layer"]), tops, f"{r['kl_to_final']:.3f}", f"{r['metric'][-1]:.4f}")
+    console.print(t)
+    console.print("final: " + "  ".join(f"{tok!r} {p:.2f}" for tok, p in table["final_top"]))
+
+
+def lens_kl(res: dict[int, dict[str, float]]) -> None:
+    t = Table(title="mean KL(final || lens) in nats, per layer", title_justify="left")
+    t.add_column("layer")
+    t.add_column("logit lens")
+    t.add_column("tuned lens")
+    for layer, v in res.items():
+        t.add_row(str(layer), f"{v['logit_lens']:.3f}", f"{v['tuned_lens']:.3f}" if "tuned_lens" in v else "-")
+    console.print(t)
+
+
 def doctor(info: dict[str, Any]) -> None:
     console.print(f"interp-lab {info['version']} on Python {info['python']} ({info['platform']})")
     t = Table(title="extras", title_justify="left")

@@ -66,6 +66,9 @@ def load_model(name: str, *, dtype: str = "float32", say: Say | None = None) -> 
         source, revision, info = "local", _weights_sha256(path), {}
     else:
         path, source, revision, info = name, "hub", None, {}
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # a cached model loads in under a second: no bar needed
     try:
         model = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch_dtype)
         tokenizer = AutoTokenizer.from_pretrained(str(path))
