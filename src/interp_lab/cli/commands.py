@@ -14,8 +14,13 @@ models_app = typer.Typer(help="Models interp-lab knows by name: list, fetch into
                          no_args_is_help=True)
 
 
+store_app = typer.Typer(help="Query activation stores: summary, list, search, top, plot, diff, tag, rename, remove.",
+                        no_args_is_help=True)
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(models_app, name="models")
+    app.add_typer(store_app, name="store")
     app.command("inspect")(inspect_cmd)
     app.command("harvest")(harvest_cmd)
     app.command("export-hf-records")(export_hf_records_cmd)
@@ -310,3 +315,131 @@ def train_lens_cmd(
                     "heldout_docs": len(held), "steps": steps, "dataset": dataset})
     render.lens_kl(metrics)
     typer.echo(f"wrote {out}")
+
+
+def _print_json(obj) -> None:
+    import msgspec
+
+    sys.stdout.buffer.write(msgspec.json.format(msgspec.json.encode(obj), indent=2) + b"\n")
+
+
+@store_app.command("summary")
+def store_summary(path: Path = typer.Argument(..., help="Store directory.")) -> None:
+    """Model, hooks, tokens, labels and size of a store."""
+    from interp_lab.store.queries import summary
+    from interp_lab.store.reader import Store
+
+    _print_json(summary(Store(path)))
+
+
+@store_app.command("list")
+def store_list(
+    root: Path = typer.Argument(Path("."), help="Directory searched for stores (any depth)."),
+    model: Optional[str] = typer.Option(None, "--model"),
+    dataset: Optional[str] = typer.Option(None, "--dataset"),
+    tag: Optional[str] = typer.Option(None, "--tag"),
+    since: Optional[str] = typer.Option(None, "--since", help="Created on or after YYYY-MM-DD."),
+) -> None:
+    """Stores under a directory, filtered by model, dataset, tag and date."""
+    from interp_lab.store.queries import list_stores
+
+    render.store_list(list_stores(root, model=model, dataset=dataset, tag_filter=tag, since=since))
+
+
+@store_app.command("search")
+def store_search(
+    path: Path = typer.Argument(...),
+    token: Optional[str] = typer.Option(None, "--token", help="Token text (surrounding spaces ignored)."),
+    regex: Optional[str] = typer.Option(None, "--regex", help="Regular expression on the token text."),
+    limit: int = typer.Option(20, "--limit", min=1),
+    window: int = typer.Option(6, "--window", min=0),
+) -> None:
+    """Find tokens by text or regex, with their contexts."""
+    from interp_lab.store.queries import search
+    from interp_lab.store.reader import Store
+
+    render.contexts(search(Store(path), token=token, regex=regex, limit=limit, window=window))
+
+
+@store_app.command("top")
+def store_top(
+    path: Path = typer.Argument(...),
+    hook: str = typer.Option(..., "--hook"),
+    channel: int = typer.Option(..., "--channel", help="Index in the hook's last dimension."),
+    k: int = typer.Option(20, "--k", min=1),
+    window: int = typer.Option(6, "--window", min=0),
+    include_first: bool = typer.Option(False, "--include-first", help="Keep position 0 (the attention sink)."),
+) -> None:
+    """Top-activating contexts of one channel."""
+    from interp_lab.store.queries import top
+    from interp_lab.store.reader import Store
+
+    render.contexts(top(Store(path), hook, channel, k=k, window=window, exclude_first=not include_first))
+
+
+@store_app.command("plot")
+def store_plot(
+    path: Path = typer.Argument(...),
+    hook: str = typer.Option(..., "--hook"),
+    channel: int = typer.Option(..., "--channel"),
+    doc: int = typer.Option(0, "--doc", help="doc_id of the document to trace."),
+    out: Path = typer.Option(..., "--out", help="PNG file."),
+) -> None:
+    """Per-token trace of one channel across one document (PNG)."""
+    from interp_lab.store.queries import trace_png
+    from interp_lab.store.reader import Store
+
+    typer.echo(f"wrote {trace_png(Store(path), hook, channel, doc, out)}")
+
+
+@store_app.command("diff")
+def store_diff(
+    a: Path = typer.Argument(..., help="Store A."),
+    b: Optional[Path] = typer.Argument(None, help="Store B (omit to compare two subsets of A)."),
+    hook: str = typer.Option(..., "--hook"),
+    where_a: Optional[str] = typer.Option(None, "--where-a", help="COLUMN=VALUE selecting A's rows."),
+    where_b: Optional[str] = typer.Option(None, "--where-b", help="COLUMN=VALUE selecting B's rows."),
+    threshold: float = typer.Option(0.0, "--threshold", help="Firing means activation > threshold."),
+    k: int = typer.Option(20, "--k", min=1),
+    by: str = typer.Option("mean", "--by", help="mean or rate: which difference orders the output."),
+) -> None:
+    """Channels whose mean or firing rate differs most between two stores or two labelled subsets."""
+    from interp_lab.store.queries import diff
+    from interp_lab.store.reader import Store
+
+    sa = Store(a)
+    d = diff(sa, hook, b=Store(b) if b else None, where_a=where_a, where_b=where_b, threshold=threshold)
+    _print_json({"hook": hook, "a": d.a, "b": d.b, "n_a": d.n_a, "n_b": d.n_b, "top": d.top(k, by)})
+
+
+@store_app.command("tag")
+def store_tag(
+    path: Path = typer.Argument(...),
+    add: list[str] = typer.Option([], "--add"),
+    remove: list[str] = typer.Option([], "--remove"),
+) -> None:
+    """Add or remove tags (kept in store.json; the harvested files are untouched)."""
+    from interp_lab.store.queries import tag
+    from interp_lab.store.reader import Store
+
+    typer.echo(", ".join(tag(Store(path), add, remove)) or "(no tags)")
+
+
+@store_app.command("rename")
+def store_rename(path: Path = typer.Argument(...), name: str = typer.Argument(...)) -> None:
+    """Give a store a display name."""
+    from interp_lab.store.queries import rename
+    from interp_lab.store.reader import Store
+
+    rename(Store(path), name)
+
+
+@store_app.command("remove")
+def store_remove(path: Path = typer.Argument(...),
+                 yes: bool = typer.Option(False, "--yes", help="Do not ask.")) -> None:
+    """Delete a store directory."""
+    from interp_lab.store.queries import remove
+
+    if not yes and not typer.confirm(f"delete {path}?"):
+        raise typer.Abort()
+    remove(path)

@@ -114,6 +114,30 @@ def lens_kl(res: dict[int, dict[str, float]]) -> None:
     console.print(t)
 
 
+def store_list(rows: list[dict[str, Any]]) -> None:
+    t = Table(title=f"{len(rows)} stores", title_justify="left")
+    for col in ("path", "name", "model", "dataset", "tokens", "hooks", "complete", "tags", "created"):
+        t.add_column(col, overflow="fold")
+    for r in rows:
+        t.add_row(r["path"], str(r["name"]), r["model"], r["dataset"], f"{r['tokens']:,}", str(r["hooks"]),
+                  "yes" if r["complete"] else "no", ", ".join(r["tags"]), r["created"])
+    console.print(t)
+
+
+def contexts(rows: list[dict[str, Any]]) -> None:
+    for r in rows:
+        text = "".join((f"[bold reverse]{_esc(c['token'])}[/]" if c["focus"] else _esc(c["token"]))
+                       for c in r["context"])
+        act = f"{r['activation']:.3f}  " if "activation" in r else ""
+        console.print(f"{act}[dim]row {r['row']} doc {r['doc_id']} pos {r['position']}[/]  {text}")
+
+
+def _esc(s: Any) -> str:
+    from rich.markup import escape
+
+    return escape(str(s)).replace("\n", "⏎")
+
+
 def doctor(info: dict[str, Any]) -> None:
     console.print(f"interp-lab {info['version']} on Python {info['python']} ({info['platform']})")
     t = Table(title="extras", title_justify="left")
