@@ -245,12 +245,15 @@ def _moments(store: Store, hook: str, rows: np.ndarray | None, threshold: float)
             hi = np.searchsorted(rows, sh.first_row + sh.rows)
             if hi == lo:
                 continue
-            block = block[rows[lo:hi] - sh.first_row]
-        x = block.astype(np.float32)
-        s += x.sum(0, dtype=np.float64)
-        ss += np.square(x).sum(0, dtype=np.float64)
-        fire += (x > threshold).sum(0)
-        n += len(x)
+            sel = rows[lo:hi] - sh.first_row
+            contiguous = sel[-1] - sel[0] == len(sel) - 1  # one run of rows: a view, not a copy
+            block = block[sel[0]: sel[-1] + 1] if contiguous else block[sel]
+        for start in range(0, len(block), 8192):  # cache-sized chunks: no full-size temporaries
+            x = block[start: start + 8192].astype(np.float32)
+            s += x.sum(0)
+            ss += np.einsum("ij,ij->j", x, x)
+            fire += np.count_nonzero(x > threshold, axis=0)
+            n += len(x)
     return n, s, ss, fire
 
 
