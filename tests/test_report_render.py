@@ -1,14 +1,38 @@
-"""report.md and report.html render every card, escape untrusted text and stay self-contained."""
+"""report.md and report.html render every card, escape untrusted text, stay self-contained and never crash."""
 
 import copy
+import html as htmllib
+import json
 import re
+from pathlib import Path
 
 import msgspec
 import pytest
 
 from interp_lab.api import inspect
+from interp_lab.report import _format as fmt
 from interp_lab.report.html import render_html
 from interp_lab.report.markdown import render_markdown
+
+DATA = Path(__file__).parent / "data"
+BANNER = "SYNTHETIC EVIDENCE — planted ground truth, measures no model"
+EVIL = "<script>alert('x')</script>"
+
+
+def load(name: str) -> dict:
+    return json.loads((DATA / name).read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
+def causal_sample():
+    """A real report: synthetic planted data with causal evidence and random controls."""
+    return load("synthetic_causal_report.json")
+
+
+@pytest.fixture(scope="module")
+def token_sample():
+    """A real report: token-level records with context windows."""
+    return load("token_records_report.json")
 
 
 @pytest.fixture(scope="module")
@@ -36,49 +60,169 @@ def token_report(tmp_path_factory):
     return inspect("m", "the next token is a unit", records=path, top_k=2, bootstrap=100).report
 
 
-def test_every_card_and_the_criterion_appear(synthetic_report, token_report):
+# --- the two stored samples ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["synthetic_causal_report.json", "token_records_report.json"])
+def test_samples_show_every_card_and_the_criterion(name):
+    rep = load(name)
+    md, page = render_markdown(rep), render_html(rep)
+    assert rep["criterion"] in md and htmllib.escape(rep["criterion"]) in page
+    assert md.startswith("# ") and rep["model"] in md.splitlines()[0]
+    for card in rep["cards"]:
+        assert card["feature_id"] in md and card["feature_id"] in page
+        assert f'href="#card-{card["feature_id"]}"' in page and f'id="card-{card["feature_id"]}"' in page
+    assert page.count('<section class="card"') == len(rep["cards"])
+
+
+def test_synthetic_banner_only_on_the_synthetic_sample(causal_sample, token_sample):
+    assert BANNER in render_markdown(causal_sample) and BANNER in render_html(causal_sample)
+    assert "class='banner'" in render_html(causal_sample)
+    assert BANNER not in render_markdown(token_sample) and BANNER not in render_html(token_sample)
+    assert "class='banner'" not in render_html(token_sample)
+
+
+def test_warnings_inputs_splits_and_settings(causal_sample, token_sample):
+    md = render_markdown(causal_sample)
+    assert causal_sample["warnings"][0].split(":")[0] in md and "## Inputs" in md and "## Splits" in md
+    assert "| discovery | 50.0% | 2,524 | 2,524 |" in md
+    assert "## Planted ground truth" in md and "| `L6:F6604` | loud_decoy | 11 |" in md
+    assert "**Selection rule**" in md and "**Causal rule**" in md and "| association | 0.4 |" in md
+    tok = render_markdown(token_sample)
+    assert "`ca1ec605d71b…`" in tok and "4,800" in tok
+    page = render_html(token_sample)
+    assert "<details class='panel'><summary><b>How this report was computed" in page
+    assert 'title="ca1ec605d71b7c38a3bc269e17a5248045880e60bd75b67cfdd9c2e0fe44bb75"' in page
+
+
+def test_summary_table_and_card_sections(causal_sample):
+    md = render_markdown(causal_sample)
+    row = next(line for line in md.splitlines() if line.startswith("| 1 | `L1:F1539`"))
+    assert "+0.610 [0.575, 0.640]" in row and "AUROC 0.805" in row and "ablate +0.123 (strong)" in row
+    assert "**Association**" in md and "Adjusted for token_count: partial r +0.440 [0.408, 0.472]" in md
+    assert "— **confounded**" in md and "**Specificity" in md and "**Stability" in md
+    assert "| ablate | heldout | +0.123 [0.115, 0.130] | 145 | 24 (random_feature) | -4.91e-4 | +0.00482, 95th percentile |" in md
+    assert "no: confidence interval includes zero" in md and "Side effects: 0.00784" in md
+    assert "Flags: **causal_direction_differs**" in md
+
+
+def test_causal_controls_are_drawn(causal_sample):
+    page = render_html(causal_sample)
+    assert page.count('aria-label="24 random controls') == 5  # one strip per card with an intervention kind
+    assert "strong_causal ✓" in page and "not strong" in page and "placebo" in page
+    assert "(off scale)" in page  # the strong features lie far beyond the controls
+
+
+def test_token_contexts_are_highlighted(token_sample):
+    md = render_markdown(token_sample)
+    assert "1. … The 12 240 3 runs 3 the km **240** mill kg … — act 2.00 · score 0 · heldout · u256" in md
+    page = render_html(token_sample)
+    assert 'class="tok focus"' in page and "rgba(37,99,235," in page and "rgba(234,88,12," in page
+    assert '<span class="tok focus" style="background:rgba(37,99,235,0.70);color:#fff" ' \
+           'title="activation 2.00">240</span>' in page
+
+
+def test_fingerprints_are_summarized_not_dumped(causal_sample):
+    page = render_html(causal_sample)
+    last = list(causal_sample["cards"][0]["fingerprint"]["activation"])[-1]
+    assert "256 entries" in page and "<details><summary>Fingerprint" in page
+    assert f"<code>{last}</code>" not in page and last not in render_markdown(causal_sample)
+
+
+def test_malicious_labels_and_texts_are_escaped(token_sample, causal_sample):
+    for sample in (token_sample, causal_sample):
+        rep = copy.deepcopy(sample)
+        evil = copy.deepcopy(rep["cards"][0])
+        evil.update(feature_id='L0:"><img src=x onerror=alert(1)>', rank=99, label=EVIL, flags=[EVIL])
+        evil["examples"][0]["text"] = "</div>" + EVIL
+        for tok in evil["examples"][0].get("context") or []:
+            tok["token"] = EVIL
+        rep["cards"].append(evil)
+        rep["criterion"] = EVIL
+        rep["warnings"] = [EVIL]
+        page = render_html(rep)
+        assert "<script" not in page and "<img" not in page and "</div><script" not in page
+        assert htmllib.escape(EVIL) in page and "&lt;img src=x onerror=alert(1)&gt;" in page
+        assert 'id="card-L0:-img-src-x-onerror-alert-1-"' in page
+        md = render_markdown(rep)
+        assert "<script" not in md.replace("\\<script", "") and "\\<script>alert('x')\\</script>" in md
+
+
+def test_html_is_self_contained(causal_sample, token_sample):
+    for rep in (causal_sample, token_sample):
+        page = render_html(rep)
+        assert not re.search(r"https?://", page) and "<script" not in page.lower()
+        assert "<link" not in page and "@import" not in page and "url(" not in page and "<img" not in page
+        assert page.startswith("<!doctype html>") and page.rstrip().endswith("</html>")
+
+
+def test_deterministic(causal_sample, token_sample):
+    for rep in (causal_sample, token_sample):
+        assert render_html(rep) == render_html(copy.deepcopy(rep))
+        assert render_markdown(rep) == render_markdown(copy.deepcopy(rep))
+
+
+# --- robustness --------------------------------------------------------------------------------------
+
+def test_minimal_and_malformed_reports_do_not_crash():
+    minimal = {"criterion": "c", "cards": [{"feature_id": "a", "rank": 1, "evidence_tier": "discovery_only"}]}
+    assert "`a`" in render_markdown(minimal) and 'id="card-a"' in render_html(minimal)
+    for rep in ({}, {"cards": None}, {"cards": [{}]}, {"cards": ["not a card", None]}):
+        assert render_markdown(rep) and render_html(rep)
+    weird = {"criterion": None, "synthetic": True, "warnings": "not a list", "inputs": [None, {"rows": "many"}],
+             "splits": {"association": {"counts": {"discovery": None}}}, "settings": {"importance": []},
+             "summary": {"tiers": None}, "planted": {"x": "decoy"},
+             "cards": [{"feature_id": "x", "rank": None, "evidence_tier": "weird", "direction": "sideways",
+                        "flags": None, "association": {"heldout": {"effect": "nan?", "effect_ci": [None, 1]},
+                                                       "adjusted": {"covariates": None}},
+                        "causal": {"ablate": {"controls": {"effects": [None, 0.1]}, "mean_effect": 0.5},
+                                   "junk": None},
+                        "examples": [None, {"context": [None, {"token": None, "activation": None}]},
+                                     {"token": "t", "token_index": 3}],
+                        "fingerprint": {"activation": [1, 2, "x"], "decoder": None},
+                        "importance_components": {"causal": None}, "specificity": {}, "stability": {"score": 1}}]}
+    md, page = render_markdown(weird), render_html(weird)
+    assert BANNER in md and BANNER in page and "`x`" in md
+
+
+def test_feature_dump_cards_show_the_reported_effect():
+    rep = {"criterion": "the criterion", "backend": "features", "notes": ["ranked by the causal_effects"],
+           "cards": [{"feature_id": "b", "rank": 1, "importance": 0.5, "importance_components": {"reported_causal": 0.5},
+                      "evidence_tier": "discovery_only", "direction": "suppresses", "flags": [], "label": None,
+                      "association": None, "causal": None, "reported_causal_effect": -0.5,
+                      "examples": [{"text": "an <i>example</i>"}], "fingerprint": {"causal": {"criterion": -0.5}}}]}
+    md, page = render_markdown(rep), render_html(rep)
+    assert "Reported causal effect (from the feature dump; no interval, no controls): -0.500" in md
+    assert "an \\<i>example\\</i>" in md and "an &lt;i&gt;example&lt;/i&gt;" in page
+    assert "reported -0.500" in page
+
+
+def test_number_formatting():
+    assert [fmt.num(x) for x in (0.610005, 1.998, 2476, 1245.0, 0.000895, -0.00842, 0.0)] == \
+           ["0.610", "2.00", "2,476", "1,245", "8.95e-4", "-0.00842", "0"]
+    assert fmt.signed(0.123) == "+0.123" and fmt.signed(-0.5) == "-0.500" and fmt.signed(None) == fmt.MISSING
+    assert [fmt.pval(p) for p in (0.0, 1e-300, 3.2e-7, 0.0293284, 0.4417)] == \
+           ["≤ 1e-300", "≤ 1e-300", "3.20e-7", "0.0293", "0.442"]
+    assert fmt.with_ci(0.61, [0.575338, 0.640429]) == "+0.610 [0.575, 0.640]" and fmt.pct(0.15101) == "15.1%"
+
+
+# --- reports made by inspect ---------------------------------------------------------------------------
+
+def test_inspect_reports_render(synthetic_report, token_report):
     for rep in (synthetic_report, token_report):
-        md, html = render_markdown(rep), render_html(rep)
-        assert rep["criterion"] in md and rep["criterion"] in html
+        md, page = render_markdown(rep), render_html(rep)
+        assert rep["criterion"] in md and rep["criterion"] in page
         for card in rep["cards"]:
-            assert card["feature_id"] in md and f"id='{card['feature_id']}'" in html
-
-
-def test_synthetic_banner_only_when_synthetic(synthetic_report, token_report):
-    assert "SYNTHETIC EVIDENCE" in render_html(synthetic_report)
-    assert "SYNTHETIC EVIDENCE" in render_markdown(synthetic_report)
-    assert "SYNTHETIC EVIDENCE" not in render_html(token_report)
-    assert "SYNTHETIC EVIDENCE" not in render_markdown(token_report)
-
-
-def test_token_contexts_are_highlighted(token_report):
-    html = render_html(token_report)
-    assert "class=\"tok focus\"" in html and "rgba(31,122,77," in html
+            assert card["feature_id"] in md and f'id="card-{card["feature_id"]}"' in page
+    assert BANNER in render_html(synthetic_report) and BANNER not in render_html(token_report)
     assert "The bridge is **240** m long" in render_markdown(token_report)
-
-
-def test_causal_table_shows_controls_and_verdict(synthetic_report):
-    html = render_html(synthetic_report)
-    assert "strong_causal" in html and "random controls" in html and "placebo" in html
     md = render_markdown(synthetic_report)
     assert "| ablate | heldout |" in md and "**yes**" in md
 
 
-def test_untrusted_text_is_escaped(token_report):
+def test_inspect_labels_are_escaped(token_report):
     rep = copy.deepcopy(token_report)
     rep["cards"][0]["label"] = "<img src=x onerror=alert(1)>"
     rep["cards"][0]["examples"][0]["text"] = "</div><script>evil()</script>"
-    html = render_html(rep)
-    assert "<script>" not in html and "<img" not in html
-    assert "&lt;img src=x onerror=alert(1)&gt;" in html
-
-
-def test_self_contained(synthetic_report):
-    html = render_html(synthetic_report)
-    assert not re.search(r"https?://", html) and "<script" not in html and "<link" not in html
-
-
-def test_deterministic_and_robust_to_minimal_reports(synthetic_report):
-    assert render_html(synthetic_report) == render_html(copy.deepcopy(synthetic_report))
-    minimal = {"criterion": "c", "cards": [{"feature_id": "a", "rank": 1, "evidence_tier": "discovery_only"}]}
-    assert "a" in render_html(minimal) and "a" in render_markdown(minimal)
+    page = render_html(rep)
+    assert "<script>" not in page and "<img" not in page
+    assert "&lt;img src=x onerror=alert(1)&gt;" in page

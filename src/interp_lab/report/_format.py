@@ -1,79 +1,285 @@
-"""Number and text formatting shared by report.md and report.html."""
+"""Formatting shared by report.md and report.html: numbers, safe accessors, wording.
+
+Everything here is pure and deterministic, and tolerates missing or mistyped fields:
+a report written by an older version, a feature dump or a hand-edited file renders.
+"""
 
 from __future__ import annotations
 
+import math
+import re
 from typing import Any
 
+SYNTHETIC_BANNER = "SYNTHETIC EVIDENCE — planted ground truth, measures no model"
+MISSING = "—"
+TIERS = ("causal", "held_out", "discovery_only")
+TIER_TEXT = {"causal": "causal", "held_out": "held-out", "discovery_only": "discovery only"}
+SUMMARY_FACTS = (("features_tested", "features tested"), ("significant_on_discovery", "significant on discovery"),
+                 ("intervention_rows", "intervention rows"))
+FLAG_TEXT = {
+    "confounded": "the association is mostly explained by the covariates (little survives adjustment)",
+    "direction_unstable": "discovery and held-out effects disagree in sign",
+    "causal_direction_differs": "the intervention effect points the other way from the association",
+}
+
+
+# --- safe access -------------------------------------------------------------------------------
+
+def d(x: Any) -> dict[str, Any]:
+    """``x`` if it is a dict, else an empty one."""
+    return x if isinstance(x, dict) else {}
+
+
+def lst(x: Any) -> list[Any]:
+    """``x`` if it is a list, else an empty one."""
+    return x if isinstance(x, list) else []
+
+
+def fnum(x: Any) -> float | None:
+    """``x`` as a finite-or-not float, or None when it is not a number."""
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        return None
+    return float(x)
+
+
+def pair(x: Any) -> tuple[float, float] | None:
+    """A two-number interval, or None."""
+    if isinstance(x, (list, tuple)) and len(x) == 2:
+        lo, hi = fnum(x[0]), fnum(x[1])
+        if lo is not None and hi is not None:
+            return lo, hi
+    return None
+
+
+def text(x: Any) -> str:
+    return "" if x is None else str(x)
+
+
+# --- numbers -----------------------------------------------------------------------------------
 
 def num(x: Any, digits: int = 3) -> str:
-    """A number to ``digits`` significant digits (``-`` for missing)."""
+    """A number to ``digits`` significant digits; integers with thousands separators."""
     if x is None:
-        return "-"
+        return MISSING
     if isinstance(x, bool):
         return "yes" if x else "no"
     if isinstance(x, int):
         return f"{x:,}"
-    if isinstance(x, float):
-        if x == 0:
-            return "0"
-        a = abs(x)
-        if a >= 1e5 or a < 1e-3:
-            return f"{x:.{max(digits - 1, 1)}e}"
-        if a >= 100:
-            return f"{x:,.1f}"
-        if a >= 1:
-            return f"{x:.{digits}g}"
-        return f"{x:.{digits}f}".rstrip("0").rstrip(".")
-    return str(x)
+    if not isinstance(x, float):
+        return str(x)
+    if math.isnan(x):
+        return "nan"
+    if math.isinf(x):
+        return "∞" if x > 0 else "-∞"
+    if x == 0:
+        return "0"
+    a = abs(x)
+    if a < 1e-3 or a >= 1e6:
+        mant, exp = f"{x:.{max(digits - 1, 0)}e}".split("e")
+        return f"{mant}e{int(exp)}"
+    decimals = max(0, digits - 1 - math.floor(math.log10(a)))
+    return f"{x:,.{decimals}f}"
 
 
 def signed(x: Any, digits: int = 3) -> str:
-    if x is None:
-        return "-"
     s = num(x, digits)
-    return s if s.startswith("-") or s == "0" else "+" + s
+    return "+" + s if fnum(x) is not None and fnum(x) > 0 and not s.startswith("+") else s
 
 
 def pval(p: Any) -> str:
-    if p is None:
-        return "-"
-    p = float(p)
-    if p <= 1e-300:
-        return "< 1e-300"
-    return f"{p:.2e}" if p < 1e-3 else f"{p:.3f}"
+    """p and q values: plain when not small, scientific below 0.001."""
+    v = fnum(p)
+    if v is None:
+        return MISSING
+    if v <= 1e-300:
+        return "≤ 1e-300"  # the floor the ranker reports (or an underflow in older reports)
+    if v < 1e-3:
+        mant, exp = f"{v:.2e}".split("e")
+        return f"{mant}e{int(exp)}"
+    return num(v)
 
 
-def ci(pair: Any, digits: int = 3) -> str:
-    if not pair or pair[0] is None or pair[1] is None:
-        return "-"
-    return f"[{num(pair[0], digits)}, {num(pair[1], digits)}]"
+def short(x: Any) -> str:
+    """Settings and scores as written (0.4, 1, 0.7345), not padded to significant digits."""
+    v = fnum(x)
+    return num(x) if v is None or isinstance(x, int) else f"{v:.4g}"
 
 
-def with_ci(value: Any, pair: Any, digits: int = 3) -> str:
-    return f"{signed(value, digits)} {ci(pair, digits)}" if value is not None else "-"
+def pct(x: Any) -> str:
+    v = fnum(x)
+    return MISSING if v is None else f"{100 * v:.1f}%"
 
+
+def ci(x: Any, digits: int = 3) -> str:
+    p = pair(x)
+    return f"[{num(p[0], digits)}, {num(p[1], digits)}]" if p else ""
+
+
+def with_ci(value: Any, interval: Any, digits: int = 3) -> str:
+    if fnum(value) is None:
+        return MISSING
+    return (signed(value, digits) + " " + ci(interval, digits)).strip()
+
+
+def tier_text(tier: Any) -> str:
+    t = text(tier)
+    return TIER_TEXT.get(t, t) or MISSING
+
+
+def short_hash(h: Any, n: int = 12) -> str:
+    h = text(h)
+    return h[:n] + "…" if len(h) > n else (h or MISSING)
+
+
+def params(p: Any, limit: int = 12) -> str:
+    items = list(d(p).items())
+    out = ", ".join(f"{k}={v}" for k, v in items[:limit])
+    return out + (" …" if len(items) > limit else "")
+
+
+# --- report and card fields --------------------------------------------------------------------
 
 def heldout(card: dict[str, Any]) -> dict[str, Any]:
-    return ((card.get("association") or {}).get("heldout")) or {}
+    return d(d(card.get("association")).get("heldout"))
 
 
 def discovery(card: dict[str, Any]) -> dict[str, Any]:
-    return ((card.get("association") or {}).get("discovery")) or {}
+    return d(d(card.get("association")).get("discovery"))
+
+
+def adjusted(card: dict[str, Any]) -> dict[str, Any]:
+    return d(d(card.get("association")).get("adjusted"))
 
 
 def statistic(card: dict[str, Any]) -> str:
-    return (card.get("association") or {}).get("statistic") or "auroc"
+    return text(d(card.get("association")).get("statistic")) or "auroc"
+
+
+def effect_name(stat: str) -> str:
+    return "Somers' D" if stat == "auroc" else "Spearman ρ"
+
+
+def rank_stat(card: dict[str, Any], block: dict[str, Any] | None = None) -> tuple[str, Any, Any]:
+    """The rank statistic next to the effect: AUROC (binary) or Spearman ρ (graded)."""
+    b = heldout(card) if block is None else block
+    if statistic(card) == "auroc":
+        return "AUROC", b.get("auroc"), b.get("auroc_ci")
+    if "spearman" in b:
+        return "Spearman ρ", b.get("spearman"), b.get("spearman_ci")
+    return "Spearman ρ", b.get("effect"), b.get("effect_ci")
+
+
+def causal_kinds(card: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    return [(str(k), v) for k, v in d(card.get("causal")).items() if isinstance(v, dict)]
 
 
 def causal_verdict(card: dict[str, Any]) -> str:
-    kinds = card.get("causal") or {}
-    if not kinds:
-        return "-"
-    parts = []
-    for key, k in kinds.items():
-        parts.append(f"{key} {signed(k.get('mean_effect'))} ({'strong' if k.get('strong_causal') else 'not strong'})")
-    return "; ".join(parts)
+    """One line: each intervention kind's effect and whether it is strong causal evidence."""
+    parts = [f"{key} {signed(k.get('mean_effect'))} ({'strong' if k.get('strong_causal') else 'not strong'})"
+             for key, k in causal_kinds(card)]
+    if fnum(card.get("reported_causal_effect")) is not None:
+        parts.append(f"reported {signed(card['reported_causal_effect'])} (no interval)")
+    return "; ".join(parts) or MISSING
 
 
-def context_tokens(example: dict[str, Any]) -> list[dict[str, Any]]:
-    return [t for t in example.get("context") or [] if isinstance(t, dict)]
+def tier_counts(report: dict[str, Any]) -> dict[str, int]:
+    tiers = d(d(report.get("summary")).get("tiers"))
+    if tiers:
+        return {str(k): v for k, v in tiers.items()}
+    counts = {t: 0 for t in TIERS}
+    for c in lst(report.get("cards")):
+        t = text(d(c).get("evidence_tier")) or "discovery_only"
+        counts[t] = counts.get(t, 0) + 1
+    return counts
+
+
+def cards(report: dict[str, Any]) -> list[dict[str, Any]]:
+    return [c for c in lst(report.get("cards")) if isinstance(c, dict)]
+
+
+def feature_id(card: dict[str, Any], i: int = 0) -> str:
+    return text(card.get("feature_id")) or f"feature {i + 1}"
+
+
+def anchors(cards: list[dict[str, Any]]) -> list[str]:
+    """One unique, attribute-safe anchor per card, derived from its feature id (no random ids)."""
+    seen: set[str] = set()
+    out = []
+    for i, c in enumerate(cards):
+        a = "card-" + (re.sub(r"[^A-Za-z0-9_.:-]+", "-", text(c.get("feature_id"))) or str(i + 1))
+        while a in seen:
+            a += f"-{i + 1}"
+        seen.add(a)
+        out.append(a)
+    return out
+
+
+def planted_role(report: dict[str, Any], card: dict[str, Any]) -> str:
+    return text(d(report.get("planted")).get(text(card.get("feature_id"))) or d(card.get("provenance")).get(
+        "planted_role"))
+
+
+def components(card: dict[str, Any]) -> list[tuple[str, Any]]:
+    return list(d(card.get("importance_components")).items())
+
+
+def provenance_bits(card: dict[str, Any]) -> list[str]:
+    prov = d(card.get("provenance"))
+    bits = [text(prov.get("source"))]
+    if prov.get("evidence") and prov.get("evidence") != prov.get("source"):
+        bits.append(text(prov["evidence"]))
+    bits += [f"model {m}" for m in lst(prov.get("models"))]
+    bits += [f"hook {h}" for h in lst(prov.get("hooks"))]
+    if card.get("layer") is not None:
+        bits.append(f"layer {card['layer']}")
+    if card.get("selected_on"):
+        bits.append(f"selected on {card['selected_on']}")
+    return [b for b in bits if b]
+
+
+def context(example: dict[str, Any]) -> list[dict[str, Any]]:
+    return [t for t in lst(example.get("context")) if isinstance(t, dict)]
+
+
+def split_space(token: Any) -> tuple[str, str, str]:
+    """A token as (leading whitespace, core, trailing whitespace); newlines shown as ⏎."""
+    tok = text(token).replace("\r", "").replace("\n", "⏎")
+    core = tok.strip()
+    if not core:
+        return "", tok, ""
+    lead = tok[: len(tok) - len(tok.lstrip())]
+    return lead, core, tok[len(lead) + len(core):]
+
+
+def example_meta(ex: dict[str, Any]) -> list[str]:
+    meta = []
+    if fnum(ex.get("activation")) is not None:
+        meta.append(f"act {num(ex['activation'])}")
+    if fnum(ex.get("criterion_score")) is not None:
+        meta.append(f"score {short(ex['criterion_score'])}")
+    if ex.get("split"):
+        meta.append(text(ex["split"]))
+    if ex.get("prompt_id") is not None:
+        meta.append(text(ex["prompt_id"]))
+    if ex.get("token_index") is not None and not context(ex):
+        meta.append(f"token #{ex['token_index']}")
+    return meta
+
+
+def summarize(val: Any, show: int = 4) -> tuple[str, list[tuple[str, Any]]]:
+    """A fingerprint entry as a one-line description and its first few items."""
+    if isinstance(val, dict):
+        items = [(str(k), v) for k, v in val.items()]
+    elif isinstance(val, list):
+        items = [(f"#{i}", v) for i, v in enumerate(val)]
+    else:
+        return text(val), []
+    values = [fnum(v) for _, v in items if fnum(v) is not None]
+    desc = f"{len(items)} {'entry' if len(items) == 1 else 'entries'}"
+    if len(values) > 1:
+        desc += f", from {num(min(values))} to {num(max(values))}, {sum(v != 0 for v in values)} non-zero"
+    return desc, items[:show]
+
+
+def clip(s: str, n: int = 600) -> str:
+    return s if len(s) <= n else s[: n - 1] + "…"

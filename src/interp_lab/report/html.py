@@ -1,336 +1,356 @@
-"""report.html: one self-contained file (inline CSS and SVG, no script, no external resource).
+"""report.html: one self-contained page (inline CSS and SVG; no script, no external resource).
 
-Every string from the evidence (labels, texts, tokens, ids) is escaped.
+Every string from the evidence (labels, texts, tokens, ids, settings) goes through ``_e``.
+Same dict, same bytes: no clock, no random ids (anchors derive from feature ids).
 """
 
 from __future__ import annotations
 
+import re
 from html import escape
 from typing import Any
 
-from interp_lab.report._format import (
-    causal_verdict,
-    ci,
-    context_tokens,
-    discovery,
-    heldout,
-    num,
-    pval,
-    signed,
-    statistic,
-    with_ci,
-)
+from interp_lab.report import _format as f
+from interp_lab.report import _theme as theme
 
-CSS = """
-:root{--fg:#1d2330;--muted:#5b6474;--line:#e3e6ec;--bg:#fff;--soft:#f6f7f9;--pro:#1f7a4d;--sup:#b4372b;
---causal:#1f5fbf;--held:#2a8a5a;--disc:#8a8f99;--warn:#a15c00}
-*{box-sizing:border-box}body{margin:0;font:14px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;
-color:var(--fg);background:var(--bg)}main{max-width:1100px;margin:0 auto;padding:24px}
-h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 10px;border-bottom:1px solid var(--line);
-padding-bottom:4px}h3{font-size:15px;margin:0}.muted{color:var(--muted)}code,.mono{font-family:ui-monospace,
-SFMono-Regular,Menlo,monospace;font-size:12.5px}table{border-collapse:collapse;width:100%;margin:6px 0 12px}
-th,td{border-bottom:1px solid var(--line);padding:5px 8px;text-align:left;vertical-align:top}
-th{background:var(--soft);font-weight:600;font-size:12.5px}td.num{font-variant-numeric:tabular-nums}
-.banner{background:#fdecea;border:1px solid #f5b7b1;color:#8e1b10;padding:10px 14px;border-radius:6px;
-font-weight:600;margin:12px 0}.box{background:#fff8e6;border:1px solid #f1d9a6;border-radius:6px;
-padding:8px 14px;margin:10px 0}.box li{margin:2px 0}.badge{display:inline-block;padding:1px 8px;border-radius:10px;
-font-size:12px;font-weight:600;color:#fff;margin-right:4px}.t-causal{background:var(--causal)}
-.t-held_out{background:var(--held)}.t-discovery_only{background:var(--disc)}.d-promotes{background:var(--pro)}
-.d-suppresses{background:var(--sup)}.flag{background:var(--warn)}.card{border:1px solid var(--line);
-border-radius:8px;padding:14px 16px;margin:14px 0}.card header{display:flex;gap:10px;align-items:baseline;
-flex-wrap:wrap;margin-bottom:8px}.grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(240px,1fr));
-gap:6px 18px}.kv b{font-weight:600}.ex{padding:4px 0;border-bottom:1px dashed var(--line)}
-.tok{padding:1px 0;border-radius:3px;white-space:pre}.focus{outline:2px solid #1f5fbf;outline-offset:0}
-.strong{color:var(--pro);font-weight:600}.weak{color:var(--muted)}details{margin:8px 0}summary{cursor:pointer;
-color:var(--muted)}svg text{font:11px system-ui,sans-serif;fill:var(--muted)}
-"""
+N = "\x01"  # marks a numeric table cell; _e drops control characters, so escaped text never starts with it
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 def _e(x: Any) -> str:
-    return escape("" if x is None else str(x), quote=True)
+    return escape(_CONTROL.sub("", f.text(x)), quote=True)
 
 
-def _badge(text: str, cls: str) -> str:
-    return f'<span class="badge {cls}">{_e(text)}</span>'
+def _pill(label: Any, cls: str, title: Any = None) -> str:
+    tip = f' title="{_e(title)}"' if title else ""
+    return f'<span class="pill {cls}"{tip}>{_e(label)}</span>'
 
 
-def _ci_bar(value: Any, pair: Any, lo: float = -1.0, hi: float = 1.0, width: int = 220) -> str:
-    """A horizontal axis from lo to hi with a zero line, the point and its interval."""
-    if value is None:
-        return ""
-    pad = 6
-
-    def x(v: float) -> float:
-        v = min(max(float(v), lo), hi)
-        return pad + (v - lo) / (hi - lo) * (width - 2 * pad)
-
-    color = "#1f7a4d" if value >= 0 else "#b4372b"
-    parts = [f'<svg width="{width}" height="26" role="img" aria-label="{_e(num(value))} {_e(ci(pair))}">',
-             f'<line x1="{pad}" y1="13" x2="{width - pad}" y2="13" stroke="#d5d9e0"/>',
-             f'<line x1="{x(0):.1f}" y1="5" x2="{x(0):.1f}" y2="21" stroke="#9aa1ad" stroke-dasharray="2,2"/>']
-    if pair and pair[0] is not None and pair[1] is not None:
-        parts.append(f'<line x1="{x(pair[0]):.1f}" y1="13" x2="{x(pair[1]):.1f}" y2="13" stroke="{color}" '
-                     f'stroke-width="3" stroke-linecap="round"/>')
-    parts.append(f'<circle cx="{x(value):.1f}" cy="13" r="4.5" fill="{color}"/></svg>')
-    return "".join(parts)
+def _tier(tier: Any) -> str:
+    t = f.text(tier) or "discovery_only"
+    return _pill(f.TIER_TEXT.get(t, t), "t-" + t if t in f.TIERS else "t-other")
 
 
-def _controls_strip(k: dict[str, Any], width: int = 260) -> str:
-    """The controls' effects as dots, their threshold as a line, the feature's effect as a diamond."""
-    ctl = k.get("controls") or {}
-    effects = [e for e in ctl.get("effects") or [] if e is not None]
-    mean = k.get("mean_effect")
-    if not effects or mean is None:
-        return ""
-    values = effects + [mean] + ([ctl["threshold"]] if ctl.get("threshold") is not None else [])
-    lo, hi = min(values + [0.0]), max(values + [0.0])
-    span = (hi - lo) or 1.0
-    lo, hi = lo - 0.08 * span, hi + 0.08 * span
-    pad = 6
+def _direction(card: dict[str, Any]) -> str:
+    d = card.get("direction")
+    return _pill(d, "d-" + re.sub(r"\W", "", f.text(d))) if d else ""
 
-    def x(v: float) -> float:
-        return pad + (v - lo) / (hi - lo) * (width - 2 * pad)
 
-    parts = [f'<svg width="{width}" height="34" role="img" aria-label="controls">',
-             f'<line x1="{x(0):.1f}" y1="4" x2="{x(0):.1f}" y2="26" stroke="#c3c8d0" stroke-dasharray="2,2"/>']
-    for e in effects:
-        parts.append(f'<circle cx="{x(e):.1f}" cy="15" r="3" fill="#9aa1ad" fill-opacity="0.7"/>')
-    if ctl.get("threshold") is not None:
-        t = x(ctl["threshold"])
-        parts.append(f'<line x1="{t:.1f}" y1="4" x2="{t:.1f}" y2="26" stroke="#a15c00" stroke-width="1.5"/>')
-    m = x(mean)
-    color = "#1f7a4d" if k.get("strong_causal") else "#1d2330"
-    parts.append(f'<path d="M{m:.1f},8 L{m + 6:.1f},15 L{m:.1f},22 L{m - 6:.1f},15 Z" fill="{color}"/>')
-    parts.append(f'<text x="{pad}" y="33">{_e(num(lo))}</text>'
-                 f'<text x="{width - pad}" y="33" text-anchor="end">{_e(num(hi))}</text></svg>')
-    return "".join(parts)
+def _table(header: list[str], rows: list[list[str]], cls: str = "") -> str:
+    """Cells are HTML already; a cell starting with N is numeric (tabular figures)."""
+    head = "".join(f"<th>{h}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f'<td class="n">{c[1:]}</td>' if c.startswith(N) else f"<td>{c}</td>"
+                                    for c in row) + "</tr>" for row in rows)
+    return f'<div class="scroll {cls}"><table><tr>{head}</tr>{body}</table></div>'
 
 
 def _tokens(ex: dict[str, Any]) -> str:
-    tokens = context_tokens(ex)
+    tokens = f.context(ex)
     if not tokens:
-        text = _e(ex.get("text"))
-        tok = f' <span class="tok focus mono">{_e(ex["token"])}</span>' if ex.get("token") else ""
-        return f"{text}{tok}"
-    peak = max((abs(t.get("activation") or 0.0) for t in tokens), default=0.0) or 1.0
+        text = f.clip(f.text(ex.get("text")).strip())
+        tok = f.text(ex.get("token")).strip()
+        if tok and text.count(tok) == 1:
+            a, b = text.split(tok)
+            return f'<div class="ctx">{_e(a)}<span class="tok focus">{_e(tok)}</span>{_e(b)}</div>'
+        chip = f' <span class="tok focus mono">{_e(ex["token"])}</span>' if tok else ""
+        return f'<div class="ctx">{_e(text) or "<span class=muted>(no text)</span>"}{chip}</div>'
+    acts = [f.fnum(t.get("activation")) or 0.0 for t in tokens]
+    peak = max((abs(a) for a in acts), default=0.0) or 1.0
     spans = []
-    for t in tokens:
-        a = t.get("activation") or 0.0
-        alpha = min(abs(a) / peak, 1.0) * 0.85
-        rgb = "31,122,77" if a >= 0 else "180,55,43"
+    for t, a in zip(tokens, acts):
+        lead, core, trail = f.split_space(t.get("token"))
+        alpha = 0.0 if a == 0 else 0.1 + 0.6 * min(abs(a) / peak, 1.0)
+        rgb = "37,99,235" if a >= 0 else "234,88,12"
+        ink = ";color:#fff" if alpha > 0.5 else ""
         cls = "tok focus" if t.get("focus") else "tok"
-        spans.append(f'<span class="{cls}" style="background:rgba({rgb},{alpha:.2f})" '
-                     f'title="{_e(num(a))}">{_e(t.get("token"))}</span>')
-    return "…" + "".join(spans) + "…"
-
-
-def _association(card: dict[str, Any]) -> str:
-    assoc = card.get("association")
-    if not assoc:
-        return ""
-    stat = statistic(card)
-    d, h = discovery(card), heldout(card)
-    key = "auroc" if stat == "auroc" else "spearman"
-    effect_name = "Somers' D = 2·AUROC−1" if stat == "auroc" else "Spearman ρ"
-    smd = h.get("smd")
-    smd_scale = max(2.0, abs(smd or 0) * 1.2, *(abs(v) * 1.1 for v in (h.get("smd_ci") or []) if v is not None))
-    rows = [
-        ("effect (" + effect_name + ")", with_ci(h.get("effect"), h.get("effect_ci")),
-         _ci_bar(h.get("effect"), h.get("effect_ci")), signed(d.get("effect"))),
-        (stat.upper() if stat == "auroc" else "Spearman ρ", f"{num(h.get(key))} {ci(h.get(key + '_ci'))}", "",
-         num(d.get(key))),
-        ("standardized mean difference", with_ci(smd, h.get("smd_ci")),
-         _ci_bar(smd, h.get("smd_ci"), -smd_scale, smd_scale) if smd is not None else "", num(d.get("smd"))),
-        ("correlation r", with_ci(h.get("r"), h.get("r_ci")), _ci_bar(h.get("r"), h.get("r_ci")), num(d.get("r"))),
-        ("p / q", f"{pval(h.get('p'))} / {pval(h.get('q'))}", "", f"{pval(d.get('p'))} / {pval(d.get('q'))}"),
-    ]
-    body = "".join(f"<tr><td>{_e(a)}</td><td class='num'>{_e(b)}</td><td>{c}</td><td class='num'>{_e(dd)}</td></tr>"
-                   for a, b, c, dd in rows)
-    out = (f"<h4>Association</h4><table><tr><th></th><th>held-out (reported; {_e(h.get('rows'))} rows)</th>"
-           f"<th>95% CI</th><th>discovery (selection; rank {_e(d.get('rank'))})</th></tr>{body}</table>")
-    adj = assoc.get("adjusted")
-    if adj:
-        out += (f"<p>Adjusted for <b>{_e(', '.join(adj.get('covariates') or []))}</b>: partial r "
-                f"{_e(num(adj.get('partial_r')))} {_e(ci(adj.get('partial_r_ci')))} (raw {_e(num(adj.get('raw_r')))},"
-                f" retention {_e(num(adj.get('retention')))}) {_ci_bar(adj.get('partial_r'), adj.get('partial_r_ci'))}"
-                + (" <span class='badge flag'>confounded</span>" if adj.get("confounded") else "") + "</p>")
-    return out
-
-
-def _causal(card: dict[str, Any]) -> str:
-    kinds = card.get("causal") or {}
-    out = ""
-    if kinds:
-        rows = []
-        for key, k in kinds.items():
-            ctl, plc = k.get("controls") or {}, k.get("placebo") or {}
-            verdict = ("<span class='strong'>strong_causal</span>" if k.get("strong_causal") else
-                       "<span class='weak'>not strong: " + _e("; ".join(k.get("reasons") or [])) + "</span>")
-            rows.append(
-                f"<tr><td><code>{_e(key)}</code><br><span class='muted'>{_e(k.get('split'))}</span></td>"
-                f"<td class='num'>{_e(with_ci(k.get('mean_effect'), k.get('ci')))}<br>"
-                f"{_ci_bar(k.get('mean_effect'), k.get('ci'), *_span(k))}</td>"
-                f"<td class='num'>{_e(k.get('n'))}{' (all)' if k.get('n_is_all_available') else ''}</td>"
-                f"<td>{_e(ctl.get('n', 0))} {_e(', '.join(ctl.get('types') or []))}<br>"
-                f"<span class='muted'>threshold {_e(signed(ctl.get('threshold')))} ({_e(ctl.get('threshold_is', ''))})"
-                f"</span><br>{_controls_strip(k)}</td>"
-                f"<td class='num'>{_e(with_ci(plc.get('mean'), plc.get('ci'))) if plc else '-'}</td>"
-                f"<td>{verdict}</td></tr>")
-        out += ("<h4>Causal evidence <span class='muted'>(signed: positive = promotes the criterion)</span></h4>"
-                "<table><tr><th>kind</th><th>mean effect [95% CI]</th><th>n</th><th>random controls "
-                "(dots), threshold (line), this feature (diamond)</th><th>placebo</th><th>verdict</th></tr>"
-                + "".join(rows) + "</table>")
-    if card.get("reported_causal_effect") is not None:
-        out += f"<p>Reported causal effect (feature dump, no interval): {_e(signed(card['reported_causal_effect']))}</p>"
-    side = card.get("side_effects")
-    if side:
-        out += (f"<p>Side effects: {_e(num(side.get('mean')))} {_e(ci(side.get('ci')))} over {_e(side.get('n'))} "
-                f"prompts <span class='muted'>({_e(side.get('measure'))})</span></p>")
-    return out
-
-
-def _span(k: dict[str, Any]) -> tuple[float, float]:
-    vals = [v for v in [k.get("mean_effect"), *(k.get("ci") or [])] if v is not None]
-    m = max([abs(v) for v in vals] + [1e-9]) * 1.3
-    return -m, m
+        spans.append(f'{_e(lead)}<span class="{cls}" style="background:rgba({rgb},{alpha:.2f}){ink}" '
+                     f'title="activation {_e(f.num(a))}">{_e(core)}</span>{_e(trail)}')
+    return '<div class="ctx"><span class="ell">…</span>' + "".join(spans) + '<span class="ell">…</span></div>'
 
 
 def _examples(card: dict[str, Any]) -> str:
-    exs = card.get("examples") or []
+    exs = [e for e in f.lst(card.get("examples")) if isinstance(e, dict)]
     if not exs:
         return ""
+    peak = max((abs(f.fnum(e.get("activation")) or 0.0) for e in exs), default=0.0) or 1.0
     items = []
     for ex in exs:
-        meta = " · ".join(x for x in (
-            f"act {num(ex['activation'])}" if ex.get("activation") is not None else "",
-            f"score {num(ex['criterion_score'])}" if ex.get("criterion_score") is not None else "",
-            ex.get("split") or "", ex.get("prompt_id") or "") if x)
-        items.append(f"<div class='ex'>{_tokens(ex)} <span class='muted mono'>{_e(meta)}</span></div>")
-    return "<h4>Top activating contexts</h4>" + "".join(items)
+        a = f.fnum(ex.get("activation"))
+        act = (f'<div class="mono">{_e(f.num(a))}</div><div class="actbar"><span style="width:'
+               f'{100 * min(abs(a) / peak, 1):.0f}%"></span></div>') if a is not None else ""
+        meta = [m for m in f.example_meta(ex) if not m.startswith("act ")]
+        items.append(f'<div class="ex"><div>{act}</div>{_tokens(ex)}<div class="exmeta">{_e(" · ".join(meta))}</div>'
+                     "</div>")
+    legend = ("" if not any(f.context(e) for e in exs) else ' <span class="muted small">(token shade = '
+              "activation relative to the context's peak: blue positive, orange negative; outlined = the "
+              "example's token)</span>")
+    return f"<h4>Top activating examples</h4>{legend}" + "".join(items)
+
+
+def _association(card: dict[str, Any]) -> str:
+    if not f.d(card.get("association")):
+        return ""
+    stat, dsc, h = f.statistic(card), f.discovery(card), f.heldout(card)
+    name, rs, rs_ci = f.rank_stat(card)
+    smd = theme.sym_scale(h.get("smd"), *(f.pair(h.get("smd_ci")) or ()), 1.0)
+    rows = [
+        [f"<b>{_e(f.effect_name(stat))}</b>" + (' <span class="muted small">= 2·AUROC − 1</span>' if stat == "auroc"
+                                                 else ""), N + _e(f.with_ci(h.get("effect"), h.get("effect_ci"))),
+         theme.ci_bar(h.get("effect"), h.get("effect_ci")), N + _e(f.signed(dsc.get("effect")))],
+        [_e(name), N + _e(f"{f.num(rs)} {f.ci(rs_ci)}"),
+         theme.ci_bar(rs, rs_ci, 0.0, 1.0, ref=0.5) if stat == "auroc" else theme.ci_bar(rs, rs_ci),
+         N + _e(f.num(f.rank_stat(card, dsc)[1]))],
+        ["standardized mean difference", N + _e(f.with_ci(h.get("smd"), h.get("smd_ci"))),
+         theme.ci_bar(h.get("smd"), h.get("smd_ci"), -smd, smd), N + _e(f.signed(dsc.get("smd")))],
+        ["correlation r", N + _e(f.with_ci(h.get("r"), h.get("r_ci"))), theme.ci_bar(h.get("r"), h.get("r_ci")),
+         N + _e(f.signed(dsc.get("r")))],
+    ]
+    adj = f.adjusted(card)
+    if adj:
+        cov = ", ".join(map(str, f.lst(adj.get("covariates")))) or "covariates"
+        rows.append([f"partial r, adjusted for <b>{_e(cov)}</b>"
+                     + (" " + _pill("confounded", "flag") if adj.get("confounded") else "")
+                     + f'<div class="muted small">raw r {_e(f.signed(adj.get("raw_r")))} · retention '
+                     f'{_e(f.num(adj.get("retention")))}</div>',
+                     N + _e(f.with_ci(adj.get("partial_r"), adj.get("partial_r_ci"))),
+                     theme.ci_bar(adj.get("partial_r"), adj.get("partial_r_ci")), N + f.MISSING])
+    rows.append(["p / q", N + _e(f"{f.pval(h.get('p'))} / {f.pval(h.get('q'))}"), "",
+                 N + _e(f"{f.pval(dsc.get('p'))} / {f.pval(dsc.get('q'))}")])
+    rows.append(["rows (positives)", N + _e(f"{f.num(h.get('rows'))} ({f.num(h.get('positives'))})"), "",
+                 N + _e(f"{f.num(dsc.get('rows'))} ({f.num(dsc.get('positives'))})")])
+    return ("<h4>Association</h4>" + _table(
+        ["measure", "held-out (reported) [95% CI]", "", f"discovery (selection; rank {_e(dsc.get('rank', '-'))})"],
+        rows))
+
+
+def _causal(card: dict[str, Any]) -> str:
+    rows = []
+    for key, k in f.causal_kinds(card):
+        ctl, plc = f.d(k.get("controls")), f.d(k.get("placebo"))
+        verdict = ('<span class="yes">strong_causal ✓</span>' if k.get("strong_causal") else
+                   '<span class="no">not strong</span><div class="muted small">'
+                   + _e("; ".join(map(str, f.lst(k.get("reasons"))))) + "</div>")
+        thr = f.signed(ctl.get("threshold")) + (f", {ctl['threshold_is']}" if ctl.get("threshold_is") else "")
+        ctl_text = (f"{_e(f.num(ctl.get('n', 0)))} {_e(', '.join(map(str, f.lst(ctl.get('types')))))}"
+                    f'<div class="muted small">mean {_e(f.signed(ctl.get("mean")))} · threshold {_e(thr)} · '
+                    f'exceeds {_e(f.pct(ctl.get("fraction_exceeded")))}</div>')
+        rows.append([f"<code>{_e(key)}</code><div class='muted small'>{_e(k.get('split'))}</div>",
+                     N + _e(f.with_ci(k.get("mean_effect"), k.get("ci")))
+                     + f"<div class='muted small'>n {_e(f.num(k.get('n')))}"
+                     + (" (all available)" if k.get("n_is_all_available") else "") + "</div>",
+                     ctl_text + theme.controls_strip(k),
+                     N + (_e(f.with_ci(plc.get("mean"), plc.get("ci"))) + f"<div class='muted small'>n "
+                            f"{_e(f.num(plc.get('n')))}</div>" if plc else f.MISSING), verdict])
+    out = ""
+    if rows:
+        out += ('<h4>Causal evidence</h4><div class="muted small">signed: positive = promotes the criterion. Plot: '
+                'random controls (grey dots), their threshold (dashed), this feature with its 95% CI (diamond)</div>'
+                + _table(["kind", "mean effect [95% CI]", "random controls", "placebo", "verdict"], rows))
+    if f.fnum(card.get("reported_causal_effect")) is not None:
+        out += (f"<h4>Reported causal effect</h4><p>{_e(f.signed(card['reported_causal_effect']))} "
+                "<span class='muted'>(from the feature dump: no interval, no controls)</span></p>")
+    side = f.d(card.get("side_effects"))
+    if side:
+        out += (f"<p><b>Side effects</b>: {_e(f.num(side.get('mean')))} {_e(f.ci(side.get('ci')))} over "
+                f"{_e(f.num(side.get('n')))} prompts <span class='muted'>({_e(side.get('measure'))})</span></p>")
+    return out
+
+
+def _spec_stab(card: dict[str, Any]) -> str:
+    spec, stab = f.d(card.get("specificity")), f.d(card.get("stability"))
+    boxes = []
+    if spec:
+        boxes.append(f"<div class='kv'><b>Specificity {_e(f.num(spec.get('score')))}</b><div class='small muted'>"
+                     f"fires on {_e(f.pct(spec.get('firing_rate_pos')))} of positives vs "
+                     f"{_e(f.pct(spec.get('firing_rate_neg')))} of negatives; mean |activation| "
+                     f"{_e(f.num(spec.get('mean_abs_pos')))} vs {_e(f.num(spec.get('mean_abs_neg')))}</div></div>")
+    if stab:
+        half = f.d(stab.get("split_half"))
+        agree = ("" if not half else f"; split-half signs {'agree' if half.get('sign_agrees') else '<b>disagree</b>'}"
+                 f" ({_e(f.signed(half.get('discovery_effect')))} → {_e(f.signed(half.get('heldout_effect')))})")
+        boxes.append(f"<div class='kv'><b>Stability {_e(f.num(stab.get('score')))}</b><div class='small muted'>"
+                     f"{_e(stab.get('method'))}{agree}</div></div>")
+    return f"<div class='kv3'>{''.join(boxes)}</div>" if boxes else ""
 
 
 def _fingerprint(card: dict[str, Any]) -> str:
-    fp = card.get("fingerprint") or {}
-    if not fp:
-        return ""
+    fp = f.d(card.get("fingerprint"))
     parts = []
-    act = fp.get("activation")
-    if isinstance(act, dict):
-        first = list(act.items())[:6]
-        parts.append(f"activation signature over {len(act)} probes: "
-                     + ", ".join(f"{_e(k)}={_e(num(v))}" for k, v in first) + (" …" if len(act) > 6 else ""))
-    elif isinstance(act, list):
-        parts.append(f"positional activation signature of {len(act)} values")
-    for key in sorted(k for k in fp if k != "activation"):
-        val = fp[key]
-        size = f"{len(val)} entries" if isinstance(val, (list, dict)) else _e(val)
-        parts.append(f"{_e(key)}: {size}")
-    return "<details><summary>fingerprint</summary><p class='mono'>" + "<br>".join(parts) + "</p></details>"
+    for key, val in fp.items():
+        desc, first = f.summarize(val, 8)
+        values = [v for v in (f.fnum(x) for x in (val.values() if isinstance(val, dict) else f.lst(val)))
+                  if v is not None]
+        items = "".join(f"<span><code>{_e(k)}</code> {_e(f.num(v) if f.fnum(v) is not None else v)}</span>"
+                        for k, v in first)
+        more = f"<span class='muted'>first {len(first)} shown</span>" if first and len(first) < len(values) else ""
+        parts.append(f"<div><b>{_e(key)}</b> <span class='muted'>{_e(desc)}</span>{theme.sparkline(values[:512])}"
+                     + (f"<div class='fp'>{items}{more}</div>" if items else "") + "</div>")
+    if not parts:
+        return ""
+    return f"<details><summary>Fingerprint ({_e(', '.join(fp))})</summary>{''.join(parts)}</details>"
 
 
-def _card(card: dict[str, Any]) -> str:
-    tier = card.get("evidence_tier") or "discovery_only"
-    badges = _badge(tier, f"t-{tier}")
-    if card.get("direction"):
-        badges += _badge(card["direction"], f"d-{card['direction']}")
-    badges += "".join(_badge(f, "flag") for f in card.get("flags") or [])
-    comps = card.get("importance_components") or {}
-    comp_text = ", ".join(f"{k} {num(v)}" for k, v in comps.items())
-    spec, stab = card.get("specificity") or {}, card.get("stability") or {}
-    half = stab.get("split_half") or {}
-    grid = []
-    if spec:
-        grid.append(f"<div class='kv'><b>specificity {_e(num(spec.get('score')))}</b><br><span class='muted'>fires on "
-                    f"{_e(num(spec.get('firing_rate_pos')))} of positives vs {_e(num(spec.get('firing_rate_neg')))} "
-                    f"of negatives; mean |act| {_e(num(spec.get('mean_abs_pos')))} vs "
-                    f"{_e(num(spec.get('mean_abs_neg')))}</span></div>")
-    if stab:
-        grid.append(f"<div class='kv'><b>stability {_e(num(stab.get('score')))}</b><br><span class='muted'>"
-                    f"{_e(stab.get('method'))}; split-half signs {'agree' if half.get('sign_agrees') else 'disagree'}"
-                    f"</span></div>")
-    prov = card.get("provenance") or {}
-    bits = [prov.get("source")]
-    if prov.get("evidence") and prov.get("evidence") != prov.get("source"):
-        bits.append(prov["evidence"])
-    if prov.get("planted_role"):
-        bits.append(f"planted {prov['planted_role']}")
-    bits += [f"hook {h}" for h in prov.get("hooks") or []]
-    grid.append(f"<div class='kv'><b>provenance</b><br><span class='muted'>"
-                f"{_e(' · '.join(str(b) for b in bits if b))}</span></div>")
-    label = f" — {_e(card.get('label'))}" if card.get("label") else ""
-    return (f"<section class='card' id='{_e(card['feature_id'])}'><header><h3>{_e(card.get('rank'))}. "
-            f"<code>{_e(card['feature_id'])}</code>{label}</h3>{badges}<span class='muted'>importance "
-            f"<b>{_e(num(card.get('importance')))}</b> ({_e(comp_text)})</span></header>"
-            f"<div class='grid'>{''.join(grid)}</div>{_association(card)}{_causal(card)}{_examples(card)}"
-            f"{_fingerprint(card)}</section>")
-
-
-def _summary_table(cards: list[dict[str, Any]]) -> str:
+def _importance(report: dict[str, Any], card: dict[str, Any]) -> str:
+    weights = f.d(f.d(f.d(report.get("settings")).get("importance")).get("weights"))
     rows = []
-    for c in cards:
-        h = heldout(c)
-        tier = c.get("evidence_tier") or "discovery_only"
-        rows.append(f"<tr><td>{_e(c.get('rank'))}</td><td><a href='#{_e(c['feature_id'])}'><code>"
-                    f"{_e(c['feature_id'])}</code></a></td><td>{_e(c.get('label'))}</td>"
-                    f"<td>{_badge(tier, 't-' + tier)}</td><td>{_e(c.get('direction') or '-')}</td>"
-                    f"<td class='num'>{_e(num(c.get('importance')))}</td>"
-                    f"<td class='num'>{_e(with_ci(h.get('effect'), h.get('effect_ci')))}</td>"
-                    f"<td>{_ci_bar(h.get('effect'), h.get('effect_ci'), width=150)}</td>"
-                    f"<td>{_e(causal_verdict(c))}</td></tr>")
-    return ("<table><tr><th>#</th><th>feature</th><th>label</th><th>tier</th><th>direction</th><th>importance</th>"
-            "<th>held-out effect [95% CI]</th><th></th><th>causal</th></tr>" + "".join(rows) + "</table>")
+    for name, v in f.components(card):
+        x = f.fnum(v)
+        w = f" · w {f.short(weights[name])}" if name in weights else ""
+        fill = f'<div class="fill" style="width:{100 * min(max(x, 0), 1):.0f}%"></div>' if x is not None else ""
+        rows.append(f'<div class="comp"><span title="{_e(name + w)}">{_e(name)}</span><div class="track">{fill}</div>'
+                    f'<span class="mono">{_e(f.num(x) if x is not None else "n/a")}</span></div>')
+    return (f'<div class="imp"><div class="imp-top"><span class="muted small">importance</span><span class="imp-val">'
+            f'{_e(f.num(card.get("importance")))}</span></div>{"".join(rows)}</div>')
+
+
+def _card(report: dict[str, Any], card: dict[str, Any], i: int, anchor: str) -> str:
+    badges = _tier(card.get("evidence_tier")) + _direction(card)
+    flags = [str(x) for x in f.lst(card.get("flags"))]
+    badges += "".join(_pill(x, "flag", f.FLAG_TEXT.get(x)) for x in flags)
+    role = f.planted_role(report, card)
+    if role:
+        badges += _pill(f"planted: {role}", "planted")
+    label = (f' <span class="label">— {_e(card["label"])}</span>' if card.get("label")
+             else ' <span class="muted small">unlabelled</span>')
+    prov = " · ".join(f.provenance_bits(card))
+    flag_box = ("<div class='flags'><ul>" + "".join(f"<li><b>{_e(x)}</b>: {_e(f.FLAG_TEXT.get(x, 'flagged'))}</li>"
+                                                    for x in flags) + "</ul></div>") if flags else ""
+    return (f'<section class="card" id="{anchor}"><div class="card-head"><div class="rank">'
+            f'{_e(card.get("rank", i + 1))}</div><div><h3><code>{_e(f.feature_id(card, i))}</code>{label}</h3><div>{badges}</div>'
+            f'<div class="muted small">{_e(prov)}</div></div>{_importance(report, card)}</div>{flag_box}'
+            f"{_spec_stab(card)}{_association(card)}{_causal(card)}{_examples(card)}{_fingerprint(card)}</section>")
+
+
+def _verdicts(card: dict[str, Any]) -> str:
+    """The summary table's causal cell: one line per intervention kind."""
+    lines = [f"<div class='nw'><span class='{'yes' if k.get('strong_causal') else 'no'}'>"
+             f"{'✓' if k.get('strong_causal') else '✗'}</span> {_e(key)} {_e(f.signed(k.get('mean_effect')))}</div>"
+             for key, k in f.causal_kinds(card)]
+    if f.fnum(card.get("reported_causal_effect")) is not None:
+        lines.append(f"<div class='muted'>reported {_e(f.signed(card['reported_causal_effect']))}</div>")
+    return "".join(lines) or f.MISSING
+
+
+def _summary(cards: list[dict[str, Any]], anchors: list[str]) -> str:
+    rows = []
+    for i, (c, a) in enumerate(zip(cards, anchors)):
+        h = f.heldout(c)
+        name, rs, _ = f.rank_stat(c)
+        label = f"<div class='small'>{_e(c['label'])}</div>" if c.get("label") else ""
+        flags = "".join(_pill(x, "flag", f.FLAG_TEXT.get(str(x))) for x in f.lst(c.get("flags")))
+        rows.append([N + _e(c.get("rank", i + 1)),
+                     f'<a href="#{a}"><code>{_e(f.feature_id(c, i))}</code></a>{label}'
+                     + (f"<div>{flags}</div>" if flags else ""),
+                     _tier(c.get("evidence_tier")), _direction(c) or f.MISSING, N + _e(f.num(c.get("importance"))),
+                     N + _e(f.with_ci(h.get("effect"), h.get("effect_ci"))),
+                     theme.ci_bar(h.get("effect"), h.get("effect_ci"), width=150),
+                     N + (_e(f.num(rs)) if f.fnum(rs) is not None else f.MISSING), _verdicts(c)])
+    return _table(["#", "feature", "tier", "direction", "importance", "held-out effect [95% CI]", "", "AUROC / ρ",
+                   "causal (✓ strong)"], rows, "summary")
+
+
+def _overview(report: dict[str, Any]) -> str:
+    panels = []
+    inputs = [f.d(i) for i in f.lst(report.get("inputs"))]
+    if inputs:
+        rows = [[_e(i.get("role")), f"<code>{_e(i.get('name'))}</code>"
+                 + (f"<div class='muted small'>{_e(f.params(i.get('params')))}</div>" if i.get("params") else ""),
+                 f'<code title="{_e(i.get("sha256"))}">{_e(f.short_hash(i.get("sha256")))}</code>',
+                 N + _e(f.num(i.get("rows")))] for i in inputs]
+        panels.append("<div class='panel'><h2>Inputs</h2>" + _table(["role", "name", "sha256", "rows"], rows)
+                      + "</div>")
+    splits = f.d(report.get("splits"))
+    assoc, inter = f.d(splits.get("association")), f.d(f.d(splits.get("interventions")).get("rows"))
+    if assoc or inter:
+        scheme = f.d(assoc.get("scheme"))
+        rows = [[_e(k), N + _e(f.pct(scheme.get(k))), N + _e(f.num(f.d(v).get("rows"))),
+                 N + _e(f.num(f.d(v).get("prompts"))), N + _e(f.num(inter.get(k)) if inter else f.MISSING)]
+                for k, v in f.d(assoc.get("counts")).items()]
+        panels.append("<div class='panel'><h2>Splits</h2>" + _table(
+            ["split", "share", "scored rows", "prompts", "intervention rows"], rows)
+            + f"<p class='muted small'>{_e(assoc.get('rule'))} (split by {_e(assoc.get('source') or '-')})</p></div>")
+    out = f"<div class='grid2'>{''.join(panels)}</div>" if panels else ""
+    planted = f.d(report.get("planted"))
+    if planted:
+        by_id = {f.text(c.get("feature_id")): c for c in f.cards(report)}
+        order = sorted(planted, key=lambda k: (f.fnum(by_id.get(k, {}).get("rank")) or float("inf"), str(k)))
+        rows = [[f"<code>{_e(k)}</code>", _pill(planted[k], "planted"),
+                 N + _e(by_id[k].get("rank")) if k in by_id else "not reported",
+                 _tier(by_id[k].get("evidence_tier")) if k in by_id else "",
+                 "".join(_pill(x, "flag") for x in f.lst(by_id.get(k, {}).get("flags")))] for k in order]
+        out += ("<div class='panel'><h2>Planted ground truth</h2><p class='muted small'>The generator planted these "
+                "features with known roles: compare each role with the card's rank, tier and flags.</p>"
+                + _table(["feature", "planted role", "card rank", "tier", "flags"], rows) + "</div>")
+    return out
+
+
+def _settings(report: dict[str, Any]) -> str:
+    s = f.d(report.get("settings"))
+    if not s:
+        return ""
+    imp, items = f.d(s.get("importance")), []
+    weights, comps = f.d(imp.get("weights")), f.d(imp.get("components"))
+    names = list(dict.fromkeys(list(weights) + list(comps)))
+    if imp.get("formula"):
+        items.append(f"<p><b>Importance</b>: {_e(imp['formula'])}.</p>")
+    if names:
+        items.append(_table(["component", "weight", "meaning"], [[f"<b>{_e(n)}</b>", N + _e(f.short(weights.get(n))),
+                                                                 _e(comps.get(n))] for n in names]))
+    for key, title in (("ordering", "Ordering"), ("tiers", "Tiers")):
+        if imp.get(key):
+            items.append(f"<p><b>{title}</b>: {_e(imp[key])}.</p>")
+    for key, title in (("selection", "Selection rule"), ("causal_rule", "Causal rule")):
+        if s.get(key):
+            items.append(f"<p><b>{title}</b>: {_e(s[key])}.</p>")
+    assoc = f.d(s.get("association"))
+    if assoc:
+        items.append("<p><b>Association statistics</b></p><ul>" + "".join(
+            f"<li><b>{_e(k)}</b>: {_e(v)}</li>" for k, v in assoc.items()) + "</ul>")
+    for key in ("ranking", "causal"):
+        if f.d(s.get(key)):
+            items.append(f"<p><b>{key.capitalize()} parameters</b>: <span class='mono'>{_e(f.params(s[key], 40))}"
+                         "</span></p>")
+    prov = f.d(report.get("provenance"))
+    if prov:
+        items.append("<p><b>Provenance</b>: " + "; ".join(
+            f"{_e(k)} {_e(', '.join(map(str, v)) if isinstance(v, list) else v) or f.MISSING}"
+            for k, v in prov.items()) + "</p>")
+    return ("<details class='panel'><summary><b>How this report was computed</b> — importance, selection, causal "
+            "rule, statistics, parameters</summary>" + "".join(items) + "</details>")
 
 
 def render_html(report: dict[str, Any]) -> str:
-    """The report as one self-contained HTML page (deterministic: same dict, same bytes)."""
-    cards = report.get("cards") or []
-    summary = report.get("summary") or {}
-    tiers = summary.get("tiers") or {}
-    head = (f"<h1>{_e(report.get('criterion'))}</h1><div class='muted'>model <code>{_e(report.get('model') or '-')}"
-            f"</code> · backend <code>{_e(report.get('backend'))}</code> · "
-            + " · ".join(f"{_e(k)} {_e(v)}" for k, v in tiers.items()) + "</div>")
-    parts = [head]
+    """The report as one self-contained HTML page (deterministic: same dict, same string)."""
+    report = f.d(report)
+    cards, summary = f.cards(report), f.d(report.get("summary"))
+    anchors = f.anchors(cards)
+    created = f.d(report.get("created_with"))
+    facts = [f"model <code>{_e(report.get('model') or f.MISSING)}</code>",
+             f"backend <code>{_e(report.get('backend') or f.MISSING)}</code>"]
+    if summary.get("statistic"):
+        facts.append(f"statistic {_e(summary['statistic'])}"
+                     + (f" ({_e(summary['criterion_type'])})" if summary.get("criterion_type") else ""))
+    facts += [f"{_e(f.num(summary[key]))} {name}" for key, name in f.SUMMARY_FACTS if summary.get(key) is not None]
+    tiers = "".join(_pill(f"{f.TIER_TEXT.get(k, k)} {v}", "t-" + k if k in f.TIERS else "t-other")
+                    for k, v in f.tier_counts(report).items())
+    parts = [f"<header><div class='eyebrow'>Feature report · {_e(created.get('package') or 'interp-lab')} "
+             f"{_e(created.get('version'))}</div><h1>{_e(report.get('criterion') or 'untitled criterion')}</h1>"
+             f"<div class='meta'>{' · '.join(facts)}</div><div>{tiers}</div></header>"]
     if report.get("synthetic"):
-        parts.append("<div class='banner'>SYNTHETIC EVIDENCE — planted ground truth, measures no model.</div>")
-    msgs = [("warning", w) for w in report.get("warnings") or []] + [("note", n) for n in report.get("notes") or []]
-    if msgs:
-        parts.append("<div class='box'><ul>" + "".join(f"<li><b>{k}</b>: {_e(v)}</li>" for k, v in msgs)
-                     + "</ul></div>")
-    inputs = report.get("inputs") or []
-    if inputs:
-        parts.append("<h2>Inputs</h2><table><tr><th>role</th><th>name</th><th>sha256</th><th>rows</th></tr>"
-                     + "".join(f"<tr><td>{_e(i.get('role'))}</td><td>{_e(i.get('name'))}</td><td class='mono'>"
-                               f"{_e((i.get('sha256') or '-')[:16])}</td><td class='num'>{_e(num(i.get('rows')))}</td>"
-                               "</tr>" for i in inputs) + "</table>")
-    split = (report.get("splits") or {}).get("association")
-    if split:
-        counts = split.get("counts") or {}
-        parts.append(f"<p class='muted'>{_e(split.get('rule'))} (splits {_e(split.get('source'))}: "
-                     + ", ".join(f"{_e(k)} {_e(num(v.get('rows')))} rows / {_e(num(v.get('prompts')))} prompts"
-                                 for k, v in counts.items()) + ")</p>")
-    parts.append(f"<h2>Features ({len(cards)})</h2>" + _summary_table(cards))
-    parts.extend(_card(c) for c in cards)
-    settings = report.get("settings") or {}
-    if settings:
-        imp = settings.get("importance") or {}
-        items = [f"<li><b>importance</b>: {_e(imp.get('formula'))}; weights "
-                 + _e(", ".join(f"{k} {v}" for k, v in (imp.get("weights") or {}).items())) + "</li>"]
-        for key in ("tiers", "ordering"):
-            if imp.get(key):
-                items.append(f"<li><b>{key}</b>: {_e(imp[key])}</li>")
-        for key in ("selection", "causal_rule"):
-            if settings.get(key):
-                items.append(f"<li><b>{_e(key.replace('_', ' '))}</b>: {_e(settings[key])}</li>")
-        for key, text in (settings.get("association") or {}).items():
-            items.append(f"<li><b>association ({_e(key)})</b>: {_e(text)}</li>")
-        ranking = settings.get("ranking") or {}
-        items.append("<li><b>ranking settings</b>: " + _e(", ".join(f"{k} {v}" for k, v in ranking.items())) + "</li>")
-        parts.append("<h2>How this report was computed</h2><details open><summary>settings</summary><ul>"
-                     + "".join(items) + "</ul></details>")
-    created = report.get("created_with") or {}
-    parts.append(f"<p class='muted'>{_e(report.get('schema_version'))} · {_e(created.get('package'))} "
-                 f"{_e(created.get('version'))}</p>")
-    title = _e(f"{report.get('criterion')} — interp-lab report")
-    return (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><meta name='viewport' "
-            f"content='width=device-width,initial-scale=1'><title>{title}</title><style>{CSS}</style></head>"
+        parts.append(f"<div class='banner' role='alert'><strong>⚠ {f.SYNTHETIC_BANNER}</strong>These numbers come "
+                     "from a generator with known answers: they check the method, not any model.</div>")
+    for key, cls in (("warnings", "warn"), ("notes", "note")):
+        msgs = f.lst(report.get(key))
+        if msgs:
+            parts.append(f"<div class='box {cls}'><b>{key.capitalize()}</b><ul>"
+                         + "".join(f"<li>{_e(m)}</li>" for m in msgs) + "</ul></div>")
+    parts.append(_overview(report))
+    parts.append(f"<div class='panel'><h2>Features ({len(cards)})</h2>{_summary(cards, anchors)}</div>")
+    parts += [_card(report, c, i, a) for i, (c, a) in enumerate(zip(cards, anchors))]
+    parts.append(_settings(report))
+    parts.append(f"<footer>{_e(report.get('schema_version'))} · {_e(created.get('package'))} "
+                 f"{_e(created.get('version'))}</footer>")
+    title = _e(f"{report.get('criterion') or 'report'} — feature report")
+    return (f"<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" "
+            f"content=\"width=device-width,initial-scale=1\"><title>{title}</title><style>{theme.CSS}</style></head>"
             f"<body><main>{''.join(parts)}</main></body></html>\n")

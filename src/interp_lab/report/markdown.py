@@ -1,195 +1,299 @@
-"""report.md: the report for people who read it in a terminal, an editor or a pull request."""
+"""report.md: the report for a terminal, an editor or a pull request.
+
+Untrusted strings (labels, example texts, tokens, ids) are escaped so that they cannot
+inject Markdown or raw HTML. Same dict, same text: nothing here reads the clock.
+"""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-from interp_lab.report._format import (
-    causal_verdict,
-    ci,
-    context_tokens,
-    discovery,
-    heldout,
-    num,
-    pval,
-    signed,
-    statistic,
-    with_ci,
-)
+from interp_lab.report import _format as f
 
 
-def _cell(text: Any) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+def _md(x: Any, start: bool = False) -> str:
+    """Untrusted text as inert inline Markdown, still readable as plain text (``held_out`` stays as is).
+
+    ``start``: the text may begin a line, so escape block markers (``#``, ``-``, ``1.``) too.
+    """
+    s = f.text(x).replace("\r", "").replace("\n", " ⏎ ")
+    s = re.sub(r"([\\`*\[\]<~])", r"\\\1", s)
+    s = re.sub(r"(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])", r"\\_", s)  # intraword _ never emphasizes
+    if not start:
+        return s
+    s = re.sub(r"^([#>+=-])", r"\\\1", s)
+    return re.sub(r"^(\d+)([.)])", r"\1\\\2", s)
+
+
+def _code(x: Any) -> str:
+    return "`" + (f.text(x).replace("`", "'").replace("\n", " ") or " ") + "`"
+
+
+def _cell(x: Any) -> str:
+    return f.text(x).replace("|", "\\|").replace("\n", " ")
 
 
 def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
     out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    out += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
-    return out + [""]
+    return out + ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows] + [""]
 
 
-def _example_text(ex: dict[str, Any]) -> str:
-    tokens = context_tokens(ex)
+def _example(ex: dict[str, Any]) -> str:
+    tokens = f.context(ex)
     if tokens:
         parts = []
         for t in tokens:
-            tok = (t.get("token") or "").replace("\n", "⏎")
-            if t.get("focus"):
-                core = tok.lstrip()
-                tok = tok[: len(tok) - len(core)] + f"**{core or tok}**"
-            parts.append(tok)
-        return "… " + "".join(parts).strip() + " …"
-    text = (ex.get("text") or "").replace("\n", " ")
-    if ex.get("token"):
-        return f"{text}  → token `{ex['token']}`"
-    return text
+            lead, core, trail = f.split_space(t.get("token"))
+            core = _md(core)
+            parts.append(lead + (f"**{core}**" if t.get("focus") and core.strip() else core) + trail)
+        body = "… " + "".join(parts).strip() + " …"
+    else:
+        body = _md(f.clip(f.text(ex.get("text")).strip()), True) or "(no text)"
+        if ex.get("token") is not None:
+            body += f" → token {_code(ex['token'])}"
+    meta = " · ".join(f.example_meta(ex))
+    return body + (f" — {_md(meta)}" if meta else "")
 
 
-def _card(card: dict[str, Any]) -> list[str]:
-    label = f" — {card['label']}" if card.get("label") else ""
-    lines = [f"### {card.get('rank')}. `{card['feature_id']}`{label}", ""]
-    flags = ", ".join(card.get("flags") or []) or "none"
-    lines.append(f"**{card.get('evidence_tier')}** · {card.get('direction') or 'direction unknown'} · "
-                 f"importance {num(card.get('importance'))} · flags: {flags}")
-    comps = card.get("importance_components") or {}
-    if comps:
-        lines.append("importance components: " + ", ".join(f"{k} {num(v)}" for k, v in comps.items()))
-    lines.append("")
-    assoc = card.get("association")
-    if assoc:
-        stat = statistic(card)
-        d, h = discovery(card), heldout(card)
-        key = "auroc" if stat == "auroc" else "spearman"
-        rows = [
-            ["discovery (selection)", d.get("rows"), signed(d.get("effect")), num(d.get(key)), num(d.get("smd")),
-             num(d.get("r")), pval(d.get("p")), pval(d.get("q"))],
-            ["held-out (reported)", h.get("rows"), with_ci(h.get("effect"), h.get("effect_ci")),
-             f"{num(h.get(key))} {ci(h.get(key + '_ci'))}", f"{num(h.get('smd'))} {ci(h.get('smd_ci'))}",
-             f"{num(h.get('r'))} {ci(h.get('r_ci'))}", pval(h.get("p")), pval(h.get("q"))],
-        ]
-        effect = "Somers' D" if stat == "auroc" else "Spearman rho"
-        lines += ["**Association**", ""]
-        lines += _table(["rows", "n", f"effect ({effect})", stat.upper() if stat == "auroc" else "rho", "SMD",
-                         "r", "p", "q"], rows)
-        adj = assoc.get("adjusted")
-        if adj:
-            lines.append(f"Adjusted for {', '.join(adj.get('covariates') or [])}: partial r "
-                         f"{num(adj.get('partial_r'))} {ci(adj.get('partial_r_ci'))} (raw r {num(adj.get('raw_r'))}, "
-                         f"retention {num(adj.get('retention'))}, p {pval(adj.get('p'))})"
-                         + (" — **confounded**" if adj.get("confounded") else ""))
-            lines.append("")
-    spec, stab = card.get("specificity"), card.get("stability")
+def _header(report: dict[str, Any]) -> list[str]:
+    summary = f.d(report.get("summary"))
+    model = report.get("model")
+    lines = [f"# Feature report: {_md(report.get('criterion')) or 'untitled criterion'}"
+             + (f" — {_md(model)}" if model else ""), ""]
+    facts = [f"**Model** {_code(model or f.MISSING)}", f"**backend** {_code(report.get('backend') or f.MISSING)}"]
+    if summary.get("statistic"):
+        facts.append(f"**statistic** {_md(summary['statistic'])}"
+                     + (f" ({_md(summary['criterion_type'])} criterion)" if summary.get("criterion_type") else ""))
+    facts += [f"{f.num(summary[key])} {name}" for key, name in f.SUMMARY_FACTS if summary.get(key) is not None]
+    tiers = f.tier_counts(report)
+    facts.append(f"{len(f.cards(report))} cards ("
+                 + ", ".join(f"{_md(f.TIER_TEXT.get(k, k))} {v}" for k, v in tiers.items()) + ")")
+    lines += [" · ".join(facts), ""]
+    if report.get("synthetic"):
+        lines += [f"> ⚠️ **{f.SYNTHETIC_BANNER}.**", ""]
+    for key, title in (("warnings", "Warnings"), ("notes", "Notes")):
+        items = f.lst(report.get(key))
+        if items:
+            lines += [f"**{title}**", ""] + [f"- {_md(w, True)}" for w in items] + [""]
+    return lines
+
+
+def _inputs_and_splits(report: dict[str, Any]) -> list[str]:
+    lines: list[str] = []
+    inputs = [f.d(i) for i in f.lst(report.get("inputs"))]
+    if inputs:
+        lines += ["## Inputs", ""]
+        lines += _table(["role", "name", "sha256", "rows", "parameters"],
+                        [[_md(i.get("role")), _code(i.get("name")), _code(f.short_hash(i.get("sha256"))),
+                          f.num(i.get("rows")), _md(f.params(i.get("params"))) or f.MISSING] for i in inputs])
+    splits = f.d(report.get("splits"))
+    assoc = f.d(splits.get("association"))
+    if assoc or splits.get("interventions"):
+        lines += ["## Splits", ""]
+        if assoc.get("rule"):
+            lines += [f"{_md(assoc['rule'])} (split by {_md(assoc.get('source') or f.MISSING)}).", ""]
+        scheme = f.d(assoc.get("scheme"))
+        counts = f.d(assoc.get("counts"))
+        if counts:
+            lines += _table(["split", "share", "scored rows", "prompts"],
+                            [[_md(k), f.pct(scheme.get(k)), f.num(f.d(v).get("rows")), f.num(f.d(v).get("prompts"))]
+                             for k, v in counts.items()])
+        rows = f.d(f.d(splits.get("interventions")).get("rows"))
+        if rows:
+            lines += ["Intervention rows: " + " · ".join(f"{_md(k)} {f.num(v)}" for k, v in rows.items()), ""]
+    return lines
+
+
+def _planted(report: dict[str, Any]) -> list[str]:
+    planted = f.d(report.get("planted"))
+    if not planted:
+        return []
+    by_id = {f.text(c.get("feature_id")): c for c in f.cards(report)}
+    order = sorted(planted, key=lambda k: (f.fnum(by_id.get(k, {}).get("rank")) or float("inf"), str(k)))
+    rows = [[_code(k), _md(planted[k]), f.text(by_id.get(k, {}).get("rank", "not reported")),
+             _md(f.tier_text(by_id.get(k, {}).get("evidence_tier")))] for k in order]
+    return ["## Planted ground truth", "", "The synthetic generator planted these features with known roles: "
+            "compare each role with the card's rank, tier and flags.", ""] + _table(
+        ["feature", "planted role", "card rank", "tier"], rows)
+
+
+def _summary(report: dict[str, Any]) -> list[str]:
+    rows = []
+    for i, c in enumerate(f.cards(report)):
+        h = f.heldout(c)
+        name, value, interval = f.rank_stat(c)
+        rows.append([f.text(c.get("rank", i + 1)), _code(f.feature_id(c, i)), _md(c.get("label")),
+                     _md(f.tier_text(c.get("evidence_tier"))), _md(c.get("direction") or f.MISSING),
+                     f.num(c.get("importance")), f.with_ci(h.get("effect"), h.get("effect_ci")),
+                     f"{name} {f.num(value)}" if f.fnum(value) is not None else f.MISSING,
+                     _md(f.causal_verdict(c)), _md(", ".join(map(str, f.lst(c.get("flags"))))) or f.MISSING])
+    return ["## Features", ""] + _table(
+        ["#", "feature", "label", "tier", "direction", "importance", "held-out effect [95% CI]", "AUROC / ρ",
+         "causal", "flags"], rows)
+
+
+def _association(card: dict[str, Any]) -> list[str]:
+    if not f.d(card.get("association")):
+        return []
+    stat = f.statistic(card)
+    dsc, h = f.discovery(card), f.heldout(card)
+    name = f.rank_stat(card)[0]
+
+    def row(title: str, b: dict[str, Any], intervals: bool) -> list[Any]:
+        def cell(key: str, sign: bool = False) -> str:
+            v = (f.signed if sign else f.num)(b.get(key))
+            with_interval = intervals and f.fnum(b.get(key)) is not None
+            return (v + " " + f.ci(b.get(key + "_ci"))).strip() if with_interval else v
+        rank = f.rank_stat(card, b)
+        rs = f.num(rank[1]) + (" " + f.ci(rank[2]) if intervals and f.fnum(rank[1]) is not None else "")
+        return [title, f.num(b.get("rows")), f.num(b.get("positives")), cell("effect", True), rs.strip(),
+                cell("smd", True), cell("r", True), f.pval(b.get("p")), f.pval(b.get("q"))]
+
+    lines = [f"**Association** — effect is {f.effect_name(stat)}"
+             + (" = 2·AUROC − 1" if stat == "auroc" else "") + "; reported numbers come from held-out rows", ""]
+    lines += _table(["rows", "n", "positives", f.effect_name(stat), name, "SMD", "r", "p", "q"],
+                    [row("discovery (selection)", dsc, False), row("**held-out (reported)**", h, True)])
+    adj = f.adjusted(card)
+    if adj:
+        cov = _md(", ".join(map(str, f.lst(adj.get("covariates"))))) or "covariates"
+        lines += [f"Adjusted for {cov}: partial r {f.with_ci(adj.get('partial_r'), adj.get('partial_r_ci'))} "
+                  f"vs raw r {f.signed(adj.get('raw_r'))}, "
+                  f"retention {f.num(adj.get('retention'))}, p {f.pval(adj.get('p'))}"
+                  + (" — **confounded**" if adj.get("confounded") else "")
+                  + (f" ({_md(adj['method'])})" if adj.get("method") else ""), ""]
+    return lines
+
+
+def _spec_stab(card: dict[str, Any]) -> list[str]:
+    spec, stab = f.d(card.get("specificity")), f.d(card.get("stability"))
+    lines = []
     if spec:
-        lines.append(f"Specificity {num(spec.get('score'))}: fires on {num(spec.get('firing_rate_pos'))} of positives "
-                     f"vs {num(spec.get('firing_rate_neg'))} of negatives; mean |activation| "
-                     f"{num(spec.get('mean_abs_pos'))} vs {num(spec.get('mean_abs_neg'))} (held-out rows).")
+        lines.append(f"- **Specificity {f.num(spec.get('score'))}**: fires on {f.pct(spec.get('firing_rate_pos'))} "
+                     f"of positives vs {f.pct(spec.get('firing_rate_neg'))} of negatives; mean |activation| "
+                     f"{f.num(spec.get('mean_abs_pos'))} vs {f.num(spec.get('mean_abs_neg'))} "
+                     f"({_md(spec.get('rows') or 'held-out')} rows)")
     if stab:
-        half = stab.get("split_half") or {}
-        lines.append(f"Stability {num(stab.get('score'))}: {stab.get('method', '')}; split-half signs "
-                     f"{'agree' if half.get('sign_agrees') else 'disagree'} (discovery {signed(half.get('discovery_effect'))}, "
-                     f"held-out {signed(half.get('heldout_effect'))}).")
-    if spec or stab:
-        lines.append("")
-    causal = card.get("causal") or {}
-    if causal:
-        rows = []
-        for key, k in causal.items():
-            ctl = k.get("controls") or {}
-            plc = k.get("placebo") or {}
-            rows.append([
-                key, k.get("split"), with_ci(k.get("mean_effect"), k.get("ci")),
-                f"{k.get('n')}" + (" (all available)" if k.get("n_is_all_available") else ""),
-                f"{ctl.get('n', 0)}" + (f" ({', '.join(ctl.get('types') or [])})" if ctl.get("types") else ""),
-                signed(ctl.get("threshold")) if ctl.get("n") else "-",
-                with_ci(plc.get("mean"), plc.get("ci")) if plc else "-",
-                "**yes**" if k.get("strong_causal") else "no: " + "; ".join(k.get("reasons") or []),
-            ])
+        half = f.d(stab.get("split_half"))
+        line = f"- **Stability {f.num(stab.get('score'))}**: {_md(stab.get('method'))}"
+        if half:
+            line += (f"; split-half signs {'agree' if half.get('sign_agrees') else '**disagree**'} (discovery "
+                     f"{f.signed(half.get('discovery_effect'))}, held-out {f.signed(half.get('heldout_effect'))})")
+        lines.append(line)
+    return lines + [""] if lines else []
+
+
+def _causal(card: dict[str, Any]) -> list[str]:
+    lines: list[str] = []
+    rows = []
+    for key, k in f.causal_kinds(card):
+        ctl, plc = f.d(k.get("controls")), f.d(k.get("placebo"))
+        reasons = _md("; ".join(map(str, f.lst(k.get("reasons"))))) or "not met"
+        verdict = "**yes**" if k.get("strong_causal") else f"no: {reasons}"
+        rows.append([
+            _md(key), _md(k.get("split") or f.MISSING), f.with_ci(k.get("mean_effect"), k.get("ci")),
+            f.num(k.get("n")) + (" (all available)" if k.get("n_is_all_available") else ""),
+            f.num(ctl.get("n", 0)) + (f" ({_md(', '.join(map(str, f.lst(ctl.get('types')))))})" if ctl.get("types")
+                                      else ""),
+            f.signed(ctl.get("mean")),
+            f.signed(ctl.get("threshold")) + (f", {_md(ctl['threshold_is'])}" if ctl.get("threshold_is") else ""),
+            f.pct(ctl.get("fraction_exceeded")),
+            (f.with_ci(plc.get("mean"), plc.get("ci")) + (f" (n {f.num(plc.get('n'))})" if plc.get("n") else ""))
+            if plc else f.MISSING,
+            verdict])
+    if rows:
         lines += ["**Causal evidence** (signed: positive = promotes the criterion)", ""]
-        lines += _table(["kind", "split", "mean effect [95% CI]", "n", "controls", "controls' threshold", "placebo",
-                         "strong_causal"], rows)
-    if card.get("reported_causal_effect") is not None:
-        lines += [f"Reported causal effect (feature dump, no interval): {signed(card['reported_causal_effect'])}", ""]
-    side = card.get("side_effects")
+        lines += _table(["kind", "split", "mean effect [95% CI]", "n", "controls", "controls' mean",
+                         "controls' threshold", "controls exceeded", "placebo", "strong_causal"], rows)
+    if f.fnum(card.get("reported_causal_effect")) is not None:
+        lines += [f"Reported causal effect (from the feature dump; no interval, no controls): "
+                  f"{f.signed(card['reported_causal_effect'])}", ""]
+    side = f.d(card.get("side_effects"))
     if side:
-        lines += [f"Side effects: {num(side.get('mean'))} {ci(side.get('ci'))} over {side.get('n')} prompts "
-                  f"({side.get('measure', '')})", ""]
-    examples = card.get("examples") or []
+        lines += [f"Side effects: {f.num(side.get('mean'))} {f.ci(side.get('ci'))} over {f.num(side.get('n'))} "
+                  f"prompts ({_md(side.get('measure') or 'side effect')})", ""]
+    return lines
+
+
+def _fingerprint(card: dict[str, Any]) -> list[str]:
+    parts = []
+    for key, val in f.d(card.get("fingerprint")).items():
+        desc, first = f.summarize(val)
+        head = ", ".join(f"{_md(k)} {f.num(v)}" for k, v in first)
+        parts.append(f"{_md(key)}: {_md(desc)}" + (f" (first: {head})" if head else ""))
+    return [f"Fingerprint — {'; '.join(parts)}", ""] if parts else []
+
+
+def _card(report: dict[str, Any], card: dict[str, Any], i: int) -> list[str]:
+    label = f" — {_md(card['label'])}" if card.get("label") else ""
+    lines = [f"### {f.text(card.get('rank', i + 1))}. {_code(f.feature_id(card, i))}{label}", ""]
+    facts = [f"**{_md(f.tier_text(card.get('evidence_tier')))}**",
+             _md(card.get("direction") or "direction unknown"), f"importance **{f.num(card.get('importance'))}**"]
+    role = f.planted_role(report, card)
+    if role:
+        facts.append(f"planted role {_code(role)}")
+    lines += [" · ".join(facts), ""]
+    weights = f.d(f.d(f.d(report.get("settings")).get("importance")).get("weights"))
+    comps = [f"{_md(k)} {f.num(v)}" + (f" (weight {f.short(weights[k])})" if k in weights else "")
+             for k, v in f.components(card)]
+    if comps:
+        lines += ["Importance components: " + " · ".join(comps), ""]
+    flags = [str(x) for x in f.lst(card.get("flags"))]
+    if flags:
+        lines += ["Flags: " + "; ".join(f"**{_md(x)}**" + (f" — {f.FLAG_TEXT[x]}" if x in f.FLAG_TEXT else "")
+                                        for x in flags), ""]
+    bits = f.provenance_bits(card)
+    if bits:
+        lines += ["Provenance: " + " · ".join(_md(b) for b in bits), ""]
+    lines += _association(card) + _spec_stab(card) + _causal(card)
+    examples = [e for e in f.lst(card.get("examples")) if isinstance(e, dict)]
     if examples:
-        lines += ["**Top activating contexts**", ""]
-        for ex in examples:
-            meta = []
-            if ex.get("activation") is not None:
-                meta.append(f"act {num(ex['activation'])}")
-            if ex.get("criterion_score") is not None:
-                meta.append(f"score {num(ex['criterion_score'])}")
-            if ex.get("split"):
-                meta.append(ex["split"])
-            prefix = f"`{ex['prompt_id']}` " if ex.get("prompt_id") else ""
-            lines.append(f"- {prefix}{_example_text(ex)}" + (f" ({', '.join(meta)})" if meta else ""))
+        lines += ["**Top activating examples**", ""] + [f"{n}. {_example(e)}" for n, e in enumerate(examples, 1)]
         lines.append("")
+    return lines + _fingerprint(card)
+
+
+def _settings(report: dict[str, Any]) -> list[str]:
+    settings = f.d(report.get("settings"))
+    if not settings:
+        return []
+    lines = ["## How this report was computed", ""]
+    imp = f.d(settings.get("importance"))
+    if imp:
+        lines += ["**Importance**" + (f": {_md(imp['formula'])}." if imp.get("formula") else ""), ""]
+        weights, comps = f.d(imp.get("weights")), f.d(imp.get("components"))
+        names = list(dict.fromkeys(list(weights) + list(comps)))
+        if names:
+            lines += _table(["component", "weight", "meaning"],
+                            [[_md(n), f.short(weights.get(n)), _md(comps.get(n) or "")] for n in names])
+        for key in ("ordering", "tiers"):
+            if imp.get(key):
+                lines += [f"**{key.capitalize()}**: {_md(imp[key])}.", ""]
+    for key, title in (("selection", "Selection rule"), ("causal_rule", "Causal rule")):
+        if settings.get(key):
+            lines += [f"**{title}**: {_md(settings[key])}.", ""]
+    assoc = f.d(settings.get("association"))
+    if assoc:
+        lines += ["**Association statistics**", ""] + [f"- {_md(k, True)}: {_md(v)}" for k, v in assoc.items()] + [""]
+    for key in ("ranking", "causal"):
+        if f.d(settings.get(key)):
+            lines += [f"**{key.capitalize()} parameters**: {_md(f.params(settings[key], 40))}", ""]
+    prov = f.d(report.get("provenance"))
+    if prov:
+        lines += ["**Provenance**: " + "; ".join(
+            f"{_md(k)} {_md(', '.join(map(str, v)) if isinstance(v, list) else v) or f.MISSING}"
+            for k, v in prov.items()), ""]
     return lines
 
 
 def render_markdown(report: dict[str, Any]) -> str:
     """The whole report as Markdown (deterministic: same dict, same text)."""
-    lines = [f"# {report.get('criterion', '')}", ""]
-    lines.append(f"model `{report.get('model') or '-'}` · backend `{report.get('backend')}` · "
-                 f"{(report.get('created_with') or {}).get('package', 'interp-lab')} "
-                 f"{(report.get('created_with') or {}).get('version', '')}")
-    lines.append("")
-    if report.get("synthetic"):
-        lines += ["> **SYNTHETIC EVIDENCE — planted ground truth, measures no model.**", ""]
-    for w in report.get("warnings") or []:
-        lines.append(f"> warning: {w}")
-    for n in report.get("notes") or []:
-        lines.append(f"> note: {n}")
-    if report.get("warnings") or report.get("notes"):
-        lines.append("")
-    summary = report.get("summary") or {}
-    if summary:
-        tiers = summary.get("tiers") or {}
-        lines.append(", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in summary.items() if k != "tiers")
-                     + ("; tiers " + ", ".join(f"{k} {v}" for k, v in tiers.items()) if tiers else ""))
-        lines.append("")
-    inputs = report.get("inputs") or []
-    if inputs:
-        lines += ["## Inputs", ""]
-        lines += _table(["role", "name", "sha256", "rows"],
-                        [[i.get("role"), i.get("name"), (i.get("sha256") or "-")[:16], num(i.get("rows"))]
-                         for i in inputs])
-    splits = (report.get("splits") or {}).get("association")
-    if splits:
-        counts = splits.get("counts") or {}
-        lines += ["## Splits", "", f"{splits.get('rule', '')} (splits {splits.get('source')})", ""]
-        lines += _table(["split", "scored rows", "prompts"],
-                        [[k, num(v.get("rows")), num(v.get("prompts"))] for k, v in counts.items()])
-    cards = report.get("cards") or []
-    lines += ["## Features", ""]
-    lines += _table(
-        ["#", "feature", "label", "tier", "direction", "importance", "held-out effect [95% CI]", "causal"],
-        [[c.get("rank"), f"`{c['feature_id']}`", c.get("label") or "", c.get("evidence_tier"),
-          c.get("direction") or "-", num(c.get("importance")),
-          with_ci(heldout(c).get("effect"), heldout(c).get("effect_ci")), causal_verdict(c)] for c in cards])
-    for c in cards:
-        lines += _card(c)
-    settings = report.get("settings") or {}
-    if settings:
-        imp = settings.get("importance") or {}
-        lines += ["## How this report was computed", ""]
-        if imp:
-            lines.append("Importance: " + (imp.get("formula") or "") + "; weights "
-                         + ", ".join(f"{k} {v}" for k, v in (imp.get("weights") or {}).items()) + ".")
-            if imp.get("tiers"):
-                lines.append(f"Tiers: {imp['tiers']}.")
-            if imp.get("ordering"):
-                lines.append(f"Order: {imp['ordering']}.")
-        for key in ("selection", "causal_rule"):
-            if settings.get(key):
-                lines.append(f"{key.replace('_', ' ').capitalize()}: {settings[key]}.")
-        for key, text in (settings.get("association") or {}).items():
-            lines.append(f"Association ({key}): {text}.")
-        ranking = settings.get("ranking") or {}
-        if ranking:
-            lines.append("Ranking settings: " + ", ".join(f"{k} {v}" for k, v in ranking.items()) + ".")
-        lines.append("")
+    report = f.d(report)
+    lines = _header(report) + _inputs_and_splits(report) + _planted(report) + _summary(report)
+    for i, card in enumerate(f.cards(report)):
+        lines += _card(report, card, i)
+    lines += _settings(report)
+    created = f.d(report.get("created_with"))
+    lines += ["---", "", f"{_md(report.get('schema_version') or 'report')} · written by "
+              f"{_md(created.get('package') or 'interp-lab')} {_md(created.get('version') or '')}".rstrip()]
     return "\n".join(lines).rstrip() + "\n"
