@@ -23,24 +23,14 @@ from pathlib import Path
 import torch
 
 from interp_lab.harvest.datasets import iter_documents
-from interp_lab.harvest.run import harvest, make_sequences
+from interp_lab.harvest.run import harvest, make_sequences, pad_right
 from interp_lab.models.load import load_model
 
 
 def batches_of(lm, docs, tokens: int, context: int, batch_size: int):
     seqs = make_sequences(lm.tokenizer, docs, context, tokens)
     pad = lm.tokenizer.pad_token_id or 0
-    out = []
-    for i in range(0, len(seqs), batch_size):
-        group = seqs[i: i + batch_size]
-        T = max(len(s.ids) for s in group)
-        ids = torch.full((len(group), T), pad, dtype=torch.long)
-        mask = torch.zeros((len(group), T), dtype=torch.long)
-        for r, s in enumerate(group):
-            ids[r, : len(s.ids)] = torch.tensor(s.ids)
-            mask[r, : len(s.ids)] = 1
-        out.append((ids, mask))
-    return out
+    return [pad_right([s.ids for s in seqs[i: i + batch_size]], pad) for i in range(0, len(seqs), batch_size)]
 
 
 def timed(fn, batches) -> float:

@@ -15,6 +15,7 @@ import numpy as np
 
 from interp_lab.errors import UsageError
 from interp_lab.harvest.datasets import iter_documents
+from interp_lab.harvest.run import pad_right
 from interp_lab.schemas.records import ACTIVATION_RECORD
 
 KINDS = {"residual": ("hook_resid_post", "R"), "neurons": ("mlp.hook_post", "N")}
@@ -67,12 +68,7 @@ def export_records(model: str | Any, dataset: str, out: str | os.PathLike, *, la
         for start in range(0, len(docs), batch_size):
             batch = docs[start: start + batch_size]
             enc = tok([d.text for d in batch], add_special_tokens=True, truncation=True, max_length=context_length)
-            T = max(len(ids) for ids in enc["input_ids"])
-            ids = torch.full((len(batch), T), pad, dtype=torch.long)
-            mask = torch.zeros((len(batch), T), dtype=torch.long)
-            for r, seq in enumerate(enc["input_ids"]):
-                ids[r, : len(seq)] = torch.tensor(seq)
-                mask[r, : len(seq)] = 1
+            ids, mask = pad_right(enc["input_ids"], pad)
             acts = run(lm.model, {"input_ids": ids, "attention_mask": mask}, hooks, logits=False).acts
             m = mask.unsqueeze(-1).to(torch.float32)
             lengths = mask.sum(1)

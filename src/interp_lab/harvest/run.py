@@ -45,6 +45,19 @@ class HarvestResult:
     manifest: StoreManifest
 
 
+def pad_right(seqs: list[list[int]], pad: int):
+    """([batch, T] input ids, [batch, T] attention mask) with right padding to the longest sequence."""
+    import torch
+
+    T = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), T), pad, dtype=torch.long)
+    mask = torch.zeros((len(seqs), T), dtype=torch.long)
+    for r, s in enumerate(seqs):
+        ids[r, : len(s)] = torch.tensor(s)
+        mask[r, : len(s)] = 1
+    return ids, mask
+
+
 def make_sequences(tokenizer, docs: list[Document], context_length: int, max_tokens: int | None) -> list[Sequence]:
     """Tokenize documents and cut them into windows of at most ``context_length`` tokens."""
     if context_length < 2:
@@ -163,12 +176,7 @@ def harvest(
     ran = 0
     for bi in range(start_batch, len(batches)):
         batch = batches[bi]
-        T = max(len(s.ids) for s in batch)
-        ids = torch.full((len(batch), T), pad, dtype=torch.long)
-        mask = torch.zeros((len(batch), T), dtype=torch.long)
-        for r, s in enumerate(batch):
-            ids[r, : len(s.ids)] = torch.tensor(s.ids)
-            mask[r, : len(s.ids)] = 1
+        ids, mask = pad_right([s.ids for s in batch], pad)
         res = run(lm.model, {"input_ids": ids, "attention_mask": mask}, names, logits=False, store_dtype=store_dtype)
         keep = mask.bool()
         for h in names:

@@ -8,6 +8,8 @@ machine.
 
 from __future__ import annotations
 
+import hashlib
+import os
 from collections.abc import Iterable
 
 import numpy as np
@@ -51,3 +53,12 @@ def hash64(prompt_ids: Iterable[str] | np.ndarray | pa.Array) -> np.ndarray:
 def hash_unit(prompt_ids: Iterable[str] | np.ndarray | pa.Array) -> np.ndarray:
     """Map each prompt_id to a number in [0, 1) (53 bits of its hash)."""
     return (hash64(prompt_ids) >> np.uint64(11)).astype(np.float64) / 2.0**53
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 22) -> str:
+    """Hex sha256 of a file's bytes, read in chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()

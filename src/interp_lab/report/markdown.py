@@ -169,9 +169,7 @@ def _spec_stab(card: dict[str, Any]) -> list[str]:
     spec, stab = f.d(card.get("specificity")), f.d(card.get("stability"))
     lines = []
     if spec:
-        lines.append(f"- **Specificity {f.num(spec.get('score'))}**: fires on {f.pct(spec.get('firing_rate_pos'))} "
-                     f"of positives vs {f.pct(spec.get('firing_rate_neg'))} of negatives; mean |activation| "
-                     f"{f.num(spec.get('mean_abs_pos'))} vs {f.num(spec.get('mean_abs_neg'))} "
+        lines.append(f"- **Specificity {f.num(spec.get('score'))}**: {f.specificity_text(spec)} "
                      f"({_md(spec.get('rows') or 'held-out')} rows)")
     if stab:
         half = f.d(stab.get("split_half"))

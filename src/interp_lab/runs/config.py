@@ -29,6 +29,7 @@ import msgspec
 
 from interp_lab.errors import InputError
 from interp_lab.io.atomic import write_bytes_atomic
+from interp_lab.io.hashing import sha256_file
 from interp_lab.runs.manifest import environment, now
 from interp_lab.schemas.records import RUN_MANIFEST
 
@@ -149,13 +150,7 @@ def _resolve(value: Any, outputs: dict[str, dict[str, str]], path: Path, field_n
 
 
 def _sha(path: Path) -> str | None:
-    if not path.is_file():
-        return None
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 22):
-            h.update(block)
-    return h.hexdigest()
+    return sha256_file(path) if path.is_file() else None
 
 
 def _outputs_of(out: Path) -> list[dict[str, Any]]:

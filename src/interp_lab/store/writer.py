@@ -14,15 +14,8 @@ import pyarrow.parquet as pq
 
 from interp_lab.errors import UsageError
 from interp_lab.io.atomic import atomic_path, write_bytes_atomic
+from interp_lab.io.hashing import sha256_file
 from interp_lab.store.format import STORE_SCHEMA, Shard, StoreManifest, shard_file, tokens_part
-
-
-def _sha(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 22):
-            h.update(block)
-    return h.hexdigest()
 
 
 def settings_key(m: StoreManifest) -> str:
@@ -80,11 +73,11 @@ class StoreWriter:
                     from safetensors.torch import save_file as save_torch
 
                     save_torch({"acts": arr.contiguous()}, str(tmp))
-            sha[rel] = _sha(self.root / rel)
+            sha[rel] = sha256_file(self.root / rel)
         rel = tokens_part(index)
         with atomic_path(self.root / rel) as tmp:
             pq.write_table(tokens, tmp, compression="zstd")
-        sha[rel] = _sha(self.root / rel)
+        sha[rel] = sha256_file(self.root / rel)
         m.shards.append(Shard(index=index, first_row=m.rows, rows=rows, batches=batches, sha256=sha))
         m.rows += rows
         m.completed_batches = batches[1]
@@ -98,7 +91,7 @@ class StoreWriter:
             table = pa.concat_tables([pq.read_table(p) for p in parts])
             with atomic_path(self.root / "tokens.parquet") as tmp:
                 pq.write_table(table, tmp, compression="zstd", row_group_size=1 << 17)
-            m.tokens_sha256 = _sha(self.root / "tokens.parquet")
+            m.tokens_sha256 = sha256_file(self.root / "tokens.parquet")
         m.complete = True
         self._save()
         for p in parts:
