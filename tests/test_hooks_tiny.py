@@ -155,3 +155,13 @@ def test_replace_and_clamp_on_chosen_channels(tiny):
     assert clamped.abs().max() <= 0.01 + 1e-7
     with pytest.raises(Exception, match="needs a value"):
         Edit(name, "add")
+
+
+def test_logit_lens_uses_each_familys_own_final_norm(tiny):
+    from interp_lab.models.lens import decode
+
+    model, inputs = tiny
+    last = f"blocks.{len(get_module(model, family_of(model).layers)) - 1}.hook_resid_post"
+    res = run(model, inputs, [last])
+    with torch.inference_mode():
+        close(decode(model, res.acts[last]), res.logits)
