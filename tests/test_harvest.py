@@ -95,6 +95,9 @@ def test_resume_after_kill_is_byte_identical(tmp_path):
     assert files == sorted(p.relative_to(cut) for p in cut.rglob("*") if p.is_file())
     for rel in files:
         assert (whole / rel).read_bytes() == (cut / rel).read_bytes(), rel
+    before = {rel: (whole / rel).read_bytes() for rel in files}
+    subprocess.run([sys.executable, "-c", code, str(whole)], check=True, capture_output=True)  # already complete
+    assert {rel: (whole / rel).read_bytes() for rel in files} == before
 
 
 def test_other_settings_refuse_to_resume(lm, prompts, tmp_path, cli):

@@ -168,7 +168,7 @@ def harvest(
     store_dtype = getattr(torch, dtype)
     pad = lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else 0
     total_tokens = sum(len(s.ids) for s in seqs)
-    done_tokens = sum(len(s.ids) for b in batches[:start_batch] for s in b)
+    done_tokens = skipped = sum(len(s.ids) for b in batches[:start_batch] for s in b)
     buf: dict[str, list[np.ndarray]] = {h: [] for h in names}
     tok_tables: list[pa.Table] = []
     buf_rows, shard_first = 0, start_batch
@@ -196,7 +196,7 @@ def harvest(
             tok_tables, buf_rows, shard_first = [], 0, bi + 1
     writer.finish()
     seconds = time.perf_counter() - t0
-    computed = done_tokens - sum(len(s.ids) for b in batches[:start_batch] for s in b)
+    computed = done_tokens - skipped
     return HarvestResult(out=Path(out), rows=writer.manifest.rows, batches_run=ran, resumed_from_batch=start_batch,
                          seconds=seconds, tokens_per_s=computed / seconds if seconds > 0 else 0.0,
                          manifest=writer.manifest)

@@ -86,6 +86,8 @@ class StoreWriter:
     def finish(self) -> None:
         """Merge the token parts into tokens.parquet and mark the store complete."""
         m = self.manifest
+        if m.complete:  # rerunning a finished harvest changes nothing
+            return
         parts = [self.root / tokens_part(s.index) for s in m.shards]
         if parts:
             table = pa.concat_tables([pq.read_table(p) for p in parts])
