@@ -25,6 +25,7 @@ def register(app: typer.Typer) -> None:
     app.command("harvest")(harvest_cmd)
     app.command("export-hf-records")(export_hf_records_cmd)
     app.command("lens")(lens_cmd)
+    app.command("compile-criterion")(compile_criterion_cmd)
     app.command("train-lens")(train_lens_cmd)
     app.command("run")(run_cmd)
     app.command("demo")(demo_cmd)
@@ -443,3 +444,18 @@ def store_remove(path: Path = typer.Argument(...),
     if not yes and not typer.confirm(f"delete {path}?"):
         raise typer.Abort()
     remove(path)
+
+
+def compile_criterion_cmd(
+    criterion: str = typer.Option(..., "--criterion", help="A criterion spec (YAML / JSON) or the criterion text."),
+    model: str = typer.Option("smollm2-135m", "--model", help="The model that scores next_token criteria."),
+    prompts: Optional[str] = typer.Option(None, "--prompts", help="Prompt set (overrides the spec's)."),
+    out: Path = typer.Option(..., "--out", help="Scored, split prompt set (JSONL)."),
+) -> None:
+    """Compile a criterion into a scored, split prompt set (labelled and next_token kinds)."""
+    from interp_lab.criteria.compile import compile_criterion
+
+    c = compile_criterion(criterion, model=model, prompts=prompts)
+    n = c.write(out)
+    counts = ", ".join(f"{k} {v}" for k, v in c.counts.items())
+    typer.echo(f"wrote {out}: {n} prompts scored by {c.score_kind} ({counts})")

@@ -1,0 +1,1 @@
+"""Criteria: a criterion spec compiled into a scored, split prompt set (formats.md)."""
