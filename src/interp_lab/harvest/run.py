@@ -138,7 +138,7 @@ def harvest(
     """
     import torch
 
-    from interp_lab.models.hooked import run
+    from interp_lab.models.hooked import hook_widths, run
     from interp_lab.models.hooks import expand
     from interp_lab.models.load import LoadedModel, load_model
 
@@ -153,7 +153,7 @@ def harvest(
         raise UsageError(f"{dataset}: no documents")
     seqs = make_sequences(lm.tokenizer, docs, context_length, max_tokens)
     batches = [seqs[i: i + batch_size] for i in range(0, len(seqs), batch_size)]
-    widths = _widths(lm, names)
+    widths = hook_widths(lm, names)
     manifest = StoreManifest(
         schema_version="", model=lm.name, revision=lm.revision, family=lm.family,
         tokenizer=type(lm.tokenizer).__name__, dtype=dtype, hooks=names, d=widths,
@@ -216,10 +216,3 @@ def _concat(parts: list):
 
     return torch.cat(parts)
 
-
-def _widths(lm, names: list[str]) -> dict[str, int]:
-    from interp_lab.models.hooked import run
-
-    probe = lm.tokenizer(["width probe"], return_tensors="pt")
-    acts = run(lm.model, dict(probe), names, positions=[-1], logits=False).acts
-    return {h: int(acts[h].shape[-1]) for h in names}

@@ -2,8 +2,8 @@
 
 ``run(model, inputs, read=[...], edits=[...])`` registers the few PyTorch
 hooks the request needs, captures the read hook points (at chosen positions
-only), applies the edits (replace / add / zero / clamp, at chosen positions
-and channels), stops the forward after the last needed layer when no logits
+only), applies the edits (replace / add / zero / clamp / project_out, or any
+function, at chosen positions and channels), stops the forward after the last needed layer when no logits
 are asked for, runs the backbone without its lm_head in that case, and
 removes every hook afterwards.
 """
@@ -31,17 +31,18 @@ class Edit:
     """A write to one hook point: ``op`` at ``positions`` (and ``channels`` of the last dim)."""
 
     hook: str
-    op: Literal["replace", "add", "zero", "clamp"]
-    value: torch.Tensor | float | None = None  # replace / add: broadcastable to [selected, channels]
+    op: Literal["replace", "add", "zero", "clamp", "project_out", "apply"]
+    value: Any = None  # replace / add: broadcastable to [selected, channels]; project_out: a direction [d]
+    # whose component is removed; apply: a function [selected, channels] -> same shape
     positions: Positions = None
     channels: Sequence[int] | None = None
     min: float | None = None  # clamp bounds
     max: float | None = None
 
     def __post_init__(self) -> None:
-        if self.op not in ("replace", "add", "zero", "clamp"):
-            raise UsageError(f"unknown edit op {self.op!r} (replace, add, zero, clamp)")
-        if self.op in ("replace", "add") and self.value is None:
+        if self.op not in ("replace", "add", "zero", "clamp", "project_out", "apply"):
+            raise UsageError(f"unknown edit op {self.op!r} (replace, add, zero, clamp, project_out, apply)")
+        if self.op in ("replace", "add", "project_out", "apply") and self.value is None:
             raise UsageError(f"edit {self.op} on {self.hook} needs a value")
         if self.op == "clamp" and self.min is None and self.max is None:
             raise UsageError(f"clamp on {self.hook} needs min and/or max")
@@ -89,6 +90,12 @@ def apply_edit(t: torch.Tensor, e: Edit) -> torch.Tensor:
         view = torch.as_tensor(e.value, dtype=view.dtype, device=view.device).expand_as(view).clone()
     elif e.op == "add":
         view = view + torch.as_tensor(e.value, dtype=view.dtype, device=view.device)
+    elif e.op == "project_out":
+        u = torch.as_tensor(e.value, dtype=view.dtype, device=view.device)
+        u = u / u.norm()
+        view = view - (view @ u)[..., None] * u
+    elif e.op == "apply":
+        view = e.value(view)
     else:
         view = view.clamp(min=e.min, max=e.max)
     if e.channels is not None:
@@ -239,22 +246,46 @@ def last_needed_layer(model, read: Sequence[str]) -> int | None:
     return max(layers) if layers else (-1 if points else None)
 
 
+_CACHE_ARG: dict[type, str] = {}
+
+
+def cache_arg(module) -> str:
+    """The forward argument that takes a key/value cache (``cache`` in recent transformers)."""
+    kind = type(module)
+    if kind not in _CACHE_ARG:
+        import inspect
+
+        params = inspect.signature(module.forward).parameters
+        _CACHE_ARG[kind] = "cache" if "cache" in params else "past_key_values"
+    return _CACHE_ARG[kind]
+
+
 @torch.inference_mode()
 def run(model, inputs: dict[str, torch.Tensor], read: Sequence[str] = (), edits: Sequence[Edit] = (), *,
-        positions: Positions = None, logits: bool = True, store_dtype: torch.dtype | None = None) -> RunResult:
+        positions: Positions = None, logits: bool = True, store_dtype: torch.dtype | None = None,
+        cache: Any = None) -> RunResult:
     """One forward pass with reads and edits. Without ``logits`` the lm_head is skipped and the
-    forward stops after the last layer any read needs."""
+    forward stops after the last layer any read needs. With ``cache`` (a transformers ``Cache`` of
+    the preceding tokens) ``inputs`` continue it and the cache grows by their length."""
     stop = None if logits else last_needed_layer(model, read)
     if not logits and stop is None and not read:
         raise UsageError("nothing to compute: no logits and no hooks to read")
     with HookedRun(model, read, edits, positions, stop_after=stop, store_dtype=store_dtype) as h:
         out_logits = None
+        kw = {"use_cache": False} if cache is None else {"use_cache": True, cache_arg(model): cache}
         try:
             if logits:
-                out_logits = model(**inputs, use_cache=False).logits
+                out_logits = model(**inputs, **kw).logits
             else:
-                get_module(model, family_of(model).backbone)(**inputs, use_cache=False)
+                get_module(model, family_of(model).backbone)(**inputs, **kw)
             stopped = False
         except StopForward:
             stopped = True
         return RunResult(logits=out_logits, acts=dict(h.acts), stopped_early=stopped)
+
+
+def hook_widths(lm, names: Sequence[str]) -> dict[str, int]:
+    """The last dimension of each hook point, from one forward over a short probe text."""
+    probe = lm.tokenizer(["width probe"], return_tensors="pt")
+    acts = run(lm.model, dict(probe), names, positions=[-1], logits=False).acts
+    return {h: int(acts[h].shape[-1]) for h in names}
