@@ -210,7 +210,8 @@ def causal_evidence(
             mean, lo, hi = _mean_ci(_prompt_means(t.side_effect[side], t.prompt_id[side]), rng, settings.bootstrap)
             out[fid]["side_effects"] = {"mean": _r(mean), "ci": [_r(lo), _r(hi)],
                                         "n": int(len(np.unique(t.prompt_id[side].astype(str)))),
-                                        "measure": "side_effect_score of intervention records (held-out)"}
+                                        "measure": "side_effect_score of intervention records (held-out, all kinds pooled; "
+                                                   "per kind in each causal entry)"}
     return out
 
 
@@ -260,6 +261,12 @@ def _one_kind(t: InterventionTable, fid: str, kind: str, strength: float | None,
         pvals = _prompt_means(t.effect[placebo], t.prompt_id[placebo])
         pm, plo, phi = _mean_ci(pvals, rng, settings.bootstrap)
         placebo_block = {"mean": _r(pm), "ci": [_r(plo), _r(phi)], "n": len(pvals)}
+    side_block = None
+    side_rows = use & np.isfinite(t.side_effect)
+    if side_rows.any():
+        svals = _prompt_means(t.side_effect[side_rows], t.prompt_id[side_rows])
+        sm, slo, shi = _mean_ci(svals, rng, settings.bootstrap)
+        side_block = {"mean": _r(sm), "ci": [_r(slo), _r(shi)], "n": len(svals)}
     ci_excludes = bool(np.isfinite(lo) and (lo > 0 or hi < 0))
     all_available = available is not None and n >= available
     reasons = []
@@ -288,6 +295,7 @@ def _one_kind(t: InterventionTable, fid: str, kind: str, strength: float | None,
         "direction": "promotes" if mean >= 0 else "suppresses",
         "controls": control_block,
         "placebo": placebo_block,
+        "side_effect": side_block,
         "strong_causal": strong,
         "reasons": reasons,
         "causal_score": causal_score,

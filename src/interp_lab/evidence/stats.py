@@ -72,8 +72,24 @@ def rankdata(a: np.ndarray) -> np.ndarray:
     return ranks
 
 
+def auroc(x: np.ndarray, positive: np.ndarray) -> float:
+    """Mann-Whitney AUROC of scores ``x`` for the ``positive`` rows against the rest (ties count half)."""
+    positive = np.asarray(positive, dtype=bool)
+    n1, n0 = int(positive.sum()), int((~positive).sum())
+    if not n1 or not n0:
+        return float("nan")
+    r = rankdata(x)
+    return float((r[positive].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+
+
 def is_binary(y: np.ndarray) -> bool:
     return bool(np.all((y == 0) | (y == 1)))
+
+
+def class_cut(scores: np.ndarray) -> float:
+    """Scores above this are the positive class: 0.5 for binary labels, else the median."""
+    scores = np.asarray(scores, dtype=float)
+    return 0.5 if is_binary(scores) else float(np.median(scores))
 
 
 def _entries(Xc: Compressed, rows: np.ndarray):

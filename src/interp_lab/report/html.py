@@ -126,7 +126,7 @@ def _association(card: dict[str, Any]) -> str:
 def _causal(card: dict[str, Any]) -> str:
     rows = []
     for key, k in f.causal_kinds(card):
-        ctl, plc = f.d(k.get("controls")), f.d(k.get("placebo"))
+        ctl, plc, side = f.d(k.get("controls")), f.d(k.get("placebo")), f.d(k.get("side_effect"))
         verdict = ('<span class="yes">strong_causal ✓</span>' if k.get("strong_causal") else
                    '<span class="no">not strong</span><div class="muted small">'
                    + _e("; ".join(map(str, f.lst(k.get("reasons"))))) + "</div>")
@@ -140,12 +140,14 @@ def _causal(card: dict[str, Any]) -> str:
                      + (" (all available)" if k.get("n_is_all_available") else "") + "</div>",
                      ctl_text + theme.controls_strip(k),
                      N + (_e(f.with_ci(plc.get("mean"), plc.get("ci"))) + f"<div class='muted small'>n "
-                            f"{_e(f.num(plc.get('n')))}</div>" if plc else f.MISSING), verdict])
+                            f"{_e(f.num(plc.get('n')))}</div>" if plc else f.MISSING),
+                     N + (_e(f.with_ci(side.get("mean"), side.get("ci"))) + f"<div class='muted small'>n "
+                            f"{_e(f.num(side.get('n')))}</div>" if side else f.MISSING), verdict])
     out = ""
     if rows:
         out += ('<h4>Causal evidence</h4><div class="muted small">signed: positive = promotes the criterion. Plot: '
                 'random controls (grey dots), their threshold (dashed), this feature with its 95% CI (diamond)</div>'
-                + _table(["kind", "mean effect [95% CI]", "random controls", "placebo", "verdict"], rows))
+                + _table(["kind", "mean effect [95% CI]", "random controls", "placebo", "side effect", "verdict"], rows))
     if f.fnum(card.get("reported_causal_effect")) is not None:
         out += (f"<h4>Reported causal effect</h4><p>{_e(f.signed(card['reported_causal_effect']))} "
                 "<span class='muted'>(from the feature dump: no interval, no controls)</span></p>")

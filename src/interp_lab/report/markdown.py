@@ -198,11 +198,14 @@ def _causal(card: dict[str, Any]) -> list[str]:
             f.pct(ctl.get("fraction_exceeded")),
             (f.with_ci(plc.get("mean"), plc.get("ci")) + (f" (n {f.num(plc.get('n'))})" if plc.get("n") else ""))
             if plc else f.MISSING,
+            f.with_ci(f.d(k.get("side_effect")).get("mean"), f.d(k.get("side_effect")).get("ci"))
+            if k.get("side_effect") else f.MISSING,
             verdict])
     if rows:
         lines += ["**Causal evidence** (signed: positive = promotes the criterion)", ""]
         lines += _table(["kind", "split", "mean effect [95% CI]", "n", "controls", "controls' mean",
-                         "controls' threshold", "controls exceeded", "placebo", "strong_causal"], rows)
+                         "controls' threshold", "controls exceeded", "placebo", "side effect", "strong_causal"],
+                        rows)
     if f.fnum(card.get("reported_causal_effect")) is not None:
         lines += [f"Reported causal effect (from the feature dump; no interval, no controls): "
                   f"{f.signed(card['reported_causal_effect'])}", ""]
