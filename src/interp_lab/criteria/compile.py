@@ -1,11 +1,18 @@
-"""Compile a criterion spec into scored, split prompts.
+"""Compile a criterion spec into scored, split prompts (formats.md), and the score a model measures.
 
-Kinds done here: ``labelled`` (the user's scores) and ``next_token`` (the
-model's probability mass on the target tokens after each prompt).
-``semantic`` and ``contrast`` are refused with a clear message until they land.
-Splits are the prompt's own, else a hash of its prompt_id with the spec's
-fractions (discovery / calibration / heldout); too few held-out prompts is an
-error, never a silent shortfall.
+Kinds:
+
+- ``labelled``: the user's prompts with their ``criterion_score`` (JSONL or CSV).
+- ``next_token``: the user's prompts, scored by the model's probability mass on the target tokens.
+- ``semantic`` (what plain text means): passages of a corpus (``lee + enwiki`` unless the spec or
+  ``--dataset`` names another) or the user's prompts, scored by MiniLM similarity to the criterion,
+  with a margin between positives and negatives and hard negatives (``criteria.semantic``).
+- ``contrast``: paired prompts. Rows carrying ``metadata.positive`` and ``metadata.negative``
+  continuations are scored by the model: sigmoid(log p(positive) - log p(negative)); otherwise
+  each row's ``criterion_score`` is used. Rows sharing ``labels.pair`` share a split.
+
+Splits are the prompt's own, else a hash of its prompt_id (of its pair for contrast) with the
+spec's fractions; too few held-out prompts is an error, never a silent shortfall.
 """
 
 from __future__ import annotations
@@ -24,6 +31,9 @@ from interp_lab.io.records import text_prompt_id
 from interp_lab.io.specs import load_criterion
 from interp_lab.schemas.records import SPLITS, CriterionSpec
 
+DEFAULT_CORPUS = "lee+enwiki"
+BATCH = 64  # prompts per batch when the model scores them (the interventions' default too)
+
 
 @dataclass
 class Compiled:
@@ -31,6 +41,8 @@ class Compiled:
     rows: list[dict[str, Any]]  # prompt-set rows: prompt_id, text, criterion_score, split, labels, metadata
     score_kind: str
     target_ids: list[int] = field(default_factory=list)
+    source: str = ""  # where the prompts came from (file name or corpus)
+    info: dict[str, Any] = field(default_factory=dict)  # how they were chosen (semantic selection, ...)
 
     @property
     def counts(self) -> dict[str, int]:
@@ -40,6 +52,9 @@ class Compiled:
         from interp_lab.io.jsonl import write_jsonl
 
         return write_jsonl(path, self.rows)
+
+    def split(self, name: str) -> list[dict[str, Any]]:
+        return [r for r in self.rows if r["split"] == name]
 
 
 def target_token_ids(tokenizer, targets: list[str]) -> list[int]:
@@ -54,22 +69,16 @@ def target_token_ids(tokenizer, targets: list[str]) -> list[int]:
     return ids
 
 
-def next_token_mass(lm, texts: list[str], target_ids: list[int], batch_size: int = 16) -> np.ndarray:
-    """Probability the model gives the target tokens right after each text (one forward per batch)."""
-    import torch
+def _model_scores(lm, rows: list[dict[str, Any]], scorer) -> np.ndarray:
+    """The scorer's score of every row, split by split (the prompt sets interventions reuse)."""
+    from interp_lab.interventions.run import split_set
+    from interp_lab.interventions.scorers import scores
 
-    from interp_lab.harvest.run import pad_right
-    from interp_lab.models.hooked import run
-
-    pad = lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else 0
-    out = np.zeros(len(texts))
-    ids_t = torch.tensor(target_ids)
-    for i in range(0, len(texts), batch_size):
-        enc = lm.tokenizer(texts[i: i + batch_size], add_special_tokens=True)["input_ids"]
-        ids, mask = pad_right(enc, pad)
-        logits = run(lm.model, {"input_ids": ids, "attention_mask": mask}).logits
-        last = logits[torch.arange(len(enc)), mask.sum(1) - 1].float()
-        out[i: i + len(enc)] = torch.softmax(last, -1)[:, ids_t].sum(-1).numpy()
+    out = np.zeros(len(rows))
+    for s in SPLITS:
+        idx = [i for i, r in enumerate(rows) if r["split"] == s]
+        if idx:
+            out[idx] = scores(split_set(lm, [rows[i] for i in idx], BATCH), scorer)
     return out
 
 
@@ -82,45 +91,154 @@ def _prompt_rows(path: str | os.PathLike) -> list[dict[str, Any]]:
     return rows
 
 
-def compile_criterion(criterion: str | CriterionSpec, *, model: Any = None, prompts: str | None = None,
-                      base_dir: str | os.PathLike | None = None) -> Compiled:
-    """Scored, split prompt rows for a criterion (text, spec path or ``CriterionSpec``)."""
-    spec = criterion if isinstance(criterion, CriterionSpec) else load_criterion(criterion)
-    source = prompts or spec.prompts or spec.dataset
-    if spec.kind in ("semantic", "contrast"):
-        raise UsageError(f"criterion kind {spec.kind!r} is not compiled by this version yet "
-                         "(labelled and next_token are)")
-    if source is None:
-        raise UsageError(f"a {spec.kind} criterion needs prompts (the spec's 'prompts' or --prompts)")
+def _resolve(source: str, base_dir: str | os.PathLike | None) -> Path:
     path = Path(source)
     if not path.is_absolute() and base_dir is not None and not path.exists():
         path = Path(base_dir) / path
-    rows = _prompt_rows(path)
-    if spec.kind == "labelled":
-        missing = [r["prompt_id"] for r in rows if r["criterion_score"] is None]
-        if missing:
-            raise InputError(path, f"{len(missing)} prompts have no criterion_score (first: {missing[0]!r}); a "
-                                   "labelled criterion needs one on every prompt", field="criterion_score")
-        score_kind, target_ids = "label", []
-    else:
-        from interp_lab.models.load import LoadedModel, load_model
+    return path
 
-        lm = model if isinstance(model, LoadedModel) else load_model(str(model or "smollm2-135m"))
-        target_ids = target_token_ids(lm.tokenizer, list(spec.targets))
-        scores = next_token_mass(lm, [r["text"] for r in rows], target_ids)
-        for r, s in zip(rows, scores):
-            r["criterion_score"] = round(float(s), 6)
-            r["metadata"]["score_kind"] = "next_token_mass"
-            r["metadata"]["model"] = lm.name
-        score_kind = "next_token_mass"
-    need = np.array([r["split"] is None for r in rows])
-    if need.any():
-        codes = split_codes(np.array([r["prompt_id"] for r in rows], dtype=object)[need], dict(spec.splits))
-        for r, c in zip((r for r, n in zip(rows, need) if n), codes):
-            r["split"] = SPLITS[c]
-    compiled = Compiled(spec, rows, score_kind, target_ids)
+
+def _load_model(model: Any):
+    from interp_lab.models.load import LoadedModel, load_model
+
+    return model if isinstance(model, LoadedModel) else load_model(str(model or "smollm2-135m"))
+
+
+def continuation_ids(tokenizer, rows: list[dict[str, Any]], path: Path) -> dict[str, tuple[list[int], list[int]]]:
+    """Token ids of each contrast row's positive and negative continuation, by prompt_id."""
+    out = {}
+    for r in rows:
+        pair = []
+        for side in ("positive", "negative"):
+            text = r["metadata"].get(side)
+            if not isinstance(text, str) or not text:
+                raise InputError(path, f"prompt {r['prompt_id']!r} has no metadata.{side} continuation (contrast "
+                                       "rows carry both, or none and a criterion_score)", field=f"metadata.{side}")
+            ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+            if not ids:
+                raise InputError(path, f"prompt {r['prompt_id']!r}: metadata.{side} tokenizes to nothing",
+                                 field=f"metadata.{side}")
+            pair.append(list(ids))
+        out[r["prompt_id"]] = (pair[0], pair[1])
+    return out
+
+
+def _score_contrast(lm, rows: list[dict[str, Any]], path: Path) -> dict[str, tuple[list[int], list[int]]]:
+    from interp_lab.interventions.scorers import ContrastLogprob
+
+    conts = continuation_ids(lm.tokenizer, rows, path)
+    diff = _model_scores(lm, rows, ContrastLogprob(conts))
+    for r, d in zip(rows, diff):
+        r["criterion_score"] = round(float(1.0 / (1.0 + np.exp(-d))), 6)
+        r["metadata"]["logprob_diff"] = round(float(d), 6)
+        r["metadata"]["score_kind"] = "contrast_preference"
+        r["metadata"]["model"] = lm.name
+    return conts
+
+
+def _require_scores(rows: list[dict[str, Any]], path: Path, kind: str) -> None:
+    missing = [r["prompt_id"] for r in rows if r["criterion_score"] is None]
+    if missing:
+        raise InputError(path, f"{len(missing)} prompts have no criterion_score (first: {missing[0]!r}); a {kind} "
+                               "criterion needs one on every prompt", field="criterion_score")
+
+
+def compile_criterion(criterion: str | CriterionSpec, *, model: Any = None, prompts: str | None = None,
+                      dataset: str | None = None, base_dir: str | os.PathLike | None = None) -> Compiled:
+    """Scored, split prompt rows for a criterion (text, spec path or ``CriterionSpec``).
+
+    ``model``: a ``LoadedModel`` or a name, for the kinds the model scores (next_token, contrast with
+    continuations). ``prompts`` overrides the spec's prompt set; ``dataset`` names the corpus of a
+    semantic criterion when the spec names none.
+    """
+    spec = criterion if isinstance(criterion, CriterionSpec) else load_criterion(criterion)
+    if base_dir is None and isinstance(criterion, str) and Path(criterion).is_file():
+        base_dir = Path(criterion).parent
+    target_ids: list[int] = []
+    info: dict[str, Any] = {}
+    group_of: dict[str, str] = {}
+    if spec.kind == "semantic":
+        from interp_lab.criteria.semantic import compile_semantic, corpus_passages
+
+        file_source = prompts or spec.prompts
+        if file_source:
+            path = _resolve(file_source, base_dir)
+            candidates = _prompt_rows(path)
+            source = path.name
+        else:
+            from interp_lab.harvest.datasets import iter_documents
+
+            source = spec.corpus or spec.dataset or dataset or DEFAULT_CORPUS
+            path = Path(source)
+            candidates = corpus_passages(iter_documents(source))
+        rows, info = compile_semantic(spec, candidates)
+        score_kind = "similarity_label"
+    else:
+        source_name = prompts or spec.prompts or spec.dataset
+        if source_name is None:
+            raise UsageError(f"a {spec.kind} criterion needs prompts (the spec's 'prompts' or --prompts)")
+        path = _resolve(source_name, base_dir)
+        source = path.name
+        rows = _prompt_rows(path)
+        if spec.kind == "labelled":
+            _require_scores(rows, path, "labelled")
+            score_kind = "label"
+        elif spec.kind == "next_token":
+            from interp_lab.interventions.scorers import NextTokenMass
+
+            lm = _load_model(model)
+            target_ids = target_token_ids(lm.tokenizer, list(spec.targets))
+            _assign_splits(rows, spec, group_of)
+            for r, s in zip(rows, _model_scores(lm, rows, NextTokenMass(target_ids))):
+                r["criterion_score"] = round(float(s), 6)
+                r["metadata"]["score_kind"] = "next_token_mass"
+                r["metadata"]["model"] = lm.name
+            score_kind = "next_token_mass"
+        else:  # contrast
+            group_of = {r["prompt_id"]: str(r["labels"].get("pair", r["prompt_id"])) for r in rows}
+            if any("positive" in r["metadata"] or "negative" in r["metadata"] for r in rows):
+                _assign_splits(rows, spec, group_of)
+                _score_contrast(_load_model(model), rows, path)
+                score_kind = "contrast_preference"
+            else:
+                _require_scores(rows, path, "contrast")
+                score_kind = "label"
+    _assign_splits(rows, spec, group_of)
+    compiled = Compiled(spec, rows, score_kind, target_ids, source=source, info=info)
     held = compiled.counts["heldout"]
     if held < spec.min_heldout:
         raise InputError(path, f"only {held} held-out prompts; the criterion asks for min_heldout "
                                f"{spec.min_heldout} (add prompts or lower min_heldout)", field="min_heldout")
     return compiled
+
+
+def _assign_splits(rows: list[dict[str, Any]], spec: CriterionSpec, group_of: dict[str, str]) -> None:
+    """Hash splits for rows without one; rows of one group (a contrast pair) share a split."""
+    need = [r for r in rows if r["split"] is None]
+    if not need:
+        return
+    keys = np.array([group_of.get(r["prompt_id"], r["prompt_id"]) for r in need], dtype=object)
+    for r, c in zip(need, split_codes(keys, dict(spec.splits))):
+        r["split"] = SPLITS[c]
+
+
+def scorer_for(compiled: Compiled, lm, prompts_path: str | os.PathLike | None = None):
+    """How interventions measure this criterion on the model.
+
+    Target tokens: next-token mass. Contrast rows with continuations: log p(positive) - log p(negative).
+    Otherwise: MiniLM similarity of the greedy continuation to the criterion (and its examples).
+    """
+    from interp_lab.interventions import scorers
+
+    spec = compiled.spec
+    if spec.targets:
+        ids = compiled.target_ids or target_token_ids(lm.tokenizer, list(spec.targets))
+        return scorers.NextTokenMass(ids)
+    if spec.kind == "contrast" and compiled.score_kind == "contrast_preference":
+        return scorers.ContrastLogprob(continuation_ids(lm.tokenizer, compiled.rows, Path(prompts_path or
+                                                                                         compiled.source)))
+    from interp_lab.models.embed import embedder
+
+    emb = embedder(spec.embedding_model)
+    return scorers.ContinuationSimilarity(emb, scorers.anchor_vector(emb, spec.criterion, spec.examples),
+                                          n_tokens=spec.continuation_tokens)

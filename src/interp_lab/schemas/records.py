@@ -239,8 +239,25 @@ class CriterionSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         default_factory=lambda: {"discovery": 0.4, "calibration": 0.2, "heldout": 0.4}
     )
     min_heldout: int = 100
+    # semantic: passages of the corpus ranked by similarity to the criterion (and examples); the top
+    # ``positive_fraction`` (at most max_prompts / 2) are positives, the next ``margin`` fraction is
+    # left out, negatives come from the rest (the most similar of them are the hard negatives)
+    positive_fraction: float = 0.1
+    margin: float = 0.2
+    max_prompts: int = 1000
+    embedding_model: str = "all-MiniLM-L6-v2"
+    continuation_tokens: int = 16  # greedy tokens whose similarity scores a semantic criterion under edits
 
     def __post_init__(self) -> None:
+        for name in ("positive_fraction", "margin"):
+            if not 0 <= getattr(self, name) < 1:
+                raise _bad(name, "expected a fraction in [0, 1)")
+        if self.positive_fraction + self.margin >= 1:
+            raise _bad("margin", "positive_fraction + margin must leave room for negatives (< 1)")
+        if self.max_prompts < 2:
+            raise _bad("max_prompts", "expected an integer >= 2")
+        if self.continuation_tokens < 1:
+            raise _bad("continuation_tokens", "expected an integer >= 1")
         unknown = set(self.splits) - set(SPLITS)
         if unknown:
             raise _bad("splits", f"unknown split names {sorted(unknown)} (use {', '.join(SPLITS)})")
