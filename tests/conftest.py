@@ -36,3 +36,12 @@ def synthetic_files(tmp_path_factory) -> dict[str, Path]:
     write_jsonl(d / "records.jsonl", record_rows(ev.records))
     write_jsonl(d / "interventions.jsonl", ev.interventions)
     return {"records": d / "records.jsonl", "interventions": d / "interventions.jsonl", "planted": ev.planted}
+
+
+@pytest.fixture(scope="session")
+def smollm2():
+    """The embedded default model, loaded once per test session (converted once per cache)."""
+    pytest.importorskip("torch")
+    from interp_lab.models.load import load_model
+
+    return load_model("smollm2-135m")

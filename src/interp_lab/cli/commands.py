@@ -26,6 +26,10 @@ def register(app: typer.Typer) -> None:
     app.command("export-hf-records")(export_hf_records_cmd)
     app.command("lens")(lens_cmd)
     app.command("compile-criterion")(compile_criterion_cmd)
+    app.command("intervene")(intervene_cmd)
+    app.command("export-hf-interventions")(export_hf_interventions_cmd)
+    app.command("export-hf-contrast")(export_hf_contrast_cmd)
+    app.command("steer")(steer_cmd)
     app.command("train-lens")(train_lens_cmd)
     app.command("run")(run_cmd)
     app.command("demo")(demo_cmd)
@@ -450,12 +454,134 @@ def compile_criterion_cmd(
     criterion: str = typer.Option(..., "--criterion", help="A criterion spec (YAML / JSON) or the criterion text."),
     model: str = typer.Option("smollm2-135m", "--model", help="The model that scores next_token criteria."),
     prompts: Optional[str] = typer.Option(None, "--prompts", help="Prompt set (overrides the spec's)."),
+    dataset: Optional[str] = typer.Option(None, "--dataset", help="Corpus of a semantic criterion (default "
+                                                                  "lee+enwiki)."),
     out: Path = typer.Option(..., "--out", help="Scored, split prompt set (JSONL)."),
 ) -> None:
-    """Compile a criterion into a scored, split prompt set (labelled and next_token kinds)."""
+    """Compile a criterion into a scored, split prompt set (labelled, next_token, semantic, contrast)."""
     from interp_lab.criteria.compile import compile_criterion
 
-    c = compile_criterion(criterion, model=model, prompts=prompts)
+    c = compile_criterion(criterion, model=model, prompts=prompts, dataset=dataset)
     n = c.write(out)
     counts = ", ".join(f"{k} {v}" for k, v in c.counts.items())
-    typer.echo(f"wrote {out}: {n} prompts scored by {c.score_kind} ({counts})")
+    typer.echo(f"wrote {out}: {n} prompts from {c.source} scored by {c.score_kind} ({counts})")
+    if c.info:
+        typer.echo(", ".join(f"{k} {v}" for k, v in c.info.items()))
+
+
+def _settings(kinds: str, n_controls: int, strengths: str, side_prompts: int, batch_size: int, seed: int):
+    from interp_lab.errors import UsageError
+    from interp_lab.interventions.settings import InterventionSettings
+
+    try:
+        values = tuple(float(x) for x in strengths.split(",") if x.strip())
+    except ValueError:
+        raise UsageError(f"--strengths: {strengths!r} is not a comma list of numbers") from None
+    return InterventionSettings(kinds=tuple(k.strip() for k in kinds.split(",") if k.strip()),
+                                n_controls=n_controls, strengths=values, side_prompts=side_prompts,
+                                batch_size=batch_size, seed=seed)
+
+
+KINDS_HELP = "Comma list of ablate, mean_ablate, clamp_up, clamp_down, steer, patch."
+STRENGTHS_HELP = "Steering strengths tried on calibration prompts (units: median activation norm at the hook)."
+
+
+def intervene_cmd(
+    criterion: str = typer.Option(..., "--criterion", help="Criterion spec file (or text: semantic)."),
+    model: str = typer.Option("smollm2-135m", "--model", help="Registered name, local directory or HF id."),
+    features: str = typer.Option("", "--features", help="Comma list of feature ids (L12:N1043, L10:R5, L9:D0)."),
+    report: Optional[Path] = typer.Option(None, "--report", help="Take features from a report's cards "
+                                                                 "(directions.safetensors beside it is read)."),
+    top_k: Optional[int] = typer.Option(None, "--top-k", min=1, help="With --report: its first k cards."),
+    directions: Optional[Path] = typer.Option(None, "--directions", help="directions.safetensors for D features."),
+    prompts: Optional[str] = typer.Option(None, "--prompts", help="Prompt set (overrides the spec's)."),
+    kinds: str = typer.Option(",".join(("ablate", "mean_ablate", "steer")), "--kinds", help=KINDS_HELP),
+    n_controls: int = typer.Option(20, "--controls", min=1, help="Random controls per feature and kind."),
+    strengths: str = typer.Option("0.25,0.5,1,2,4", "--strengths", help=STRENGTHS_HELP),
+    side_prompts: int = typer.Option(64, "--side-prompts", min=0, help="Unrelated prompts for side effects."),
+    side_dataset: Optional[str] = typer.Option(None, "--side-dataset", help="Where they come from (default lee)."),
+    batch_size: int = typer.Option(64, "--batch-size", min=1),
+    seed: int = typer.Option(0, "--seed"),
+    out: Path = typer.Option(..., "--out", help="Intervention records (JSONL) for inspect --interventions."),
+) -> None:
+    """Ablate, steer, clamp or patch features on held-out prompts, with controls (evidence.md rule 7)."""
+    from interp_lab.api import intervene
+
+    settings = _settings(kinds, n_controls, strengths, side_prompts, batch_size, seed)
+    ids = [f.strip() for f in features.split(",") if f.strip()]
+    with render.StageProgress() as progress:
+        res = intervene(model, criterion, features=ids, report=str(report) if report else None, top_k=top_k,
+                        directions=str(directions) if directions else None, prompts=prompts,
+                        side_prompts=side_dataset, settings=settings, out=out, progress=progress)
+    render.causal_summary(res.evidence, res.run.strengths)
+    render.written(res.paths)
+
+
+def export_hf_interventions_cmd(
+    model: str = typer.Option("smollm2-135m", "--model"),
+    report: Path = typer.Option(..., "--report", help="report.json whose top cards are tested."),
+    dataset: Optional[str] = typer.Option(None, "--dataset", help="Prompt set (else the criterion spec's)."),
+    criterion: str = typer.Option(..., "--criterion", help="Criterion spec file (or text)."),
+    top_k: int = typer.Option(10, "--top-k", min=1),
+    kinds: str = typer.Option("ablate,mean_ablate", "--kinds", help=KINDS_HELP),
+    n_controls: int = typer.Option(20, "--controls", min=1),
+    out: Path = typer.Option(..., "--out", help="Intervention records (JSONL)."),
+) -> None:
+    """Ablation records for a report's top features, with controls (the 0.2 command)."""
+    from interp_lab.api import intervene
+
+    settings = _settings(kinds, n_controls, "0.25,0.5,1,2,4", 64, 64, 0)
+    with render.StageProgress() as progress:
+        res = intervene(model, criterion, report=str(report), top_k=top_k, prompts=dataset, settings=settings,
+                        out=out, progress=progress)
+    render.causal_summary(res.evidence, res.run.strengths)
+    render.written(res.paths)
+
+
+def export_hf_contrast_cmd(
+    model: str = typer.Option("smollm2-135m", "--model"),
+    dataset: Optional[str] = typer.Option(None, "--dataset", help="Prompt set (else the criterion spec's)."),
+    criterion: str = typer.Option(..., "--criterion", help="Criterion spec file (or text)."),
+    layers: str = typer.Option("all", "--layers", help="all, middle, or a list / ranges."),
+    method: str = typer.Option("mean_difference", "--method", help="Which direction is tested: mean_difference "
+                                                                   "(D0) or logistic_probe (D1)."),
+    strength_sweep: str = typer.Option("0.25,0.5,1,2,4", "--strength-sweep", help=STRENGTHS_HELP),
+    kinds: str = typer.Option("steer,ablate", "--kinds", help=KINDS_HELP),
+    n_controls: int = typer.Option(20, "--controls", min=1),
+    records_out: Optional[Path] = typer.Option(None, "--records-out", help="Activation records of the directions."),
+    interventions_out: Optional[Path] = typer.Option(None, "--interventions-out", help="Intervention records."),
+    features_out: Optional[Path] = typer.Option(None, "--features-out", help="Feature rows with the vectors."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Directory for all of them (default names)."),
+    seed: int = typer.Option(0, "--seed"),
+) -> None:
+    """Contrast directions per layer; the best steered (strength calibrated) and projected out, with controls."""
+    from interp_lab.api import contrast
+
+    if not any((records_out, interventions_out, features_out, out)):
+        from interp_lab.errors import UsageError
+
+        raise UsageError("give --out or at least one of --records-out, --interventions-out, --features-out")
+    settings = _settings(kinds, n_controls, strength_sweep, 64, 64, seed)
+    with render.StageProgress() as progress:
+        res = contrast(model, criterion, prompts=dataset, layers=layers, method=method, kinds=settings.kinds,
+                       settings=settings, out_dir=out, records_out=records_out, interventions_out=interventions_out,
+                       features_out=features_out, progress=progress)
+    render.directions_table(res.directions, res.best)
+    render.causal_summary(res.evidence, res.run.strengths if res.run else {})
+    render.written(res.paths)
+
+
+def steer_cmd(
+    prompt: str = typer.Option(..., "--prompt"),
+    model: str = typer.Option("smollm2-135m", "--model"),
+    feature: Optional[str] = typer.Option(None, "--feature", help="A neuron or residual dimension (L12:N1043)."),
+    direction: Optional[str] = typer.Option(None, "--direction", help="directions.safetensors[:FEATURE_ID]."),
+    strength: float = typer.Option(1.0, "--strength", help="Units: the median activation norm at the hook."),
+    tokens: int = typer.Option(20, "--tokens", min=1, help="Greedy tokens to generate."),
+    top: int = typer.Option(10, "--top", min=1, help="Top next tokens shown."),
+) -> None:
+    """Baseline vs steered continuation, and the top next tokens with their probabilities."""
+    from interp_lab.api import steer
+
+    render.steer(steer(model, prompt, feature=feature, direction=direction, strength=strength, tokens=tokens,
+                       top=top))

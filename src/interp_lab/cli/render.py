@@ -192,3 +192,53 @@ class StageProgress:
     def __exit__(self, *exc) -> None:
         if self._progress is not None:
             self._progress.stop()
+
+
+def causal_summary(evidence: dict[str, Any], strengths: dict[str, Any]) -> None:
+    """Per feature and kind: held-out mean effect, CI, n, the controls' threshold and the verdict."""
+    t = Table(title="held-out causal effects (signed: + promotes the criterion)", title_justify="left")
+    for col in ("feature", "kind", "strength", "effect [95% CI]", "n", "controls: n (threshold)", "placebo",
+                "side effect (KL)", "verdict"):
+        t.add_column(col, overflow="fold")
+    for fid, e in evidence.items():
+        for k in e["kinds"].values():
+            side = k.get("side_effect") or {}
+            ctl = k["controls"]
+            pl = k.get("placebo") or {}
+            verdict = "strong_causal" if k["strong_causal"] else "; ".join(k["reasons"])
+            t.add_row(fid, k["kind"], _fmt(k.get("strength"), 2), f"{k['mean_effect']:+.4f} [{_fmt(k['ci'][0], 4)}, "
+                      f"{_fmt(k['ci'][1], 4)}]", str(k["n"]),
+                      f"{ctl['n']} ({_fmt(ctl.get('threshold'), 4)})" if ctl["n"] else "0",
+                      _fmt(pl.get("mean"), 4), _fmt(side.get("mean"), 4), verdict)
+    console.print(t)
+    for fid, s in strengths.items():
+        side = s.get("calibration_side_effects") or {}
+        gains = ", ".join(f"{k}: {v:+.4f}" + (f" (KL {side[k]:.3f})" if k in side else "")
+                          for k, v in s["calibration_gains"].items())
+        console.print(f"{fid}: steering strength {s['chosen']:g} chosen on {s['calibration_prompts']} calibration "
+                      f"prompts, {s['rule']} (mean gain by strength: {gains})")
+
+
+def directions_table(directions: list[Any], best: Any) -> None:
+    t = Table(title="contrast directions (AUROC of the projection per split)", title_justify="left")
+    for col in ("feature", "method", "discovery", "calibration", "heldout", ""):
+        t.add_column(col)
+    for d in directions:
+        t.add_row(d.feature_id, d.method, *(_fmt(d.auroc.get(s)) for s in ("discovery", "calibration", "heldout")),
+                  "best (calibration)" if d is best else "")
+    console.print(t)
+
+
+def steer(res: Any) -> None:
+    console.print(f"{res.feature} at {res.hook}, strength {res.strength:g} x {res.unit:.2f} (median norm there)")
+    from rich.markup import escape
+
+    p = escape(res.prompt)
+    console.print(f"[bold]baseline:[/] {p}[cyan]{escape(res.baseline)}[/]")
+    console.print(f"[bold]steered:[/]  {p}[magenta]{escape(res.steered)}[/]")
+    t = Table(title="next token", title_justify="left")
+    for col in ("baseline", "p", "steered", "p"):
+        t.add_column(col)
+    for (a, pa), (b, pb) in zip(res.baseline_top, res.steered_top):
+        t.add_row(repr(a), f"{pa:.4f}", repr(b), f"{pb:.4f}")
+    console.print(t)

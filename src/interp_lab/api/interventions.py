@@ -1,0 +1,284 @@
+"""The intervention workflows behind ``intervene``, ``export-hf-interventions``, ``export-hf-contrast`` and
+``steer``: compile the criterion, choose the features, run the edits with controls, write the files."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from interp_lab.errors import InputError, UsageError
+from interp_lab.interventions.settings import InterventionSettings
+
+Progress = Callable[..., None]
+UNRELATED_CORPUS = "lee"
+
+
+def unrelated_prompts(n: int, exclude: set[str], source: str | None = None) -> list[str]:
+    """Prompts for side effects: the first 6-14 words of each document's first sentence (never ending in a
+    digit, never one of the criterion's prompts), from ``source`` (a prompt file or corpus; default lee)."""
+    from interp_lab.harvest.datasets import iter_documents
+    from interp_lab.io.hashing import hash_unit
+
+    out: list[str] = []
+    for doc in iter_documents(source or UNRELATED_CORPUS):
+        if len(out) >= n:
+            break
+        text = doc.text
+        if source is None:  # a corpus document: a prefix of its first sentence
+            first = re.split(r"(?<=[.!?])\s+", text.strip(), maxsplit=1)[0]
+            words = first.split()
+            if len(words) < 8:
+                continue
+            k = 6 + int(hash_unit([doc.prompt_id])[0] * 9)
+            text = " ".join(words[: min(k, len(words) - 1)])
+        if text and text not in exclude and not text[-1].isdigit():
+            out.append(text)
+    return out
+
+
+@dataclass
+class Setup:
+    lm: Any
+    compiled: Any
+    scorer: Any
+    unrelated: list[str]
+
+
+def load(model: Any, say: Progress | None = None):
+    from interp_lab.models.load import LoadedModel, load_model
+
+    if say:
+        say("loading the model", 0, None)
+    return model if isinstance(model, LoadedModel) else load_model(str(model))
+
+
+def setup(model: Any, criterion: str, *, prompts: str | None = None, side_prompts: str | None = None,
+          n_side: int = 64, say: Progress | None = None) -> Setup:
+    """Load the model, compile the criterion, choose how it is measured and the side-effect prompts."""
+    from interp_lab.criteria.compile import compile_criterion, scorer_for
+
+    say = say or (lambda stage, done=0, total=None: None)
+    lm = load(model, say)
+    say("compiling the criterion", 0, None)
+    compiled = compile_criterion(criterion, model=lm, prompts=prompts)
+    scorer = scorer_for(compiled, lm)
+    unrelated = unrelated_prompts(n_side, {r["text"] for r in compiled.rows}, side_prompts)
+    return Setup(lm, compiled, scorer, unrelated)
+
+
+def features_from_report(report: str | os.PathLike, top_k: int | None) -> tuple[list[str], dict]:
+    """The report's card ids in rank order (the first ``top_k``) and the directions saved beside it."""
+    from interp_lab.interventions.contrast import load_directions
+
+    p = Path(report)
+    try:
+        data = json.loads(p.read_bytes())
+    except FileNotFoundError:
+        raise InputError(p, "no such report") from None
+    except ValueError as exc:
+        raise InputError(p, f"not a JSON report ({exc})") from None
+    cards = data.get("cards") if isinstance(data, dict) else None
+    if not isinstance(cards, list):
+        raise InputError(p, "a report needs a 'cards' list", field="cards")
+    ids = [c["feature_id"] for c in cards if isinstance(c, dict) and "feature_id" in c]
+    beside = p.parent / "directions.safetensors"
+    return ids[:top_k] if top_k else ids, (load_directions(beside) if beside.exists() else {})
+
+
+def write_records(records: Sequence[dict[str, Any]], out: str | os.PathLike) -> int:
+    from interp_lab.io.jsonl import write_jsonl
+
+    return write_jsonl(out, records)
+
+
+def summarize(records: Sequence[dict[str, Any]], criterion: str) -> dict[str, dict[str, Any]]:
+    """Causal evidence per feature and kind (evidence.causal) for what was just run."""
+    from interp_lab.evidence.causal import CausalSettings, causal_evidence, interventions_from_dicts
+
+    table = interventions_from_dicts(list(records), criterion, name="interventions")
+    return causal_evidence(table, CausalSettings())
+
+
+@dataclass
+class IntervenResult:
+    run: Any  # interventions.run.InterventionRun
+    evidence: dict[str, dict[str, Any]]
+    paths: dict[str, Path] = field(default_factory=dict)
+    setup: Setup | None = None
+
+
+def intervene(model: Any, criterion: str, *, features: Sequence[str] = (), report: str | None = None,
+              top_k: int | None = None, directions: str | None = None, prompts: str | None = None,
+              side_prompts: str | None = None, settings: InterventionSettings = InterventionSettings(),
+              out: str | os.PathLike | None = None, progress: Progress | None = None) -> IntervenResult:
+    """Run the settings' intervention kinds, with controls, on features named or taken from a report."""
+    from interp_lab.interventions.contrast import load_directions
+    from interp_lab.interventions.features import resolve_targets
+    from interp_lab.interventions.run import run_interventions
+
+    ids = list(features)
+    dirs: dict = {}
+    if report is not None:
+        from_report, dirs = features_from_report(report, top_k)
+        ids += [f for f in from_report if f not in ids]
+    if directions is not None:
+        dirs = {**dirs, **load_directions(directions)}
+    if not ids:
+        raise UsageError("name the features to intervene on (--features, or --report with its cards)")
+    lm = load(model, progress)
+    targets = resolve_targets(lm, ids, dirs)  # bad ids fail before the criterion is compiled
+    s = setup(lm, criterion, prompts=prompts, side_prompts=side_prompts, n_side=settings.side_prompts,
+              say=progress)
+    run = run_interventions(s.lm, s.compiled.rows, targets, s.scorer, s.unrelated, criterion=s.compiled.spec.criterion,
+                            settings=settings, progress=progress)
+    result = IntervenResult(run, summarize(run.records, s.compiled.spec.criterion), setup=s)
+    if out is not None:
+        write_records(run.records, out)
+        result.paths["interventions"] = Path(out)
+    return result
+
+
+@dataclass
+class ContrastResult:
+    directions: list[Any]
+    best: Any
+    run: Any
+    evidence: dict[str, dict[str, Any]]
+    paths: dict[str, Path] = field(default_factory=dict)
+
+
+def direction_records(compiled, acts: dict[int, dict[str, np.ndarray]], directions: Sequence[Any], model: str
+                      ) -> list[dict[str, Any]]:
+    """Activation records (formats.md) of the directions: each prompt's projection at its last token."""
+    by_split = {s: compiled.split(s) for s in ("discovery", "calibration", "heldout")}
+    out = []
+    for split, rows in by_split.items():
+        if not rows:
+            continue
+        proj = {d.feature_id: acts[d.layer][split] @ d.vector for d in directions}
+        for i, r in enumerate(rows):
+            out.append({"schema_version": "interp-lab.activation_record.v1", "model": model,
+                        "prompt_id": r["prompt_id"], "text": r["text"], "token_index": None,
+                        "criterion_score": r["criterion_score"], "split": split,
+                        "features": {f: round(float(v[i]), 6) for f, v in proj.items()},
+                        "metadata": {"source": "contrast", "hook": "hook_resid_post (last token)",
+                                     "labels": r.get("labels") or {}}})
+    return out
+
+
+def contrast(model: Any, criterion: str, *, prompts: str | None = None, layers: str | None = "all",
+             methods: Sequence[str] = ("mean_difference", "logistic_probe"), method: str = "mean_difference",
+             kinds: Sequence[str] = ("steer", "ablate"), side_prompts: str | None = None,
+             settings: InterventionSettings = InterventionSettings(), out_dir: str | os.PathLike | None = None,
+             records_out: str | os.PathLike | None = None, interventions_out: str | os.PathLike | None = None,
+             features_out: str | os.PathLike | None = None, run: bool = True,
+             progress: Progress | None = None) -> ContrastResult:
+    """Contrast directions per layer, the best one steered (calibrated strength) and projected out on
+    held-out prompts with controls; directions saved as safetensors and feature rows."""
+    from interp_lab.harvest.records import parse_layers
+    from interp_lab.interventions.contrast import best_direction, fit_directions, save_directions, split_acts
+    from interp_lab.interventions.features import DirectionSpace, Target
+    from interp_lab.interventions.run import run_interventions
+
+    say = progress or (lambda stage, done=0, total=None: None)
+    s = setup(model, criterion, prompts=prompts, side_prompts=side_prompts, n_side=settings.side_prompts, say=say)
+    chosen = parse_layers(layers, s.lm.n_layers)
+    say(f"last-token activations at {len(chosen)} layers", 0, None)
+    acts, positive = split_acts(s.lm, s.compiled.rows, chosen, settings.batch_size)
+    dirs = fit_directions(acts, positive, methods)
+    best = best_direction(dirs, method)
+    ran = None
+    evidence: dict[str, dict[str, Any]] = {}
+    paths: dict[str, Path] = {}
+    if run:
+        target = Target(DirectionSpace(best.hook, best.layer, best.vector[None], [best.feature_id]), 0)
+        ran = run_interventions(s.lm, s.compiled.rows, [target], s.scorer, s.unrelated,
+                                criterion=s.compiled.spec.criterion,
+                                settings=settings.replace(kinds=tuple(kinds)),
+                                progress=say)
+        evidence = summarize(ran.records, s.compiled.spec.criterion)
+    meta = {"model": s.lm.name, "revision": s.lm.revision or "", "criterion": s.compiled.spec.criterion,
+            "best": best.feature_id}
+    base = Path(out_dir) if out_dir is not None else None
+    dest = {"directions": base / "directions.safetensors" if base else None,
+            "records": records_out or (base / "contrast-records.jsonl" if base else None),
+            "interventions": interventions_out or (base / "contrast-interventions.jsonl" if base else None),
+            "features": features_out or (base / "contrast-features.jsonl" if base else None)}
+    if dest["directions"] is None and any(dest[k] for k in ("records", "interventions", "features")):
+        first = next(Path(dest[k]) for k in ("records", "interventions", "features") if dest[k])
+        dest["directions"] = first.parent / "directions.safetensors"
+    if dest["directions"]:
+        paths["directions"] = save_directions(dirs, dest["directions"], meta)
+    if dest["records"]:
+        paths["records"] = Path(dest["records"])
+        write_records(direction_records(s.compiled, acts, dirs, s.lm.name), paths["records"])
+    if dest["features"]:
+        paths["features"] = Path(dest["features"])
+        write_records([d.feature_row(s.lm.name, {"best": d is best}) for d in dirs], paths["features"])
+    if dest["interventions"] and ran is not None:
+        paths["interventions"] = Path(dest["interventions"])
+        write_records(ran.records, paths["interventions"])
+    return ContrastResult(dirs, best, ran, evidence, paths)
+
+
+@dataclass
+class SteerResult:
+    prompt: str
+    hook: str
+    feature: str
+    strength: float
+    unit: float  # the median activation norm at the hook over the prompt's tokens (first excluded)
+    baseline: str
+    steered: str
+    baseline_top: list[tuple[str, float]]
+    steered_top: list[tuple[str, float]]
+
+
+def steer(model: Any, prompt: str, *, feature: str | None = None, direction: str | None = None,
+          strength: float = 1.0, tokens: int = 20, top: int = 10) -> SteerResult:
+    """Greedy continuation of ``prompt`` with and without a feature's write vector (or a saved direction)
+    added from the last prompt token on, at ``strength`` x the median activation norm at its hook."""
+    import torch
+
+    from interp_lab.interventions.batches import PromptSet
+    from interp_lab.interventions.contrast import load_directions
+    from interp_lab.interventions.features import resolve_targets
+    from interp_lab.models.hooked import Edit, run
+
+    if (feature is None) == (direction is None):
+        raise UsageError("give exactly one of --feature and --direction")
+    lm = load(model)
+    if direction is not None:
+        file, _, key = direction.partition(":") if not Path(direction).exists() else (direction, "", "")
+        dirs = load_directions(file)
+        key = key or (next(iter(dirs)) if len(dirs) == 1 else "")
+        if key not in dirs:
+            raise UsageError(f"{file} holds {', '.join(dirs)}: name one as {file}:KEY")
+        target = resolve_targets(lm, [key], dirs)[0]
+    else:
+        target = resolve_targets(lm, [feature])[0]
+    enc = lm.tokenizer([prompt], return_tensors="pt")
+    acts = run(lm.model, dict(enc), [target.hook], logits=False).acts[target.hook][0].float()
+    norms = acts.norm(dim=-1)
+    unit = float((norms[1:] if len(norms) > 1 else norms).median())
+    w = target.space.write([target.index])[0]
+    vec = w / w.norm() * (strength * unit)
+    edits = [Edit(target.hook, "apply", lambda v: v + vec.to(v.dtype))]
+    ps = PromptSet(lm, [prompt], 1)
+    b = ps.batches[0]
+    out = {}
+    for name, e in (("baseline", []), ("steered", edits)):
+        ids = ps.greedy(b, tokens, e)[0]
+        lp = ps.next_token_logprobs(lambda _b, e=e: e)[0]
+        p, i = torch.topk(lp.exp(), top)
+        out[name] = (lm.tokenizer.decode(ids, skip_special_tokens=True),
+                     [(lm.tokenizer.decode([int(t)]), round(float(q), 6)) for q, t in zip(p, i)])
+    return SteerResult(prompt, target.hook, target.feature_id, strength, unit, out["baseline"][0],
+                       out["steered"][0], out["baseline"][1], out["steered"][1])
