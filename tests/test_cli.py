@@ -27,8 +27,10 @@ def test_json_to_stdout(cli, synthetic_files):
 
 
 def test_backend_is_implied_and_synthetic_only_when_named(cli, tmp_path):
-    code, _, err = cli("inspect", "--criterion", "c", "--model", "m")
+    code, _, err = cli("inspect", "--criterion", "c")
     assert code == 2 and "no evidence given" in err and "--backend synthetic" in err
+    code, _, err = cli("inspect", "--criterion", "c", "--model", "no-such-model")  # --model alone means hf
+    assert code == 2 and "cannot load model 'no-such-model'" in err
     code, out, err = cli("inspect", "--criterion", "c", "--backend", "toy")
     assert code == 0 and "SYNTHETIC" in out
     code, _, err = cli("inspect", "--criterion", "c", "--backend", "records")

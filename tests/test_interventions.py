@@ -214,3 +214,21 @@ def test_intervene_and_steer_commands(smollm2, cli, tmp_path):
     assert "baseline:" in out and "steered:" in out and "median norm" in out
     code, _, err = cli("intervene", "--criterion", spec, "--features", "L99:N1", "--out", tmp_path / "x.jsonl")
     assert code == 2 and "layers 0..29" in err and not (tmp_path / "x.jsonl").exists()
+
+
+def test_replaying_clean_blocks_below_an_edit_gives_the_full_run(smollm2):
+    from interp_lab.interventions.batches import PromptSet
+
+    texts = ["The bridge is 240", "In 1990 the population of the town was 12", "The war ended in 1945 after six"]
+    ps = PromptSet(smollm2, texts, batch_size=2)
+    for hook in ("blocks.20.hook_resid_post", "blocks.11.mlp.hook_post", "blocks.4.hook_attn_out",
+                 "blocks.9.hook_resid_mid", "blocks.0.hook_resid_pre"):
+        e = [Edit(hook, "apply", lambda v: v * 0.5 + 1.0)]
+        try:
+            PromptSet.replay = False
+            full = ps.next_token_logprobs(lambda b, e=e: e)
+        finally:
+            PromptSet.replay = True
+        replayed = ps.next_token_logprobs(lambda b, e=e: e)
+        torch.testing.assert_close(replayed, full, rtol=0, atol=1e-5)
+        assert not torch.allclose(full, ps.next_token_logprobs(), atol=1e-3)  # the edit did something

@@ -63,12 +63,17 @@ def inspect(
     synthetic: dict[str, Any] | None = None,
     formats: tuple[str, ...] = ("json", "md", "html"),
     progress: StageProgress | None = None,
+    hf: Any = None,
 ) -> InspectResult:
     """Rank the features that carry ``criterion`` and write a report.
 
     ``backend`` is ``records`` (activation records), ``features`` (a feature
     dump), or ``synthetic`` (planted ground truth, alias ``toy``); without
     it, ``records`` implies records and ``features`` implies features.
+    ``hf`` (the default when ``model`` is given and no evidence file is)
+    compiles the criterion, reads the model's neurons, residual dimensions
+    and contrast directions, ranks them and tests the candidates with
+    interventions and controls; its options are ``hf=providers.hf.HFOptions``.
     With ``out``, writes report.json / report.md / report.html and a
     manifest.json there (all or nothing). ``progress(stage, done, total)``
     hears about each stage (``total`` None when unknown).
@@ -78,7 +83,8 @@ def inspect(
         raise UsageError("--criterion is required")
     from interp_lab.io.specs import load_criterion
 
-    spec = load_criterion(str(criterion))
+    criterion_arg = str(criterion)
+    spec = load_criterion(criterion_arg)
     criterion_spec = None
     if spec.criterion != criterion:  # read from a spec file: the report names the criterion itself
         criterion_spec = {"file": Path(criterion).name, "kind": spec.kind}
@@ -90,14 +96,26 @@ def inspect(
     t0 = time.perf_counter()
     rank_settings = RankSettings(top_k=top_k, seed=seed, bootstrap=bootstrap)
     causal_settings = CausalSettings(seed=seed, allow_criterion_mismatch=allow_intervention_criterion_mismatch)
-    ev = _load_evidence(backend, model, criterion, records, features, interventions, seed, synthetic,
-                        allow_intervention_criterion_mismatch, say)
+    run_hf = None
+    if backend == "hf":
+        from interp_lab.api import hf as hf_api
+        from interp_lab.providers.hf import HFOptions
+
+        ev, run_hf = hf_api.collect_evidence(model, criterion_arg, HFOptions.from_value(hf), seed, say)
+        model = run_hf.lm.name
+    else:
+        ev = _load_evidence(backend, model, criterion, records, features, interventions, seed, synthetic,
+                            allow_intervention_criterion_mismatch, say)
     timings["load"] = time.perf_counter() - t0
 
     t1 = time.perf_counter()
-    assoc, features_out = _rank(ev, model, rank_settings, say)
+    assoc, features_out = _rank(ev, model, rank_settings, say, force=run_hf.candidates.forced if run_hf else (),
+                                selectable=run_hf.candidates.selectable() if run_hf else None)
     timings["rank"] = time.perf_counter() - t1
 
+    if run_hf is not None:
+        tested = [str(ev.rank_on.feature_ids[c]) for c in assoc.candidates]
+        ev.table = hf_api.run_validation(run_hf, tested, say)
     t2 = time.perf_counter()
     if ev.table is not None:
         say("causal evidence", 0, None)
@@ -114,6 +132,9 @@ def inspect(
         _merge_dump(ev, features_out, criterion, top_k)
 
     cards = build_cards(features_out)
+    if run_hf is not None:
+        hf_api.add_contexts(run_hf, cards, say)
+        timings.update({f"hf_{k}": v for k, v in run_hf.timings.items()})
     if criterion_spec is not None:
         ev.notes.append(f"criterion read from {criterion_spec['file']} (kind {criterion_spec['kind']})")
     m = ev.matrix
@@ -143,12 +164,15 @@ def inspect(
         synthetic_params=ev.synthetic_params,
         planted=ev.planted,
         rank_on=ev.rank_on,
+        pipeline=hf_api.pipeline_settings(run_hf) if run_hf else None,
     )
     timings["total"] = time.perf_counter() - t0
     result = InspectResult(report=report, timings=timings)
     if out is not None:
         say("writing the report", 0, None)
-        result.paths = write_report(report, out, formats, inputs=ev.inputs, timings=timings)
+        result.paths = write_report(report, out, formats, inputs=ev.inputs, timings=timings,
+                                    extra=hf_api.extra_files(run_hf) if run_hf else None,
+                                    run_info=hf_api.run_info(run_hf) if run_hf else None)
     return result
 
 
@@ -207,18 +231,21 @@ def _load_evidence(backend: str, model: str | None, criterion: str, records, fea
     return ev
 
 
-def _rank(ev: _Evidence, model: str | None, settings: RankSettings, say: StageProgress
-          ) -> tuple[AssociationResult | None, dict[str, dict[str, Any]]]:
-    """Association for every feature; card fields (evidence, examples, fingerprint) for the candidates."""
+def _rank(ev: _Evidence, model: str | None, settings: RankSettings, say: StageProgress, force: Any = (),
+          selectable: np.ndarray | None = None) -> tuple[AssociationResult | None, dict[str, dict[str, Any]]]:
+    """Association for every feature; card fields (evidence, examples, fingerprint) for the candidates
+    (the top_k among ``selectable`` columns, every feature with intervention evidence, the ids in ``force``)."""
     m = ev.rank_on
     if m is None:
         return None, {}
     say("ranking features", 0, None)
-    force = []
-    if ev.table is not None:
+    wanted = set(force) | (_tested_features(ev.table) if ev.table is not None else set())
+    cols: list[int] = []
+    if wanted:
         col_of = {f: i for i, f in enumerate(m.feature_ids.tolist())}
-        force = sorted({col_of[f] for f in _tested_features(ev.table) if f in col_of})
-    assoc = rank_associations(m, settings, force)
+        cols = sorted({col_of[f] for f in wanted if f in col_of})
+    assoc = rank_associations(m, settings, cols, selectable,
+                              forced_by="calibration (contrast direction)" if force else "interventions")
     finder = ExampleFinder(m, assoc.splits)
     sigs = activation_signatures(m, assoc.candidates, settings.signature_probes)
     out: dict[str, dict[str, Any]] = {}

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,62 +14,9 @@ import numpy as np
 
 from interp_lab.errors import InputError, UsageError
 from interp_lab.interventions.settings import InterventionSettings
+from interp_lab.providers.hf import Setup, load, setup
 
 Progress = Callable[..., None]
-UNRELATED_CORPUS = "lee"
-
-
-def unrelated_prompts(n: int, exclude: set[str], source: str | None = None) -> list[str]:
-    """Prompts for side effects: the first 6-14 words of each document's first sentence (never ending in a
-    digit, never one of the criterion's prompts), from ``source`` (a prompt file or corpus; default lee)."""
-    from interp_lab.harvest.datasets import iter_documents
-    from interp_lab.io.hashing import hash_unit
-
-    out: list[str] = []
-    for doc in iter_documents(source or UNRELATED_CORPUS):
-        if len(out) >= n:
-            break
-        text = doc.text
-        if source is None:  # a corpus document: a prefix of its first sentence
-            first = re.split(r"(?<=[.!?])\s+", text.strip(), maxsplit=1)[0]
-            words = first.split()
-            if len(words) < 8:
-                continue
-            k = 6 + int(hash_unit([doc.prompt_id])[0] * 9)
-            text = " ".join(words[: min(k, len(words) - 1)])
-        if text and text not in exclude and not text[-1].isdigit():
-            out.append(text)
-    return out
-
-
-@dataclass
-class Setup:
-    lm: Any
-    compiled: Any
-    scorer: Any
-    unrelated: list[str]
-
-
-def load(model: Any, say: Progress | None = None):
-    from interp_lab.models.load import LoadedModel, load_model
-
-    if say:
-        say("loading the model", 0, None)
-    return model if isinstance(model, LoadedModel) else load_model(str(model))
-
-
-def setup(model: Any, criterion: str, *, prompts: str | None = None, side_prompts: str | None = None,
-          n_side: int = 64, say: Progress | None = None) -> Setup:
-    """Load the model, compile the criterion, choose how it is measured and the side-effect prompts."""
-    from interp_lab.criteria.compile import compile_criterion, scorer_for
-
-    say = say or (lambda stage, done=0, total=None: None)
-    lm = load(model, say)
-    say("compiling the criterion", 0, None)
-    compiled = compile_criterion(criterion, model=lm, prompts=prompts)
-    scorer = scorer_for(compiled, lm)
-    unrelated = unrelated_prompts(n_side, {r["text"] for r in compiled.rows}, side_prompts)
-    return Setup(lm, compiled, scorer, unrelated)
 
 
 def features_from_report(report: str | os.PathLike, top_k: int | None) -> tuple[list[str], dict]:

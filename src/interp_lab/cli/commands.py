@@ -18,6 +18,10 @@ store_app = typer.Typer(help="Query activation stores: summary, list, search, to
                         no_args_is_help=True)
 
 
+KINDS_HELP = "Comma list of ablate, mean_ablate, clamp_up, clamp_down, steer, patch."
+STRENGTHS_HELP = "Steering strengths tried on calibration prompts (units: median activation norm at the hook)."
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(models_app, name="models")
     app.add_typer(store_app, name="store")
@@ -54,15 +58,43 @@ def inspect_cmd(
         False, "--allow-intervention-criterion-mismatch",
         help="Use intervention rows whose criterion text differs from --criterion."),
     json_out: bool = typer.Option(False, "--json", help="Print report.json to stdout instead of a table."),
+    prompts: Optional[str] = typer.Option(None, "--prompts", help="hf: prompt set overriding the criterion spec's."),
+    dataset: Optional[str] = typer.Option(None, "--dataset", help="hf: corpus of a semantic criterion "
+                                                                  "(default lee+enwiki)."),
+    layers: str = typer.Option("all", "--layers", help="hf: layers whose units become candidates (all, middle, "
+                                                       "3-9,12)."),
+    units: str = typer.Option("NRD", "--units", help="hf: N neurons, R residual dimensions, D contrast directions."),
+    neuron_kinds: str = typer.Option("mean_ablate", "--neuron-kinds", help="hf: interventions testing neurons "
+                                                                           "and residual dimensions."),
+    direction_kinds: str = typer.Option("steer,ablate", "--direction-kinds", help="hf: interventions testing "
+                                                                                  "directions."),
+    n_controls: int = typer.Option(20, "--controls", min=1, help="hf: random controls per feature and kind."),
+    strengths: str = typer.Option("0.25,0.5,1,2,4", "--strengths", help="hf: " + STRENGTHS_HELP),
+    side_prompts: int = typer.Option(64, "--side-prompts", min=0, help="hf: unrelated prompts for side effects."),
+    batch_size: int = typer.Option(64, "--batch-size", min=1, help="hf: prompts per batch."),
+    contexts: str = typer.Option("lee", "--contexts", help="hf: corpus scanned for the top cards' activating "
+                                                           "contexts ('' to skip; lee+enwiki for all of it)."),
+    contexts_cards: int = typer.Option(3, "--contexts-cards", min=0, help="hf: top cards that get them."),
+    contexts_max_tokens: Optional[int] = typer.Option(None, "--contexts-max-tokens", min=1),
+    no_cache: bool = typer.Option(False, "--no-cache", help="hf: recompute activations and context scans."),
 ) -> None:
-    """Rank and explain the features that carry a criterion."""
+    """Rank and explain the features that carry a criterion (with --model alone: on the model itself)."""
     from interp_lab.api import inspect
+    from interp_lab.providers.hf import HFOptions
 
-    with render.StageProgress() as progress:
+    settings = _settings(neuron_kinds + "," + direction_kinds, n_controls, strengths, side_prompts, batch_size,
+                         seed)
+    hf = HFOptions(prompts=prompts, dataset=dataset, layers=layers, units=units,
+                   neuron_kinds=_kinds(neuron_kinds), direction_kinds=_kinds(direction_kinds),
+                   n_controls=n_controls, strengths=settings.strengths, side_prompts=side_prompts,
+                   batch_size=batch_size, contexts=contexts or None, contexts_cards=contexts_cards,
+                   contexts_max_tokens=contexts_max_tokens, cache=not no_cache)
+    on_model = records is None and features is None and backend in (None, "hf")
+    with render.StageProgress(log=on_model) as progress:
         result = inspect(
             model, criterion, backend=backend, records=records, features=features, interventions=interventions,
             out=out, top_k=top_k, seed=seed, bootstrap=bootstrap,
-            allow_intervention_criterion_mismatch=allow_intervention_criterion_mismatch, progress=progress,
+            allow_intervention_criterion_mismatch=allow_intervention_criterion_mismatch, progress=progress, hf=hf,
         )
     if json_out:
         from interp_lab.report.write import report_bytes
@@ -202,7 +234,7 @@ def harvest_cmd(
     """Run a model over documents and stream hook activations into a resumable store."""
     from interp_lab.harvest.run import harvest
 
-    with render.StageProgress() as progress:
+    with render.StageProgress(log=True) as progress:
         res = harvest(model, dataset, hooks, out, max_tokens=max_tokens, context_length=context_length,
                       batch_size=batch_size, dtype=dtype, shard_tokens=shard_tokens, overwrite=overwrite,
                       progress=lambda done, total: progress("harvesting tokens", done, total))
@@ -469,6 +501,10 @@ def compile_criterion_cmd(
         typer.echo(", ".join(f"{k} {v}" for k, v in c.info.items()))
 
 
+def _kinds(text: str) -> tuple[str, ...]:
+    return tuple(k.strip() for k in text.split(",") if k.strip())
+
+
 def _settings(kinds: str, n_controls: int, strengths: str, side_prompts: int, batch_size: int, seed: int):
     from interp_lab.errors import UsageError
     from interp_lab.interventions.settings import InterventionSettings
@@ -477,13 +513,9 @@ def _settings(kinds: str, n_controls: int, strengths: str, side_prompts: int, ba
         values = tuple(float(x) for x in strengths.split(",") if x.strip())
     except ValueError:
         raise UsageError(f"--strengths: {strengths!r} is not a comma list of numbers") from None
-    return InterventionSettings(kinds=tuple(k.strip() for k in kinds.split(",") if k.strip()),
+    return InterventionSettings(kinds=tuple(dict.fromkeys(_kinds(kinds))),
                                 n_controls=n_controls, strengths=values, side_prompts=side_prompts,
                                 batch_size=batch_size, seed=seed)
-
-
-KINDS_HELP = "Comma list of ablate, mean_ablate, clamp_up, clamp_down, steer, patch."
-STRENGTHS_HELP = "Steering strengths tried on calibration prompts (units: median activation norm at the hook)."
 
 
 def intervene_cmd(
@@ -509,7 +541,7 @@ def intervene_cmd(
 
     settings = _settings(kinds, n_controls, strengths, side_prompts, batch_size, seed)
     ids = [f.strip() for f in features.split(",") if f.strip()]
-    with render.StageProgress() as progress:
+    with render.StageProgress(log=True) as progress:
         res = intervene(model, criterion, features=ids, report=str(report) if report else None, top_k=top_k,
                         directions=str(directions) if directions else None, prompts=prompts,
                         side_prompts=side_dataset, settings=settings, out=out, progress=progress)
@@ -531,7 +563,7 @@ def export_hf_interventions_cmd(
     from interp_lab.api import intervene
 
     settings = _settings(kinds, n_controls, "0.25,0.5,1,2,4", 64, 64, 0)
-    with render.StageProgress() as progress:
+    with render.StageProgress(log=True) as progress:
         res = intervene(model, criterion, report=str(report), top_k=top_k, prompts=dataset, settings=settings,
                         out=out, progress=progress)
     render.causal_summary(res.evidence, res.run.strengths)
@@ -562,7 +594,7 @@ def export_hf_contrast_cmd(
 
         raise UsageError("give --out or at least one of --records-out, --interventions-out, --features-out")
     settings = _settings(kinds, n_controls, strength_sweep, 64, 64, seed)
-    with render.StageProgress() as progress:
+    with render.StageProgress(log=True) as progress:
         res = contrast(model, criterion, prompts=dataset, layers=layers, method=method, kinds=settings.kinds,
                        settings=settings, out_dir=out, records_out=records_out, interventions_out=interventions_out,
                        features_out=features_out, progress=progress)

@@ -154,13 +154,16 @@ def doctor(info: dict[str, Any]) -> None:
 
 
 class StageProgress:
-    """A transient progress line on stderr (only on a terminal): stage, bar or spinner, counts, rate."""
+    """A transient progress line on stderr on a terminal: stage, bar or spinner, counts, rate. Elsewhere
+    (logs, CI), with ``log``, one line per stage with the time since the start."""
 
-    def __init__(self) -> None:
+    def __init__(self, log: bool = False) -> None:
         self.enabled = sys.stderr.isatty()
+        self.log = log and not self.enabled
         self._progress = None
         self._task = None
         self._stage = None
+        self._t0 = None
 
     def __enter__(self) -> StageProgress:
         if self.enabled:
@@ -173,6 +176,12 @@ class StageProgress:
         return self
 
     def __call__(self, stage: str, done: float = 0, total: float | None = None) -> None:
+        if self.log and stage != self._stage:
+            import time
+
+            self._t0 = self._t0 or time.perf_counter()
+            print(f"[{time.perf_counter() - self._t0:7.1f} s] {stage}", file=sys.stderr, flush=True)
+            self._stage = stage
         if self._progress is None:
             return
         if stage != self._stage:

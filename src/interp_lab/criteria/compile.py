@@ -226,7 +226,8 @@ def scorer_for(compiled: Compiled, lm, prompts_path: str | os.PathLike | None = 
     """How interventions measure this criterion on the model.
 
     Target tokens: next-token mass. Contrast rows with continuations: log p(positive) - log p(negative).
-    Otherwise: MiniLM similarity of the greedy continuation to the criterion (and its examples).
+    Otherwise (``measure``): the next-token mass on the vocabulary words most similar to the criterion
+    (recorded in ``compiled.info``), or the MiniLM similarity of the greedy continuation to it.
     """
     from interp_lab.interventions import scorers
 
@@ -240,5 +241,13 @@ def scorer_for(compiled: Compiled, lm, prompts_path: str | os.PathLike | None = 
     from interp_lab.models.embed import embedder
 
     emb = embedder(spec.embedding_model)
-    return scorers.ContinuationSimilarity(emb, scorers.anchor_vector(emb, spec.criterion, spec.examples),
-                                          n_tokens=spec.continuation_tokens)
+    anchor = scorers.anchor_vector(emb, spec.criterion, spec.examples)
+    if spec.measure == "continuation":
+        return scorers.ContinuationSimilarity(emb, anchor, n_tokens=spec.continuation_tokens)
+    from interp_lab.criteria.semantic import derived_targets
+
+    words, ids, sims = derived_targets(lm.tokenizer, emb, anchor, spec.derived_targets)
+    compiled.target_ids = ids
+    compiled.info["derived_targets"] = {"words": words, "similarity": sims, "embedding_model": emb.name,
+                                        "rule": "the vocabulary's whole-word tokens most similar to the criterion"}
+    return scorers.NextTokenMass(ids, kind="derived_target_mass")

@@ -116,3 +116,26 @@ def compile_semantic(spec: CriterionSpec, rows: list[dict[str, Any]]) -> tuple[l
             "similarity_of_strongest_negative": round(float(sim[neg].max()), 6),
             "embedding_model": spec.embedding_model}
     return out, info
+
+
+WORD = re.compile(r"^ [A-Za-z][a-z]{2,}$")
+NEUTRAL = "the text is about something"
+
+
+def derived_targets(tokenizer, embedder, anchor: np.ndarray, k: int) -> tuple[list[str], list[int], list[float]]:
+    """The ``k`` vocabulary words (whole-word tokens: a space and 3+ letters) closest to the criterion.
+
+    A word's score is its similarity to the criterion minus its similarity to a neutral criterion
+    ("the text is about something"), which cancels the framing: without it, words like "text" and
+    "essay" rank high for any "the text is about ..." criterion."""
+    vocab = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
+    ids, words = [], []
+    for i, piece in enumerate(vocab):
+        text = tokenizer.convert_tokens_to_string([piece]) if piece is not None else ""
+        if WORD.match(text):
+            ids.append(i)
+            words.append(text)
+    W = cached_embeddings(embedder, [w.strip() for w in words])
+    sim = W @ anchor - W @ embedder.embed([NEUTRAL])[0]
+    top = np.argsort(-sim, kind="stable")[:k]
+    return [words[j] for j in top], [ids[j] for j in top], [round(float(sim[j]), 6) for j in top]

@@ -80,11 +80,15 @@ def _covariate_design(covs: dict[str, np.ndarray], rows: np.ndarray) -> np.ndarr
     return np.hstack(parts)
 
 
-def rank_associations(m: RecordMatrix, settings: RankSettings, force: list[int] | None = None) -> AssociationResult:
+def rank_associations(m: RecordMatrix, settings: RankSettings, force: list[int] | None = None,
+                      selectable: np.ndarray | None = None, forced_by: str = "interventions") -> AssociationResult:
     """Rank every feature of ``m`` for its scored rows; fill card evidence for the candidates.
 
     ``force``: extra columns (e.g. features with intervention evidence) that
-    become candidates whatever their association.
+    become candidates whatever their association. ``selectable``: [features]
+    bool, the columns the top_k may be chosen from (others, such as
+    directions fitted on the discovery rows themselves, only when forced);
+    ``forced_by`` is what the cards of forced columns say selected them.
     """
     scored = np.isfinite(m.scores)
     if not scored.any():
@@ -118,9 +122,11 @@ def rank_associations(m: RecordMatrix, settings: RankSettings, force: list[int] 
     # Selection: significant features first, then by strength of the signed effect.
     strength = np.abs(d.effect)
     sig = q < settings.alpha
-    order = np.lexsort((np.arange(F), -strength, ~sig))
-    top_k = min(settings.top_k, F)
+    excluded = np.zeros(F, dtype=bool) if selectable is None else ~np.asarray(selectable, dtype=bool)
+    order = np.lexsort((np.arange(F), -strength, ~sig, excluded))
+    top_k = min(settings.top_k, int((~excluded).sum()))
     candidates = [int(c) for c in order[:top_k]]
+    top_set = set(candidates)
     for c in force or []:
         if c not in candidates:
             candidates.append(int(c))
@@ -187,7 +193,7 @@ def rank_associations(m: RecordMatrix, settings: RankSettings, force: list[int] 
         spec = _specificity(h, j, direction)
         ev: dict[str, Any] = {
             "direction": "promotes" if direction > 0 else "suppresses",
-            "selected_on": "discovery" if c in order[:top_k] else "interventions",
+            "selected_on": "discovery" if c in top_set else forced_by,
             "association": {"statistic": "auroc" if binary else "spearman",
                             "discovery": disc_block, "heldout": held_block},
             "specificity": spec,

@@ -13,6 +13,7 @@ computes exactly what it computes alone (tested).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -34,6 +35,7 @@ class CachedBatch:
     next_pos: torch.Tensor  # [B] position id of the last token
     cache: object  # key/value cache of the prefix (empty when every prompt is one token)
     prefix_len: int
+    clean_outputs: list | None = None  # each block's clean output for the last token (for replay)
 
     @property
     def size(self) -> int:
@@ -55,8 +57,15 @@ class CachedBatch:
                 layer.crop(-extra)
 
 
+def _constant(output):
+    """A stand-in ``forward`` that returns a block's recorded output."""
+    return lambda *args, **kwargs: output
+
+
 class PromptSet:
     """Tokenized prompts in left-padded batches whose prefixes are computed once."""
+
+    replay = True  # replay clean block outputs below the first edited block (single-token steps)
 
     def __init__(self, lm, texts: Sequence[str], batch_size: int = 32, prompt_ids: Sequence[str] | None = None):
         self.lm = lm
@@ -114,13 +123,68 @@ class PromptSet:
     def step(self, batch: CachedBatch, edits: Sequence[Edit] = (), read: Sequence[str] = (),
              ids: torch.Tensor | None = None, chunk_mask: torch.Tensor | None = None,
              logits: bool = True) -> RunResult:
-        """Run the last token (or ``ids`` [B, k] starting with it) over the cached prefix."""
+        """Run the last token (or ``ids`` [B, k] starting with it) over the cached prefix.
+
+        For the last token alone with edits and nothing read, the blocks below the first edited one
+        compute what the clean run computed, so their clean outputs are replayed instead (see
+        ``_replay``): an edit at layer L costs the blocks after L (tested equal to the full run).
+        """
+        single = ids is None
         ids = batch.last_ids if ids is None else ids
+        upto = self._replay_upto(edits) if single and edits and not read and self.replay else -1
         try:
-            return run(self.lm.model, batch.chunk(ids, chunk_mask), read, edits, logits=logits,
-                       cache=batch.cache)
+            with self._replay(batch, upto):
+                return run(self.lm.model, batch.chunk(ids, chunk_mask), read, edits, logits=logits,
+                           cache=batch.cache)
         finally:
             batch.cut_back()
+
+    def _replay_upto(self, edits: Sequence[Edit]) -> int:
+        """The last block whose output the edits leave as it is in the clean run (-1: none)."""
+        from interp_lab.models.hooks import parse
+
+        points = [parse(e.hook, self.lm.model) for e in edits]
+        if any(p.layer is None for p in points):
+            return -1
+        return min(p.layer if p.kind == "resid_post" else p.layer - 1 for p in points)
+
+    @contextlib.contextmanager
+    def _replay(self, batch: CachedBatch, upto: int):
+        """Blocks ``0..upto`` return their clean last-token outputs instead of computing them."""
+        if upto < 0:
+            yield
+            return
+        blocks = get_module(self.lm.model, family_of(self.lm.model).layers)
+        outs = self._clean_outputs(batch)
+        try:
+            for i in range(upto + 1):
+                blocks[i].forward = _constant(outs[i])
+            yield
+        finally:
+            for i in range(upto + 1):
+                blocks[i].__dict__.pop("forward", None)
+
+    def _clean_outputs(self, batch: CachedBatch) -> list:
+        """What each block returns for the batch's last token in the clean run (computed once)."""
+        if batch.clean_outputs is None:
+            blocks = get_module(self.lm.model, family_of(self.lm.model).layers)
+            got: list = [None] * len(blocks)
+
+            def keep(i):
+                def hook(module, args, output):
+                    got[i] = output
+                return hook
+
+            handles = [b.register_forward_hook(keep(i)) for i, b in enumerate(blocks)]
+            try:
+                run(self.lm.model, batch.chunk(batch.last_ids), logits=False, cache=batch.cache,
+                    read=[f"blocks.{len(blocks) - 1}.hook_resid_post"])
+            finally:
+                for h in handles:
+                    h.remove()
+                batch.cut_back()
+            batch.clean_outputs = got
+        return batch.clean_outputs
 
     def next_token_logprobs(self, edits_for: EditsFor | None = None) -> torch.Tensor:
         """[n, vocab] next-token log-probabilities after each prompt, in prompt order."""

@@ -103,18 +103,22 @@ def best_direction(directions: Sequence[Direction], method: str | None = "mean_d
     return max(pool, key=lambda d: (d.auroc.get("calibration", d.auroc["discovery"]), -d.layer))
 
 
-def save_directions(directions: Sequence[Direction], path: str | os.PathLike, meta: dict[str, Any] | None = None
-                    ) -> Path:
+def directions_bytes(directions: Sequence[Direction], meta: dict[str, Any] | None = None) -> bytes:
     """``directions.safetensors``: one float32 unit vector per feature id; hooks and methods in the metadata."""
     from safetensors.numpy import save
-
-    from interp_lab.io.atomic import write_bytes_atomic
 
     tensors = {d.feature_id: np.ascontiguousarray(d.vector, dtype=np.float32) for d in directions}
     info = {d.feature_id: {"hook": d.hook, "method": d.method, "auroc": d.auroc} for d in directions}
     metadata = {"schema_version": "interp-lab.directions.v1", "directions": json.dumps(info, sort_keys=True),
                 **{k: str(v) for k, v in (meta or {}).items()}}
-    write_bytes_atomic(path, save(tensors, metadata=metadata))
+    return save(tensors, metadata=metadata)
+
+
+def save_directions(directions: Sequence[Direction], path: str | os.PathLike, meta: dict[str, Any] | None = None
+                    ) -> Path:
+    from interp_lab.io.atomic import write_bytes_atomic
+
+    write_bytes_atomic(path, directions_bytes(directions, meta))
     return Path(path)
 
 

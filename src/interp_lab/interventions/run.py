@@ -29,7 +29,9 @@ on a positive discovery prompt, on the held-out negatives).
 
 from __future__ import annotations
 
+import gzip
 import hashlib
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -310,38 +312,88 @@ class InterventionRun:
     runs: int = 0
     score_kind: str = ""
     prompts: dict[str, int] = field(default_factory=dict)
+    cached_targets: int = 0  # targets whose records came from the cache
 
 
 def run_interventions(lm, prompts: Prompts | Sequence[dict[str, Any]], targets: Sequence[Target], scorer,
                       unrelated: Sequence[str], *, criterion: str,
                       settings: InterventionSettings = InterventionSettings(),
-                      progress: Progress | None = None) -> InterventionRun:
-    """Intervention records for ``targets`` (each kind of ``settings``, with controls) on held-out prompts."""
+                      progress: Progress | None = None,
+                      kinds_for: Callable[[Target], Sequence[str]] | None = None,
+                      cache: bool = False) -> InterventionRun:
+    """Intervention records for ``targets`` (each kind of ``settings``, or ``kinds_for(target)``, with
+    controls) on held-out prompts. With ``cache``, each target's records are kept on disk under a key of
+    everything they depend on (model revision, prompts, scorer, settings, the feature's write vector), so
+    a rerun computes only what is new; the prompt prefixes are not even computed when nothing is."""
     prompts = prompts if isinstance(prompts, Prompts) else Prompts(list(prompts))
     say = progress or (lambda stage, done=0, total=None: None)
     hooks = sorted({t.hook for t in targets})
-    ex = Experiment(lm, prompts, scorer, unrelated, settings, hooks, criterion=criterion, progress=say)
+    ex: Experiment | None = None
     recs: list[dict[str, Any]] = []
     strengths: dict[str, dict[str, Any]] = {}
-    total = len(targets) * len(settings.kinds)
-    done = 0
-    for t in targets:
-        for kind in settings.kinds:
+    work = [(t, tuple(kinds_for(t)) if kinds_for else settings.kinds) for t in targets]
+    total = sum(len(k) for _, k in work)
+    base = _run_key(lm, prompts, scorer, unrelated, settings, criterion) if cache else ""
+    done = cached = 0
+    for t, kinds in work:
+        path = _cache_path(base, t, kinds) if cache else None
+        if path is not None and path.exists():
+            got = json.loads(gzip.decompress(path.read_bytes()))
+            recs += got["records"]
+            strengths.update(got["strengths"])
+            done += len(kinds)
+            cached += 1
+            continue
+        if ex is None:
+            ex = Experiment(lm, prompts, scorer, unrelated, settings, hooks, criterion=criterion, progress=say)
+        mine: list[dict[str, Any]] = []
+        mine_strength: dict[str, dict[str, Any]] = {}
+        for kind in kinds:
             say("interventions", done, total)
             strength = None
             if kind == "steer":
                 strength, sweep = ex.calibrate(t)
-                strengths[t.feature_id] = {"chosen": strength, "calibration_gains": sweep["gains"],
-                                           "calibration_side_effects": sweep["side_effects"],
-                                           "rule": f"smallest strength reaching {KNEE:.0%} of the largest gain",
-                                           "calibration_prompts": len(ex.calib)}
+                mine_strength[t.feature_id] = {"chosen": strength, "calibration_gains": sweep["gains"],
+                                               "calibration_side_effects": sweep["side_effects"],
+                                               "rule": f"smallest strength reaching {KNEE:.0%} of the largest gain",
+                                               "calibration_prompts": len(ex.calib)}
             plan = EditPlan(t.feature_id, t.space, t.index, kind, strength)
             extra = {"calibrated_on": "calibration"} if kind == "steer" else None
-            recs += ex.records(plan, None, extra)
+            mine += ex.records(plan, None, extra)
             for c in ex.controls(t, kind, strength):
-                recs += ex.records(c, t.feature_id)
+                mine += ex.records(c, t.feature_id)
             done += 1
+        if path is not None:
+            from interp_lab.io.atomic import write_bytes_atomic
+
+            blob = json.dumps({"records": mine, "strengths": mine_strength}).encode()
+            write_bytes_atomic(path, gzip.compress(blob, mtime=0))
+        recs += mine
+        strengths.update(mine_strength)
     say("interventions", total, total)
-    return InterventionRun(recs, strengths, ex.runs, scorer.kind,
-                           {"discovery": len(ex.ref), "calibration": len(ex.calib), "heldout": len(ex.held),
-                            "side_effect": len(ex.side) if ex.side else 0})
+    counts = {s: len(prompts.split(s)) for s in ("discovery", "calibration", "heldout")}
+    counts["side_effect"] = min(settings.side_prompts, counts["heldout"], len(unrelated))
+    return InterventionRun(recs, strengths, ex.runs if ex else 0, scorer.kind, counts, cached_targets=cached)
+
+
+CACHE_VERSION = "interventions-v1"
+
+
+def _run_key(lm, prompts: Prompts, scorer, unrelated: Sequence[str], settings: InterventionSettings,
+             criterion: str) -> str:
+    h = hashlib.sha256(f"{CACHE_VERSION}\0{lm.name}\0{lm.revision}\0{lm.dtype}\0{criterion}\0".encode())
+    h.update(json.dumps(settings.__dict__, sort_keys=True).encode())
+    h.update(scorer.key().encode())
+    for r in prompts.rows:
+        h.update(f"\0{r['prompt_id']}\0{r['text']}\0{r['split']}\0{r['criterion_score']}".encode())
+    for u in unrelated:
+        h.update(b"\1" + u.encode())
+    return h.hexdigest()
+
+
+def _cache_path(base: str, target: Target, kinds: Sequence[str]):
+    from interp_lab.io.cache import cache_dir
+
+    h = hashlib.sha256(f"{base}\0{target.hook}\0{target.feature_id}\0{','.join(kinds)}".encode())
+    h.update(target.space.write([target.index])[0].numpy().astype(np.float32).tobytes())
+    return cache_dir() / "interventions" / f"{h.hexdigest()[:32]}.json.gz"

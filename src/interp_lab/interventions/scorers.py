@@ -26,6 +26,9 @@ class NextTokenMass:
     target_ids: list[int]
     kind: str = "next_token_mass"
 
+    def key(self) -> str:
+        return f"{self.kind}:{sorted(self.target_ids)}"
+
     def __call__(self, ps: PromptSet, batch: CachedBatch, edits: Sequence[Edit]) -> torch.Tensor:
         logits = ps.step(batch, edits).logits[:, -1].float()
         return torch.softmax(logits, -1)[:, torch.as_tensor(self.target_ids)].sum(-1)
@@ -37,6 +40,9 @@ class ContrastLogprob:
 
     continuations: dict[str, tuple[list[int], list[int]]]
     kind: str = "logprob_diff"
+
+    def key(self) -> str:
+        return f"{self.kind}:{sorted(self.continuations.items())}"
 
     def __call__(self, ps: PromptSet, batch: CachedBatch, edits: Sequence[Edit]) -> torch.Tensor:
         pairs = [self.continuations[ps.prompt_ids[r]] for r in batch.rows]
@@ -54,6 +60,12 @@ class ContinuationSimilarity:
     n_tokens: int = 16
     kind: str = "similarity"
     last_texts: list[str] = field(default_factory=list)
+
+    def key(self) -> str:
+        import hashlib
+
+        return f"{self.kind}:{self.embedder.name}:{self.n_tokens}:" + hashlib.sha256(
+            self.anchor.astype(np.float32).tobytes()).hexdigest()
 
     def __call__(self, ps: PromptSet, batch: CachedBatch, edits: Sequence[Edit]) -> torch.Tensor:
         conts = ps.greedy(batch, self.n_tokens, edits)

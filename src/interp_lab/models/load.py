@@ -47,6 +47,26 @@ def _weights_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def _hub(name: str) -> str:
+    """A Hugging Face id: its local snapshot if cached, else the id once the Hub answers for it (one quick
+    request instead of transformers' minute of retries when there is no network)."""
+    try:
+        from huggingface_hub import HfApi, snapshot_download
+    except ImportError:
+        return name
+    try:
+        return snapshot_download(name, local_files_only=True)
+    except Exception:
+        pass
+    try:
+        HfApi().model_info(name, timeout=10)
+    except Exception as exc:
+        first = (str(exc).splitlines() or [type(exc).__name__])[0][:160]
+        raise UsageError(f"cannot load model {name!r}: not a registered name (interp-lab models list), not a "
+                         f"local directory, and the Hugging Face Hub does not serve it here ({first})") from None
+    return name
+
+
 def load_model(name: str, *, dtype: str = "float32", say: Say | None = None) -> LoadedModel:
     """A registered name (fetched and converted once), a local directory, or a Hugging Face id."""
     import torch
@@ -65,7 +85,7 @@ def load_model(name: str, *, dtype: str = "float32", say: Say | None = None) -> 
         path = Path(name).expanduser()
         source, revision, info = "local", _weights_sha256(path), {}
     else:
-        path, source, revision, info = name, "hub", None, {}
+        path, source, revision, info = _hub(name), "hub", None, {}
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # a cached model loads in under a second: no bar needed

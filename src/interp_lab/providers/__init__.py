@@ -23,7 +23,7 @@ PROVIDERS = {
     "neuronpedia": ProviderInfo("neuronpedia", "Neuronpedia feature JSON", "requests", False),
     "saelens": ProviderInfo("saelens", "SAE Lens SAEs encoded on real activations", "sae-lens", False),
     "scope": ProviderInfo("scope", "named SAE suites via SAE Lens", "sae-lens", False),
-    "hf": ProviderInfo("hf", "own forward hooks on a Hugging Face causal LM", "torch, transformers", False),
+    "hf": ProviderInfo("hf", "own forward hooks on a Hugging Face causal LM", "torch, transformers", True),
     "transformerlens": ProviderInfo("transformerlens", "TransformerLens caches", "transformer-lens", False),
     "nnsight": ProviderInfo("nnsight", "nnsight traces", "nnsight", False),
     "contrast": ProviderInfo("contrast", "contrast directions from scored prompts", "torch", False),
@@ -51,7 +51,9 @@ def resolve_backend(backend: str | None, *, records: str | os.PathLike | None,
         return "features"
     if records is not None:
         return "records"
+    if model is not None:
+        return "hf"
     raise UsageError(
-        "no evidence given: pass --records (activation records) or --features (a feature dump), "
-        "or --backend synthetic for a demo on planted data"
+        "no evidence given: pass --model (a real model: interp-lab harvests and tests it), --records "
+        "(activation records) or --features (a feature dump), or --backend synthetic for a demo on planted data"
     )

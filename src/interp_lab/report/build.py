@@ -78,6 +78,7 @@ def build_report(
     synthetic_params: dict[str, Any] | None,
     planted: dict[str, str],
     rank_on: RecordMatrix | None,
+    pipeline: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     splits: dict[str, Any] = {}
     if assoc is not None:
@@ -131,6 +132,8 @@ def build_report(
             "effect beyond the controls' 95th percentile in its direction"
         ),
     }
+    if pipeline is not None:
+        settings["pipeline"] = pipeline
     report: dict[str, Any] = {
         "schema_version": INSPECTION_REPORT,
         "model": model,

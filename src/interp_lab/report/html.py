@@ -87,6 +87,23 @@ def _examples(card: dict[str, Any]) -> str:
     return f"<h4>Top activating examples</h4>{legend}" + "".join(items)
 
 
+def _corpus_contexts(card: dict[str, Any]) -> str:
+    cc = f.d(card.get("corpus_contexts"))
+    ctx = [c for c in f.lst(cc.get("contexts")) if isinstance(c, dict)]
+    if not ctx:
+        return ""
+    head = (f"<h4>Top activating contexts over {_e(cc.get('dataset'))}</h4><div class='muted small'>"
+            f"{_e(f.num(cc.get('tokens_scanned')))} tokens scanned at <code>{_e(cc.get('hook'))}</code>; left out: "
+            f"{_e(cc.get('excluded'))}")
+    if cc.get("next_token_in_targets") is not None:
+        head += f"; next token in the criterion's targets: {_e(cc['next_token_in_targets'])} of {len(ctx)}"
+    rows = [[N + _e(f.num(c.get("value"))),
+             f'<span class="ctx">{_e(f.text(c.get("left")))}<span class="tok focus">{_e(f.text(c.get("token")))}'
+             f'</span>{_e(f.text(c.get("right")))}</span>', f'<code>{_e(repr(c.get("next_token")))}</code>',
+             _e(c.get("doc"))] for c in ctx]
+    return head + "</div>" + _table(["value", "context", "next token", "document"], rows)
+
+
 def _association(card: dict[str, Any]) -> str:
     if not f.d(card.get("association")):
         return ""
@@ -218,7 +235,8 @@ def _card(report: dict[str, Any], card: dict[str, Any], i: int, anchor: str) -> 
     return (f'<section class="card" id="{anchor}"><div class="card-head"><div class="rank">'
             f'{_e(card.get("rank", i + 1))}</div><div><h3><code>{_e(f.feature_id(card, i))}</code>{label}</h3><div>{badges}</div>'
             f'<div class="muted small">{_e(prov)}</div></div>{_importance(report, card)}</div>{flag_box}'
-            f"{_spec_stab(card)}{_association(card)}{_causal(card)}{_examples(card)}{_fingerprint(card)}</section>")
+            f"{_spec_stab(card)}{_association(card)}{_causal(card)}{_examples(card)}{_corpus_contexts(card)}"
+            f"{_fingerprint(card)}</section>")
 
 
 def _verdicts(card: dict[str, Any]) -> str:

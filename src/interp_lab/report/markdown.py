@@ -251,7 +251,21 @@ def _card(report: dict[str, Any], card: dict[str, Any], i: int) -> list[str]:
     if examples:
         lines += ["**Top activating examples**", ""] + [f"{n}. {_example(e)}" for n, e in enumerate(examples, 1)]
         lines.append("")
-    return lines + _fingerprint(card)
+    return lines + _corpus_contexts(card) + _fingerprint(card)
+
+
+def _corpus_contexts(card: dict[str, Any]) -> list[str]:
+    cc = f.d(card.get("corpus_contexts"))
+    ctx = [c for c in f.lst(cc.get("contexts")) if isinstance(c, dict)]
+    if not ctx:
+        return []
+    head = (f"**Top activating contexts over {_md(cc.get('dataset'))}** ({f.num(cc.get('tokens_scanned'))} tokens "
+            f"scanned at {_code(cc.get('hook'))}; left out: {_md(cc.get('excluded'))})")
+    if cc.get("next_token_in_targets") is not None:
+        head += f"; next token in the criterion's targets: {cc['next_token_in_targets']} of {len(ctx)}"
+    rows = [[f.num(c.get("value")), _md(f.text(c.get("left"))) + " **" + _md(f.text(c.get("token"))) + "** "
+             + _md(f.text(c.get("right"))), _code(c.get("next_token")), _md(c.get("doc"))] for c in ctx]
+    return [head, ""] + _table(["value", "context (token in bold)", "next token", "document"], rows)
 
 
 def _settings(report: dict[str, Any]) -> list[str]:

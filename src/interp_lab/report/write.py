@@ -20,8 +20,10 @@ def report_bytes(report: dict[str, Any]) -> bytes:
 
 def write_report(report: dict[str, Any], out: str | os.PathLike, formats: tuple[str, ...] = FORMATS, *,
                  inputs: list | None = None, timings: dict[str, float] | None = None,
-                 manifest: bool = True) -> dict[str, Path]:
-    """Write ``report.{json,md,html}`` (and ``manifest.json``) into ``out``; returns their paths."""
+                 manifest: bool = True, extra: dict[str, bytes] | None = None,
+                 run_info: dict[str, Any] | None = None) -> dict[str, Path]:
+    """Write ``report.{json,md,html}`` (and ``manifest.json``, and ``extra`` files by name) into ``out``;
+    returns their paths."""
     from interp_lab.report.html import render_html
     from interp_lab.report.markdown import render_markdown
     from interp_lab.runs.manifest import inspect_manifest
@@ -38,11 +40,16 @@ def write_report(report: dict[str, Any], out: str | os.PathLike, formats: tuple[
     if "html" in formats:
         files["html"] = render_html(report).encode("utf-8")
     names = {"json": "report.json", "md": "report.md", "html": "report.html"}
+    for name, data in (extra or {}).items():
+        names[name] = name
+        files[name] = data
     with atomic_dir(target) as tmp:
         for key, data in files.items():
             (tmp / names[key]).write_bytes(data)
         if manifest:
             man = inspect_manifest(report, inputs or [], timings or {}, {names[k]: v for k, v in files.items()})
+            if run_info:
+                man["run"] = run_info
             (tmp / "manifest.json").write_bytes(msgspec.json.format(msgspec.json.encode(man), indent=2) + b"\n")
     paths = {key: target / names[key] for key in files}
     if manifest:

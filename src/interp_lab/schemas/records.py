@@ -247,6 +247,11 @@ class CriterionSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     max_prompts: int = 1000
     embedding_model: str = "all-MiniLM-L6-v2"
     continuation_tokens: int = 16  # greedy tokens whose similarity scores a semantic criterion under edits
+    # how interventions measure a criterion without targets: "next_token" (the mass on the vocabulary words
+    # most similar to the criterion, ``derived_targets`` of them) or "continuation" (MiniLM similarity of a
+    # greedy continuation: closer to the meaning, ``continuation_tokens`` times the cost); auto = next_token
+    measure: Literal["auto", "next_token", "continuation"] = "auto"
+    derived_targets: int = 50
 
     def __post_init__(self) -> None:
         for name in ("positive_fraction", "margin"):
@@ -258,6 +263,8 @@ class CriterionSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             raise _bad("max_prompts", "expected an integer >= 2")
         if self.continuation_tokens < 1:
             raise _bad("continuation_tokens", "expected an integer >= 1")
+        if self.derived_targets < 1:
+            raise _bad("derived_targets", "expected an integer >= 1")
         unknown = set(self.splits) - set(SPLITS)
         if unknown:
             raise _bad("splits", f"unknown split names {sorted(unknown)} (use {', '.join(SPLITS)})")

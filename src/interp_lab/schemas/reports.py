@@ -36,6 +36,7 @@ class Card(msgspec.Struct, frozen=True):
     causal: Optional[dict[str, Any]] = None
     side_effects: Optional[dict[str, Any]] = None
     examples: list[dict[str, Any]] = []
+    corpus_contexts: Optional[dict[str, Any]] = None
     fingerprint: dict[str, Any] = {}
     provenance: dict[str, Any] = {}
 

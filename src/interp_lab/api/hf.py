@@ -1,0 +1,167 @@
+"""``inspect --backend hf``: from a criterion to causal evidence on a real model.
+
+1. compile the criterion into scored, split prompts (the model scores next_token / contrast kinds);
+2. read every prompt's last token at the neuron and residual hooks of the chosen layers, and fit
+   contrast directions on discovery prompts (``providers.hf``; cached on disk);
+3. the ranker picks candidates on discovery rows (``evidence.rank``, in ``inspect``);
+4. each candidate is tested by interventions with matched controls and a placebo: steering strength
+   calibrated on calibration prompts, effects measured on held-out ones (``interventions.run``);
+5. the top cards get their top activating contexts over a corpus (``harvest.scan``).
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from interp_lab.providers.hf import Candidates, HFOptions
+
+Progress = Callable[..., None]
+
+
+@dataclass
+class HFRun:
+    candidates: Candidates
+    options: HFOptions
+    seed: int
+    run: Any = None  # interventions.run.InterventionRun
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def lm(self):
+        return self.candidates.setup.lm
+
+    @property
+    def compiled(self):
+        return self.candidates.setup.compiled
+
+
+def collect_evidence(model: Any, criterion: str, options: HFOptions, seed: int, say: Progress):
+    """Steps 1-2: the ``_Evidence`` the ranker reads and the run that goes on to test candidates."""
+    from interp_lab.api.inspect import _Evidence
+    from interp_lab.providers.hf import collect, setup
+    from interp_lab.report.build import InputInfo
+
+    t0 = time.perf_counter()
+    s = setup(model or "smollm2-135m", criterion, prompts=options.prompts, dataset=options.dataset,
+              side_prompts=options.side_dataset, n_side=options.side_prompts, say=say)
+    t1 = time.perf_counter()
+    cand = collect(s, layers=options.layers, units=options.units, batch_size=options.batch_size,
+                   cache=options.cache, say=say)
+    run = HFRun(cand, options, seed, timings={"compile": t1 - t0, "activations": time.perf_counter() - t1})
+    ev = _Evidence(backend="hf")
+    ev.matrix = ev.rank_on = cand.matrix
+    lm, compiled = s.lm, s.compiled
+    ev.inputs.append(InputInfo(role="model", name=lm.name, params=lm.manifest()))
+    if Path(criterion).is_file():
+        ev.inputs.append(InputInfo.file("criterion", criterion))
+    source = Path(compiled.source)
+    spec_dir = Path(criterion).parent if Path(criterion).is_file() else Path(".")
+    for candidate in (source, spec_dir / source, Path(compiled.spec.prompts or "")):
+        if candidate.is_file():
+            ev.inputs.append(InputInfo.file("prompts", candidate, rows=len(compiled.rows)))
+            break
+    else:
+        ev.inputs.append(InputInfo(role="corpus", name=compiled.source, rows=len(compiled.rows),
+                                   params=dict(compiled.info)))
+    ev.notes.append(f"criterion compiled ({compiled.spec.kind}, scored by {compiled.score_kind}) into "
+                    + ", ".join(f"{k} {v}" for k, v in compiled.counts.items()) + " prompts")
+    ev.notes.append(f"candidates: {cand.info['features']:,} features at the last prompt token of layers "
+                    f"{_layers_text(cand.layers)} ({cand.info['units']})")
+    if cand.forced:
+        ev.notes.append("contrast directions chosen on calibration prompts and tested whatever their discovery "
+                        f"rank: {', '.join(cand.forced)}")
+    return ev, run
+
+
+def run_validation(hf: HFRun, feature_ids: list[str], say: Progress):
+    """Step 4: intervention records for the candidates, as an ``InterventionTable``."""
+    from interp_lab.evidence.causal import interventions_from_dicts
+    from interp_lab.providers.hf import validate
+
+    t = time.perf_counter()
+    o = hf.options
+    hf.run = validate(hf.candidates, feature_ids, o.settings(hf.seed), neuron_kinds=o.neuron_kinds,
+                      direction_kinds=o.direction_kinds, cache=o.cache, say=say)
+    hf.timings["interventions"] = time.perf_counter() - t
+    return interventions_from_dicts(hf.run.records, hf.compiled.spec.criterion,
+                                    name="interventions run by interp-lab")
+
+
+def add_contexts(hf: HFRun, cards: list[dict[str, Any]], say: Progress) -> None:
+    """Step 5: the top cards' top activating contexts over every position of the options' corpus."""
+    o = hf.options
+    if not o.contexts or not cards:
+        return
+    from interp_lab.harvest.scan import top_contexts
+    from interp_lab.interventions.features import resolve_targets
+
+    t = time.perf_counter()
+    chosen = cards[: o.contexts_cards]
+    targets = resolve_targets(hf.lm, [c["feature_id"] for c in chosen], hf.candidates.direction_vectors())
+    got = top_contexts(hf.lm, o.contexts, targets, max_tokens=o.contexts_max_tokens, cache=o.cache,
+                       progress=lambda d, n: say(f"top contexts over {o.contexts}", d, n))
+    target_ids = set(hf.compiled.target_ids)
+    for card in chosen:
+        res = dict(got[card["feature_id"]])
+        res.pop("cached", None)
+        if target_ids:
+            res["next_token_in_targets"] = sum(c["next_token_id"] in target_ids for c in res["contexts"])
+        card["corpus_contexts"] = res
+    hf.timings["contexts"] = time.perf_counter() - t
+
+
+def pipeline_settings(hf: HFRun) -> dict[str, Any]:
+    """What the report's ``settings.pipeline`` says about how the evidence was made."""
+    run = hf.run
+    return {
+        "backend": "hf",
+        "options": hf.options.as_dict(),
+        "criterion_kind": hf.compiled.spec.kind,
+        "score_kind": hf.compiled.score_kind,
+        "measured_under_edits_by": hf.candidates.setup.scorer.kind,
+        "position": "features read at the last prompt token; edits from the last prompt token on",
+        "prompts": hf.compiled.counts,
+        "selection_info": hf.compiled.info,
+        "intervention_prompts": None if run is None else run.prompts,
+        "steering": None if run is None else run.strengths,
+    }
+
+
+def run_info(hf: HFRun) -> dict[str, Any]:
+    """For the manifest only (it differs between a fresh run and a cached rerun; report.json must not)."""
+    run = hf.run
+    return {"activations": hf.candidates.info["activations"], "activations_file": str(hf.candidates.acts_path),
+            "intervention_runs": None if run is None else run.runs,
+            "intervention_targets_from_cache": None if run is None else run.cached_targets}
+
+
+def extra_files(hf: HFRun) -> dict[str, bytes]:
+    """Files written beside the report: directions (safetensors), compiled prompts, intervention records."""
+    from interp_lab.interventions.contrast import directions_bytes
+
+    out: dict[str, bytes] = {}
+    if hf.candidates.directions:
+        out["directions.safetensors"] = directions_bytes(
+            hf.candidates.directions, {"model": hf.lm.name, "revision": hf.lm.revision or "",
+                                       "criterion": hf.compiled.spec.criterion})
+    out["prompts.jsonl"] = b"".join(json.dumps(r, sort_keys=True).encode() + b"\n" for r in hf.compiled.rows)
+    if hf.run is not None:
+        buf = io.BytesIO()
+        with gzip.GzipFile(filename="", mode="wb", fileobj=buf, mtime=0) as fh:
+            for r in hf.run.records:
+                fh.write(json.dumps(r, sort_keys=True).encode() + b"\n")
+        out["interventions.jsonl.gz"] = buf.getvalue()
+    return out
+
+
+def _layers_text(layers: list[int]) -> str:
+    if layers == list(range(layers[0], layers[-1] + 1)) and len(layers) > 2:
+        return f"{layers[0]}-{layers[-1]}"
+    return ",".join(map(str, layers))

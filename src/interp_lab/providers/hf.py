@@ -1,0 +1,258 @@
+"""The ``hf`` provider: candidate features of a Hugging Face causal LM for a criterion, and their interventions.
+
+From the compiled criterion's prompts, one pass reads every prompt's last
+token at ``mlp.hook_post`` (MLP neurons, ``L{i}:N{j}``) and
+``hook_resid_post`` (residual dimensions, ``L{i}:R{j}``) of the chosen
+layers; per layer, contrast directions (``D0`` difference of class means,
+``D1`` logistic probe) are fitted on discovery prompts and their projections
+added. The result is an activation-record matrix the ranker reads like any
+other. The activations are cached on disk (keyed by model revision, hooks and
+prompt texts), so a rerun with other candidates or settings reuses them.
+
+The provider delivers evidence and runs the interventions it is asked for;
+choosing candidates (evidence.rank) and judging them (evidence.causal) happen
+above it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from interp_lab.errors import UsageError
+from interp_lab.io.record_matrix import SPLIT_CODES, RecordMatrix
+from interp_lab.io.sparse import Compressed
+
+Progress = Callable[..., None]
+UNITS = {"N": "mlp.hook_post", "R": "hook_resid_post"}
+ACTS_VERSION = "last-token-v1"
+
+
+@dataclass(frozen=True)
+class HFOptions:
+    """What ``inspect --backend hf`` computes, beyond the ranking and causal settings."""
+
+    prompts: str | None = None  # prompt set overriding the criterion spec's
+    dataset: str | None = None  # corpus of a semantic criterion (default lee+enwiki)
+    layers: str = "all"  # layers whose units and directions become candidates
+    units: str = "NRD"  # N neurons, R residual dimensions, D contrast directions
+    neuron_kinds: tuple[str, ...] = ("mean_ablate",)  # interventions testing neurons / residual dimensions
+    direction_kinds: tuple[str, ...] = ("steer", "ablate")  # interventions testing directions
+    n_controls: int = 20
+    strengths: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 4.0)
+    side_prompts: int = 64
+    side_dataset: str | None = None
+    batch_size: int = 64
+    contexts: str | None = "lee"  # corpus scanned for the top cards' top activating contexts (None: skip)
+    contexts_cards: int = 3  # how many of the top cards get them
+    contexts_max_tokens: int | None = None
+    cache: bool = True  # reuse cached last-token activations and context scans
+
+    def settings(self, seed: int):
+        from interp_lab.interventions.settings import InterventionSettings
+
+        return InterventionSettings(kinds=tuple(dict.fromkeys(self.neuron_kinds + self.direction_kinds)),
+                                    n_controls=self.n_controls, strengths=self.strengths,
+                                    side_prompts=self.side_prompts, batch_size=self.batch_size, seed=seed)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
+
+    @classmethod
+    def from_value(cls, value: HFOptions | dict[str, Any] | None) -> HFOptions:
+        """Options from a run config's mapping (lists become tuples; unknown keys are refused)."""
+        if value is None or isinstance(value, HFOptions):
+            return value or cls()
+        unknown = set(value) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise UsageError(f"unknown hf option(s) {sorted(unknown)} (known: {', '.join(cls.__dataclass_fields__)})")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in value.items()})
+
+
+@dataclass
+class Setup:
+    """A loaded model, a compiled criterion, how the model measures it, and prompts for side effects."""
+
+    lm: Any
+    compiled: Any
+    scorer: Any
+    unrelated: list[str]
+
+
+def load(model: Any, say: Progress | None = None):
+    from interp_lab.models.load import LoadedModel, load_model
+
+    if say:
+        say("loading the model", 0, None)
+    return model if isinstance(model, LoadedModel) else load_model(str(model))
+
+
+def setup(model: Any, criterion: str, *, prompts: str | None = None, dataset: str | None = None,
+          side_prompts: str | None = None, n_side: int = 64, say: Progress | None = None) -> Setup:
+    """Load the model, compile the criterion, choose how it is measured and the side-effect prompts."""
+    from interp_lab.criteria.compile import compile_criterion, scorer_for
+    from interp_lab.interventions.side import unrelated_prompts
+
+    say = say or (lambda stage, done=0, total=None: None)
+    lm = load(model, say)
+    say("compiling the criterion", 0, None)
+    compiled = compile_criterion(criterion, model=lm, prompts=prompts, dataset=dataset)
+    scorer = scorer_for(compiled, lm)
+    unrelated = unrelated_prompts(n_side, {r["text"] for r in compiled.rows}, side_prompts)
+    return Setup(lm, compiled, scorer, unrelated)
+
+
+@dataclass
+class Candidates:
+    setup: Setup
+    matrix: RecordMatrix
+    directions: list[Any]  # interventions.contrast.Direction
+    forced: list[str]  # directions chosen on calibration prompts: tested whatever their discovery rank
+    layers: list[int]
+    acts_cached: bool
+    acts_path: Path | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def selectable(self) -> np.ndarray:
+        """Columns the ranker may choose on discovery rows: not the directions fitted on those rows."""
+        return np.array([":D" not in f for f in self.matrix.feature_ids.tolist()], dtype=bool)
+
+    def direction_vectors(self) -> dict[str, tuple[str, np.ndarray]]:
+        return {d.feature_id: (d.hook, d.vector) for d in self.directions}
+
+
+def _acts_key(lm, hooks: Sequence[str], texts: Sequence[str]) -> str:
+    h = hashlib.sha256(f"{ACTS_VERSION}\0{lm.name}\0{lm.revision}\0{lm.dtype}\0".encode())
+    h.update("\0".join(hooks).encode())
+    for t in texts:
+        h.update(b"\0" + t.encode())
+    return h.hexdigest()[:32]
+
+
+def last_token_acts(lm, rows: list[dict[str, Any]], hooks: list[str], batch_size: int, cache: bool = True
+                    ) -> tuple[dict[str, np.ndarray], bool, Path | None]:
+    """{hook: [n_rows, d]} float32 at each prompt's last token (row order), read from or written to the cache."""
+    from safetensors.numpy import load_file, save
+
+    from interp_lab.interventions.run import split_set
+    from interp_lab.io.atomic import write_bytes_atomic
+    from interp_lab.io.cache import cache_dir
+
+    path = cache_dir() / "activations" / f"{_acts_key(lm, hooks, [r['text'] for r in rows])}.safetensors"
+    if cache and path.exists():
+        got = load_file(str(path))
+        if set(got) == set(hooks) and all(len(v) == len(rows) for v in got.values()):
+            return got, True, path
+    out: dict[str, np.ndarray] = {}
+    for s in ("discovery", "calibration", "heldout"):
+        idx = np.array([i for i, r in enumerate(rows) if r["split"] == s], dtype=np.int64)
+        if not len(idx):
+            continue
+        part = split_set(lm, [rows[i] for i in idx], batch_size).last_token_acts(hooks)
+        for h in hooks:
+            if h not in out:
+                out[h] = np.zeros((len(rows), part[h].shape[1]), dtype=np.float32)
+            out[h][idx] = part[h]
+    if cache:
+        write_bytes_atomic(path, save(out))
+    return out, False, (path if cache else None)
+
+
+def collect(s: Setup, *, layers: str | None = "all", units: str = "NRD", batch_size: int = 64, cache: bool = True,
+            say: Progress | None = None) -> Candidates:
+    """Every neuron, residual dimension and contrast direction of the chosen layers, as activation records."""
+    from interp_lab.harvest.records import parse_layers
+    from interp_lab.interventions.contrast import best_direction, fit_directions
+    say = say or (lambda stage, done=0, total=None: None)
+    bad = set(units) - set("NRD")
+    if bad or not units:
+        raise UsageError(f"--units takes letters of N (neurons), R (residual dimensions), D (directions), "
+                         f"not {units!r}")
+    lm, rows = s.lm, s.compiled.rows
+    chosen = parse_layers(layers, lm.n_layers)
+    hooks = sorted({f"blocks.{i}.{UNITS[u]}" for i in chosen for u in units if u in UNITS}
+                   | ({f"blocks.{i}.hook_resid_post" for i in chosen} if "D" in units else set()))
+    say(f"last-token activations at {len(hooks)} hook points", 0, None)
+    acts, was_cached, path = last_token_acts(lm, rows, hooks, batch_size, cache)
+    split = np.array([SPLIT_CODES[r["split"]] for r in rows], dtype=np.int8)
+    scores = np.array([r["criterion_score"] for r in rows], dtype=np.float64)
+    directions, forced = [], []
+    if "D" in units:
+        say("contrast directions", 0, None)
+        from interp_lab.evidence.stats import class_cut
+
+        cut = class_cut(scores[split == SPLIT_CODES["discovery"]])
+        by_layer = {i: {name: acts[f"blocks.{i}.hook_resid_post"][split == code]
+                        for name, code in SPLIT_CODES.items()} for i in chosen}
+        positive = {name: scores[split == code] > cut for name, code in SPLIT_CODES.items()}
+        directions = fit_directions(by_layer, positive)
+        forced = sorted({best_direction(directions, m).feature_id for m in ("mean_difference", "logistic_probe")})
+    # per layer D, N, R blocks with ascending indices: already the natural order of feature ids
+    blocks, names = [], []
+    for i in chosen:
+        mine = [d for d in directions if d.layer == i]
+        if mine:
+            blocks.append(acts[f"blocks.{i}.hook_resid_post"] @ np.stack([d.vector for d in mine], 1))
+            names += [d.feature_id for d in mine]
+        for u in "NR":
+            if u in units:
+                a = acts[f"blocks.{i}.{UNITS[u]}"]
+                blocks.append(a)
+                names += [f"L{i}:{u}{j}" for j in range(a.shape[1])]
+    dense = np.ascontiguousarray(np.hstack(blocks), dtype=np.float32)
+    feature_ids = np.array(names, dtype=object)
+    n, F = dense.shape
+    X = Compressed(dense.ravel(), np.tile(np.arange(F, dtype=np.int32), n),
+                   np.arange(n + 1, dtype=np.int64) * F, (n, F), "csr")
+    del dense
+    X.eliminate_zeros()
+    n_tokens = np.array([len(lm.tokenizer(r["text"], add_special_tokens=True)["input_ids"]) for r in rows],
+                        dtype=np.float64)
+    labels = {d.feature_id: f"contrast direction ({d.method.replace('_', ' ')}) at {d.hook}, last token"
+              for d in directions}
+    m = RecordMatrix(
+        path=f"hf:{lm.name}",
+        X=X,
+        feature_ids=feature_ids,
+        prompt_ids=np.array([r["prompt_id"] for r in rows], dtype=object),
+        token_index=np.full(n, -1, dtype=np.int64),
+        scores=scores,
+        splits=split,
+        texts=pa.chunked_array([pa.array([r["text"] for r in rows], pa.string())]),
+        tokens=None,
+        covariates={"prompt_tokens": n_tokens},
+        models=[lm.name],
+        sources=["hf"],
+        hooks=hooks,
+        feature_labels=labels,
+        feature_layers={fid: int(fid[1:fid.index(":")]) for fid in feature_ids},
+        feature_decoders={d.feature_id: [round(float(v), 6) for v in d.vector] for d in directions},
+        reader="hf",
+    )
+    info = {"layers": chosen, "units": units, "hooks": len(hooks), "features": F, "prompts": n,
+            "activations": "read from the cache" if was_cached else "computed", "position": "last prompt token"}
+    return Candidates(s, m, directions, forced, chosen, was_cached, path, info)
+
+
+def kinds_for(feature_id: str, neuron_kinds: Sequence[str], direction_kinds: Sequence[str]) -> tuple[str, ...]:
+    """Which interventions test a candidate: directions get their own list, units theirs."""
+    return tuple(direction_kinds if ":D" in feature_id else neuron_kinds)
+
+
+def validate(c: Candidates, feature_ids: Sequence[str], settings, *, neuron_kinds: Sequence[str],
+             direction_kinds: Sequence[str], cache: bool = True, say: Progress | None = None):
+    """Interventions with controls on the candidates (interventions.run), each with its own kinds."""
+    from interp_lab.interventions.features import resolve_targets
+    from interp_lab.interventions.run import run_interventions
+
+    targets = resolve_targets(c.setup.lm, list(feature_ids), c.direction_vectors())
+    return run_interventions(c.setup.lm, c.setup.compiled.rows, targets, c.setup.scorer, c.setup.unrelated,
+                             criterion=c.setup.compiled.spec.criterion, settings=settings, progress=say,
+                             kinds_for=lambda t: kinds_for(t.feature_id, neuron_kinds, direction_kinds),
+                             cache=cache)
