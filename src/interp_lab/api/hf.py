@@ -106,6 +106,7 @@ def add_contexts(hf: HFRun, cards: list[dict[str, Any]], say: Progress) -> None:
     chosen = cards[: o.contexts_cards]
     targets = resolve_targets(hf.lm, [c["feature_id"] for c in chosen], hf.candidates.direction_vectors())
     got = top_contexts(hf.lm, o.contexts, targets, max_tokens=o.contexts_max_tokens, cache=o.cache,
+                       dtype=o.contexts_dtype,
                        progress=lambda d, n: say(f"top contexts over {o.contexts}", d, n))
     target_ids = set(hf.compiled.target_ids)
     for card in chosen:
@@ -137,7 +138,8 @@ def pipeline_settings(hf: HFRun) -> dict[str, Any]:
 def run_info(hf: HFRun) -> dict[str, Any]:
     """For the manifest only (it differs between a fresh run and a cached rerun; report.json must not)."""
     run = hf.run
-    return {"activations": hf.candidates.info["activations"], "activations_file": str(hf.candidates.acts_path),
+    path = hf.candidates.acts_path
+    return {"activations": hf.candidates.info["activations"], "activations_file": None if path is None else str(path),
             "intervention_runs": None if run is None else run.runs,
             "intervention_targets_from_cache": None if run is None else run.cached_targets}
 

@@ -76,6 +76,8 @@ def inspect_cmd(
                                                            "contexts ('' to skip; lee+enwiki for all of it)."),
     contexts_cards: int = typer.Option(3, "--contexts-cards", min=0, help="hf: top cards that get them."),
     contexts_max_tokens: Optional[int] = typer.Option(None, "--contexts-max-tokens", min=1),
+    contexts_dtype: str = typer.Option("bfloat16", "--contexts-dtype", help="hf: compute of the corpus scan "
+                                                                            "(bfloat16 or float32)."),
     no_cache: bool = typer.Option(False, "--no-cache", help="hf: recompute activations and context scans."),
 ) -> None:
     """Rank and explain the features that carry a criterion (with --model alone: on the model itself)."""
@@ -88,7 +90,7 @@ def inspect_cmd(
                    neuron_kinds=_kinds(neuron_kinds), direction_kinds=_kinds(direction_kinds),
                    n_controls=n_controls, strengths=settings.strengths, side_prompts=side_prompts,
                    batch_size=batch_size, contexts=contexts or None, contexts_cards=contexts_cards,
-                   contexts_max_tokens=contexts_max_tokens, cache=not no_cache)
+                   contexts_max_tokens=contexts_max_tokens, contexts_dtype=contexts_dtype, cache=not no_cache)
     on_model = records is None and features is None and backend in (None, "hf")
     with render.StageProgress(log=on_model) as progress:
         result = inspect(

@@ -52,6 +52,7 @@ class HFOptions:
     contexts: str | None = "lee"  # corpus scanned for the top cards' top activating contexts (None: skip)
     contexts_cards: int = 3  # how many of the top cards get them
     contexts_max_tokens: int | None = None
+    contexts_dtype: str = "bfloat16"  # compute of the corpus scan (about 2x faster on CPUs with bf16 units)
     cache: bool = True  # reuse cached last-token activations and context scans
 
     def settings(self, seed: int):

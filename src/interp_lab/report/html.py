@@ -93,7 +93,8 @@ def _corpus_contexts(card: dict[str, Any]) -> str:
     if not ctx:
         return ""
     head = (f"<h4>Top activating contexts over {_e(cc.get('dataset'))}</h4><div class='muted small'>"
-            f"{_e(f.num(cc.get('tokens_scanned')))} tokens scanned at <code>{_e(cc.get('hook'))}</code>; left out: "
+            f"{_e(f.num(cc.get('tokens_scanned')))} tokens scanned at <code>{_e(cc.get('hook'))}</code> in "
+            f"{_e(cc.get('compute_dtype') or 'float32')}; left out: "
             f"{_e(cc.get('excluded'))}")
     if cc.get("next_token_in_targets") is not None:
         head += f"; next token in the criterion's targets: {_e(cc['next_token_in_targets'])} of {len(ctx)}"

@@ -260,7 +260,8 @@ def _corpus_contexts(card: dict[str, Any]) -> list[str]:
     if not ctx:
         return []
     head = (f"**Top activating contexts over {_md(cc.get('dataset'))}** ({f.num(cc.get('tokens_scanned'))} tokens "
-            f"scanned at {_code(cc.get('hook'))}; left out: {_md(cc.get('excluded'))})")
+            f"scanned at {_code(cc.get('hook'))} in {_md(cc.get('compute_dtype') or 'float32')}; left out: "
+            f"{_md(cc.get('excluded'))})")
     if cc.get("next_token_in_targets") is not None:
         head += f"; next token in the criterion's targets: {cc['next_token_in_targets']} of {len(ctx)}"
     rows = [[f.num(c.get("value")), _md(f.text(c.get("left"))) + " **" + _md(f.text(c.get("token"))) + "** "
