@@ -7,17 +7,20 @@ On the same model and the same batches (gensim's lee corpus cut into windows):
   4. TransformerLens ``run_with_cache`` on the same hook points (TransformerBridge),
   5. an nnsight trace saving the same tensors.
 Prints tokens/s and each one's ratio to the bare forward. 3-5 are skipped with a note
-when their package is not installed.
+when their package is not installed. Every method runs once per round, in turn, for
+``--rounds`` rounds; ratios are per round, then the median.
 
-    python benchmarks/harvest.py --tokens 8192 --batch-size 8 --context-length 128
+    python benchmarks/harvest.py --tokens 8192 --batch-size 8 --context-length 128 --rounds 3
 """
 
 from __future__ import annotations
 
 import argparse
 import shutil
+import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -47,6 +50,7 @@ def main() -> None:
     ap.add_argument("--tokens", type=int, default=8192)
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--context-length", type=int, default=128)
+    ap.add_argument("--rounds", type=int, default=3, help="every method once per round, in turn")
     args = ap.parse_args()
     lm = load_model(args.model)
     model, L = lm.model, lm.n_layers
@@ -58,23 +62,35 @@ def main() -> None:
     n_tokens = sum(int(m.sum()) for _, m in batches)
     print(f"harvest benchmark: {args.model} ({L} layers), {n_tokens:,} tokens in {len(batches)} batches of "
           f"{args.batch_size} x <= {args.context_length}; torch {torch.__version__}, {torch.get_num_threads()} threads")
-    results: dict[str, float] = {}
+    methods: dict[str, Callable[[], float]] = {}  # label -> seconds for all batches
 
-    with torch.inference_mode():
-        results["bare backbone forward (model.model)"] = timed(
-            lambda i, m: model.model(input_ids=i, attention_mask=m, use_cache=False), batches)
-        results["full forward with logits"] = timed(
-            lambda i, m: model(input_ids=i, attention_mask=m, use_cache=False).logits, batches)
+    def forward(i, m):
+        with torch.inference_mode():
+            model.model(input_ids=i, attention_mask=m, use_cache=False)
 
-    try:
-        harvest(lm, str(text), "blocks.*.hook_resid_post", tmp / "warm", max_tokens=args.batch_size * 16,
-                context_length=args.context_length, batch_size=args.batch_size)
-        res = harvest(lm, str(text), "blocks.*.hook_resid_post", tmp / "store", max_tokens=args.tokens,
+    def full(i, m):
+        with torch.inference_mode():
+            return model(input_ids=i, attention_mask=m, use_cache=False).logits
+
+    methods["bare backbone forward (model.model)"] = lambda: timed(forward, batches)
+    methods["full forward with logits"] = lambda: timed(full, batches)
+    rounds_done = [0]
+
+    def ours() -> float:
+        rounds_done[0] += 1
+        out = tmp / f"store-{rounds_done[0]}"
+        res = harvest(lm, str(text), "blocks.*.hook_resid_post", out, max_tokens=args.tokens,
                       context_length=args.context_length, batch_size=args.batch_size)
-        results[f"interp-lab harvest, all {L} resid_post to disk"] = res.rows / res.tokens_per_s
-        store_mb = sum(f.stat().st_size for f in (tmp / "store").rglob("*") if f.is_file()) / 1e6
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(out, ignore_errors=True)
+        return res.rows / res.tokens_per_s
+
+    harvest(lm, str(text), "blocks.*.hook_resid_post", tmp / "warm", max_tokens=args.batch_size * 16,
+            context_length=args.context_length, batch_size=args.batch_size)
+    harvest(lm, str(text), "blocks.*.hook_resid_post", tmp / "store", max_tokens=args.tokens,
+            context_length=args.context_length, batch_size=args.batch_size)
+    store_mb = sum(f.stat().st_size for f in (tmp / "store").rglob("*") if f.is_file()) / 1e6
+    shutil.rmtree(tmp / "store", ignore_errors=True)
+    methods[f"interp-lab harvest, all {L} resid_post to disk"] = ours
 
     try:
         from transformer_lens.model_bridge import TransformerBridge
@@ -90,8 +106,8 @@ def main() -> None:
 
         if len(tl_names) != L:
             raise RuntimeError(f"found {len(tl_names)} TransformerLens block-output hooks, expected {L}")
-        results[f"TransformerLens run_with_cache ({len(tl_names)} {tl_names[0].split('.')[-1]})"] = timed(
-            tl_run, batches)
+        methods[f"TransformerLens run_with_cache ({len(tl_names)} {tl_names[0].split('.')[-1]})"] = \
+            lambda: timed(tl_run, batches)
     except Exception as exc:  # not installed, or the bridge refused the model
         print(f"TransformerLens: skipped ({type(exc).__name__}: {str(exc).splitlines()[0][:160]})")
 
@@ -110,13 +126,25 @@ def main() -> None:
                 raise RuntimeError(f"nnsight saved {len(saved)} of {L} tensors")
             return saved
 
-        results["nnsight trace saving the same tensors"] = timed(nn_run, batches)
+        methods["nnsight trace saving the same tensors"] = lambda: timed(nn_run, batches)
     except Exception as exc:
         print(f"nnsight: skipped ({type(exc).__name__}: {str(exc).splitlines()[0][:160]})")
 
-    bare = results["bare backbone forward (model.model)"]
-    for label, seconds in results.items():
-        print(f"{label:48s} {n_tokens / seconds:9,.0f} tokens/s   ratio to bare forward {bare / seconds:5.2f}")
+    # Rounds: every method once per round, in turn, so that a slow spell of the machine hits them alike;
+    # each method's ratio is taken to the bare forward of the same round, then the median over rounds.
+    seconds: dict[str, list[float]] = {k: [] for k in methods}
+    for _ in range(args.rounds):
+        for label, fn in methods.items():
+            seconds[label].append(fn())
+    shutil.rmtree(tmp, ignore_errors=True)
+
+    bare = seconds["bare backbone forward (model.model)"]
+    print(f"{args.rounds} rounds; tokens/s: median over rounds; ratio: median over rounds of the ratio to that "
+          f"round's bare forward (per round in brackets)")
+    for label, secs in seconds.items():
+        ratios = [b / s for b, s in zip(bare, secs)]
+        print(f"{label:48s} {n_tokens / statistics.median(secs):9,.0f} tokens/s   ratio to bare forward "
+              f"{statistics.median(ratios):5.2f}  [{', '.join(f'{r:.2f}' for r in ratios)}]")
     print(f"store written: {store_mb:.1f} MB for {n_tokens:,} tokens x {L} hooks")
 
 

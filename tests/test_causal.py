@@ -137,3 +137,15 @@ def test_intervention_rows_for_another_criterion_are_left_out(tmp_path):
     assert t.rows_other_criterion == 10 and set(t.feature_id) == {"L1:F1"}
     t = load_interventions(p, "my criterion", allow_mismatch=True)
     assert t.rows_other_criterion == 0 and len(t.feature_id) == 20
+
+
+def test_small_effects_keep_their_precision_and_their_scale():
+    """A next-token mass moving by 3e-6 on a baseline of 2e-4 is reported to significant digits, with the
+    baseline beside it (rounding to decimal places would print 0 for both)."""
+    rows = rows_for("L1:F1", 3e-6, 150, noise=1e-7) + controls(20, 150)
+    for r in rows:
+        r["intervention_score"] += 2e-4 - r["baseline_score"]
+        r["baseline_score"] = 2e-4
+    k = evidence(rows)["L1:F1"]["kinds"]["ablate"]
+    assert k["mean_effect"] == pytest.approx(3e-6, rel=0.01) and k["ci"][0] > 0
+    assert k["baseline_mean"] == pytest.approx(2e-4)

@@ -169,3 +169,22 @@ def test_store_dtypes(lm, prompts, tmp_path, dtype):
     np.testing.assert_allclose(a[: len(ids)], ref, rtol=tol, atol=tol * 5)
     per_scalar = sum(f.stat().st_size for f in (tmp_path / dtype / "acts").rglob("*.safetensors")) / a.size
     assert per_scalar == pytest.approx(2 if dtype == "bfloat16" else 4, rel=0.01)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32", "bfloat16"])
+def test_shard_files_are_what_safetensors_writes(tmp_path, dtype):
+    """Shards are written block by block (no concatenated copy) and hashed on the way; the bytes are the
+    ones safetensors writes for the concatenated tensor."""
+    from safetensors.torch import load_file, save_file
+
+    from interp_lab.io.hashing import sha256_file
+    from interp_lab.store.writer import write_safetensors
+
+    g = torch.Generator().manual_seed(0)
+    blocks = [torch.randn(r, 24, generator=g).to(getattr(torch, dtype)) for r in (5, 1, 17)]
+    given = blocks if dtype == "bfloat16" else [b.numpy() for b in blocks]
+    sha = write_safetensors(tmp_path / "ours.safetensors", "acts", given)
+    save_file({"acts": torch.cat(blocks)}, str(tmp_path / "theirs.safetensors"))
+    assert (tmp_path / "ours.safetensors").read_bytes() == (tmp_path / "theirs.safetensors").read_bytes()
+    assert sha == sha256_file(tmp_path / "ours.safetensors")
+    assert torch.equal(load_file(str(tmp_path / "ours.safetensors"))["acts"], torch.cat(blocks))

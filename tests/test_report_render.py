@@ -100,7 +100,7 @@ def test_summary_table_and_card_sections(causal_sample):
     assert "+0.610 [0.575, 0.640]" in row and "AUROC 0.805" in row and "ablate +0.123 (strong)" in row
     assert "**Association**" in md and "Adjusted for token_count: partial r +0.440 [0.408, 0.472]" in md
     assert "— **confounded**" in md and "**Specificity" in md and "**Stability" in md
-    assert "| ablate | heldout | +0.123 [0.115, 0.130] | 145 | 24 (random_feature) | -4.91e-4 | +0.00482, 95th percentile |" in md
+    assert "| ablate | heldout | +0.123 [0.115, 0.130] | — | 145 | 24 (random_feature) | -4.91e-4 | +0.00482, 95th percentile |" in md
     assert "no: confidence interval includes zero" in md and "Side effects: 0.00784" in md
     assert "Flags: **causal_direction_differs**" in md
 

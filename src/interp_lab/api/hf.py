@@ -69,9 +69,15 @@ def collect_evidence(model: Any, criterion: str, options: HFOptions, seed: int, 
             break
     else:
         ev.inputs.append(InputInfo(role="corpus", name=compiled.source, rows=len(compiled.rows),
-                                   params=dict(compiled.info)))
+                                   params={k: v for k, v in compiled.info.items() if k != "derived_targets"}))
     ev.notes.append(f"criterion compiled ({compiled.spec.kind}, scored by {compiled.score_kind}) into "
                     + ", ".join(f"{k} {v}" for k, v in compiled.counts.items()) + " prompts")
+    derived = compiled.info.get("derived_targets")
+    if derived:
+        words = [w.strip() for w in derived["words"]]
+        ev.notes.append(f"under edits the criterion is measured as the next-token mass on the {len(words)} "
+                        f"vocabulary words closest to it ({', '.join(words[:12])}, ...; all in "
+                        "settings.pipeline.selection_info)")
     ev.notes.append(f"candidates: {cand.info['features']:,} features at the last prompt token of layers "
                     f"{_layers_text(cand.layers)} ({cand.info['units']})")
     if cand.forced:

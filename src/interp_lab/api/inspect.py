@@ -257,7 +257,7 @@ def _rank(ev: _Evidence, model: str | None, settings: RankSettings, say: StagePr
             "layer": m.feature_layers.get(fid, layer_of(fid)),
             "examples": finder.top(c, settings.examples),
             "fingerprint": {"activation": sigs[c]},
-            "provenance": _provenance(ev.backend, m, ev.planted.get(fid)),
+            "provenance": _provenance(ev.backend, m, fid, ev.planted.get(fid)),
         }
         if fid in m.feature_decoders:
             entry["fingerprint"]["decoder"] = {
@@ -314,13 +314,14 @@ def _tested_features(table: InterventionTable) -> set[str]:
     return set(table.feature_id[~ctl].tolist())
 
 
-def _provenance(backend: str, m: RecordMatrix, role: str | None) -> dict[str, Any]:
+def _provenance(backend: str, m: RecordMatrix, fid: str, role: str | None) -> dict[str, Any]:
+    hook = m.feature_hooks.get(fid)
     prov: dict[str, Any] = {
         "source": backend,
         "evidence": m.path,
         "rows": "candidates chosen on discovery rows; reported numbers from held-out rows",
         "models": m.models,
-        "hooks": m.hooks,
+        "hooks": [hook] if hook else m.hooks,
         "record_sources": m.sources,
     }
     if backend == "synthetic":

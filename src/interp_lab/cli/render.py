@@ -9,35 +9,20 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from interp_lab.report import _format as fmt
+
 console = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def _fmt(x: Any, nd: int = 3) -> str:
-    if x is None:
-        return "-"
-    if isinstance(x, float):
-        return f"{x:.{nd}f}"
-    return str(x)
+    """``nd`` significant digits (a change of 3e-6 stays visible), "-" for nothing."""
+    return "-" if x is None else fmt.num(x, nd)
 
 
 def heldout_effect(card: dict[str, Any]) -> str:
     h = ((card.get("association") or {}).get("heldout")) or {}
-    if "effect" not in h:
-        return "-"
-    ci = h.get("effect_ci") or [None, None]
-    return f"{h['effect']:+.3f} [{_fmt(ci[0])}, {_fmt(ci[1])}]"
-
-
-def causal_verdict(card: dict[str, Any]) -> str:
-    kinds = card.get("causal") or {}
-    if not kinds:
-        return "-"
-    parts = []
-    for key, k in kinds.items():
-        mark = "strong" if k.get("strong_causal") else "weak"
-        parts.append(f"{key} {k.get('mean_effect', 0):+.3f} ({mark})")
-    return "; ".join(parts)
+    return fmt.with_ci(h["effect"], h.get("effect_ci")) if "effect" in h else "-"
 
 
 def cards_table(report: dict[str, Any]) -> None:
@@ -52,7 +37,7 @@ def cards_table(report: dict[str, Any]) -> None:
     for c in report["cards"]:
         flags = f" ({', '.join(c['flags'])})" if c.get("flags") else ""
         t.add_row(str(c["rank"]), c["feature_id"], c["evidence_tier"] + flags, c.get("direction") or "-",
-                  _fmt(c.get("importance")), heldout_effect(c), causal_verdict(c), c.get("label") or "")
+                  _fmt(c.get("importance")), heldout_effect(c), fmt.causal_verdict(c), c.get("label") or "")
     console.print(t)
     s = report.get("summary", {})
     if "features_tested" in s:
@@ -215,14 +200,13 @@ def causal_summary(evidence: dict[str, Any], strengths: dict[str, Any]) -> None:
             ctl = k["controls"]
             pl = k.get("placebo") or {}
             verdict = "strong_causal" if k["strong_causal"] else "; ".join(k["reasons"])
-            t.add_row(fid, k["kind"], _fmt(k.get("strength"), 2), f"{k['mean_effect']:+.4f} [{_fmt(k['ci'][0], 4)}, "
-                      f"{_fmt(k['ci'][1], 4)}]", str(k["n"]),
+            t.add_row(fid, k["kind"], _fmt(k.get("strength"), 2), fmt.with_ci(k["mean_effect"], k["ci"]), str(k["n"]),
                       f"{ctl['n']} ({_fmt(ctl.get('threshold'), 4)})" if ctl["n"] else "0",
                       _fmt(pl.get("mean"), 4), _fmt(side.get("mean"), 4), verdict)
     console.print(t)
     for fid, s in strengths.items():
         side = s.get("calibration_side_effects") or {}
-        gains = ", ".join(f"{k}: {v:+.4f}" + (f" (KL {side[k]:.3f})" if k in side else "")
+        gains = ", ".join(f"{k}: {fmt.signed(v)}" + (f" (KL {fmt.num(side[k])})" if k in side else "")
                           for k, v in s["calibration_gains"].items())
         console.print(f"{fid}: steering strength {s['chosen']:g} chosen on {s['calibration_prompts']} calibration "
                       f"prompts, {s['rule']} (mean gain by strength: {gains})")

@@ -18,6 +18,7 @@ import numpy as np
 
 from interp_lab.errors import InputError
 from interp_lab.evidence.splits import HELDOUT, split_codes
+from interp_lab.evidence.stats import significant
 from interp_lab.io.jsonl import read_jsonl
 from interp_lab.schemas.records import SPLITS, InterventionRecord, intervention_sign
 
@@ -44,6 +45,7 @@ class InterventionTable:
     strength: np.ndarray  # float, nan = none
     effect: np.ndarray  # signed promotion effect
     side_effect: np.ndarray  # float, nan = none
+    baseline: np.ndarray  # baseline_score of the row (the scale an effect is read against)
     prompt_id: np.ndarray  # object
     split: np.ndarray  # int8 code
     control_type: np.ndarray  # object: None, random_feature, random_direction, placebo
@@ -86,8 +88,8 @@ def interventions_from_dicts(rows: list[dict[str, Any]], criterion: str | None, 
 def interventions_table(records: Iterable[tuple[int, InterventionRecord]], criterion: str | None, *,
                         allow_mismatch: bool, name: str) -> InterventionTable:
     want = normalize_criterion(criterion) if criterion else None
-    cols: dict[str, list] = {k: [] for k in ("fid", "kind", "strength", "effect", "side", "pid", "split",
-                                             "ctype", "cfor", "line")}
+    cols: dict[str, list] = {k: [] for k in ("fid", "kind", "strength", "effect", "side", "base", "pid",
+                                             "split", "ctype", "cfor", "line")}
     score_kinds: set[str] = set()
     models: set[str] = set()
     sources: set[str] = set()
@@ -104,6 +106,7 @@ def interventions_table(records: Iterable[tuple[int, InterventionRecord]], crite
         cols["strength"].append(np.nan if rec.strength is None else rec.strength)
         cols["effect"].append(sign * (rec.intervention_score - rec.baseline_score))
         cols["side"].append(np.nan if rec.side_effect_score is None else rec.side_effect_score)
+        cols["base"].append(rec.baseline_score)
         cols["pid"].append(None if rec.prompt_id is None else str(rec.prompt_id))
         cols["split"].append(-1 if rec.split is None else SPLITS.index(rec.split))
         cols["ctype"].append(rec.control_type)
@@ -133,6 +136,7 @@ def interventions_table(records: Iterable[tuple[int, InterventionRecord]], crite
         strength=np.asarray(cols["strength"], dtype=np.float64),
         effect=np.asarray(cols["effect"], dtype=np.float64),
         side_effect=np.asarray(cols["side"], dtype=np.float64),
+        baseline=np.asarray(cols["base"], dtype=np.float64),
         prompt_id=pid,
         split=split,
         control_type=np.array(cols["ctype"], dtype=object),
@@ -147,9 +151,8 @@ def interventions_table(records: Iterable[tuple[int, InterventionRecord]], crite
     )
 
 
-def _r(x: float, nd: int = 6) -> float | None:
-    x = float(x)
-    return None if not np.isfinite(x) else round(x, nd)
+def _r(x: float, digits: int = 6) -> float | None:
+    return significant(x, digits)
 
 
 def _prompt_means(effect: np.ndarray, prompts: np.ndarray) -> np.ndarray:
@@ -290,6 +293,7 @@ def _one_kind(t: InterventionTable, fid: str, kind: str, strength: float | None,
         "split": split_used,
         "mean_effect": _r(mean),
         "ci": [_r(lo), _r(hi)],
+        "baseline_mean": _r(_prompt_means(t.baseline[use], t.prompt_id[use]).mean()),
         "n": n,
         "n_is_all_available": bool(all_available),
         "direction": "promotes" if mean >= 0 else "suppresses",

@@ -46,6 +46,13 @@ class ColumnStats:
 _erfc = np.frompyfunc(math.erfc, 1, 1)
 
 
+def significant(x: float | np.floating, digits: int = 6) -> float | None:
+    """``x`` rounded to ``digits`` significant digits (None when not finite): small effects such as a
+    change of 3e-6 in a next-token mass keep their precision, unlike rounding to decimal places."""
+    x = float(x)
+    return None if not math.isfinite(x) else float(f"{x:.{digits}g}")
+
+
 def normal_two_sided_p(z: np.ndarray) -> np.ndarray:
     """2 * P(Z > |z|) for a standard normal, accurate far into the tail (erfc)."""
     z = np.asarray(z, dtype=np.float64)

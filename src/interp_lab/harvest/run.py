@@ -190,7 +190,7 @@ def harvest(
         if progress:
             progress(done_tokens, total_tokens)
         if buf_rows >= shard_tokens or bi == len(batches) - 1:
-            writer.write_shard({h: _concat(v) for h, v in buf.items()}, pa.concat_tables(tok_tables),
+            writer.write_shard(buf, pa.concat_tables(tok_tables),
                                (shard_first, bi + 1))
             buf = {h: [] for h in names}
             tok_tables, buf_rows, shard_first = [], 0, bi + 1
@@ -207,12 +207,3 @@ def _to_numpy(t):
     import torch
 
     return t.contiguous() if t.dtype == torch.bfloat16 else t.contiguous().numpy()
-
-
-def _concat(parts: list):
-    if isinstance(parts[0], np.ndarray):
-        return np.concatenate(parts)
-    import torch
-
-    return torch.cat(parts)
-

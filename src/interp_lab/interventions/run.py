@@ -40,7 +40,7 @@ import numpy as np
 import torch
 
 from interp_lab.errors import UsageError
-from interp_lab.evidence.stats import class_cut
+from interp_lab.evidence.stats import class_cut, significant
 from interp_lab.interventions.batches import CachedBatch, PromptSet
 from interp_lab.interventions.features import FeatureSpace, Target, matched_directions, random_directions
 from interp_lab.interventions.scorers import scores
@@ -204,9 +204,9 @@ class Experiment:
         for s in self.settings.strengths:
             plan = EditPlan(target.feature_id, target.space, target.index, "steer", s)
             got = scores(self.calib, self.scorer, self._edits_for(plan, "calib"))
-            gains[f"{s:g}"] = round(float((got - self.base_calib).mean()), 6)
+            gains[f"{s:g}"] = significant((got - self.base_calib).mean(), 7)
             if self.side is not None:
-                sides[f"{s:g}"] = round(float(self._side_kl(plan).mean()), 6)
+                sides[f"{s:g}"] = significant(self._side_kl(plan).mean(), 7)
         best = max(abs(g) for g in gains.values())
         chosen = min(s for s in self.settings.strengths if abs(gains[f"{s:g}"]) >= KNEE * best - 1e-12)
         return float(chosen), {"gains": gains, "side_effects": sides}
@@ -273,7 +273,7 @@ class Experiment:
             meta = dict(meta_common)
             s_eff = None
             if side is not None and k < len(side):
-                s_eff = round(float(side[k]), 6)
+                s_eff = significant(side[k], 7)
                 meta["side_effect_prompt"] = self.side.prompt_ids[k]
             if plan.kind == "patch":
                 meta["patched_from"] = self.ref.prompt_ids[self.patch_source[k]]
@@ -281,7 +281,7 @@ class Experiment:
                         "feature_id": plan.feature_id, "intervention": plan.kind,
                         "strength": plan.strength, "criterion": self.criterion,
                         "prompt_id": self.held.prompt_ids[r], "split": "heldout",
-                        "baseline_score": round(float(b), 6), "intervention_score": round(float(e), 6),
+                        "baseline_score": significant(b, 7), "intervention_score": significant(e, 7),
                         "side_effect_score": s_eff, "metadata": meta})
         return out
 
@@ -376,7 +376,7 @@ def run_interventions(lm, prompts: Prompts | Sequence[dict[str, Any]], targets: 
     return InterventionRun(recs, strengths, ex.runs if ex else 0, scorer.kind, counts, cached_targets=cached)
 
 
-CACHE_VERSION = "interventions-v1"
+CACHE_VERSION = "interventions-v2"  # v2: scores to 7 significant digits
 
 
 def _run_key(lm, prompts: Prompts, scorer, unrelated: Sequence[str], settings: InterventionSettings,

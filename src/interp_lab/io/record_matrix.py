@@ -43,6 +43,7 @@ class RecordMatrix:
     models: list[str]
     sources: list[str]
     hooks: list[str]
+    feature_hooks: dict[str, str] = field(default_factory=dict)  # when features come from several hooks
     feature_labels: dict[str, str] = field(default_factory=dict)
     feature_layers: dict[str, int] = field(default_factory=dict)
     feature_decoders: dict[str, list[float]] = field(default_factory=dict)

@@ -195,17 +195,21 @@ def collect(s: Setup, *, layers: str | None = "all", units: str = "NRD", batch_s
         directions = fit_directions(by_layer, positive)
         forced = sorted({best_direction(directions, m).feature_id for m in ("mean_difference", "logistic_probe")})
     # per layer D, N, R blocks with ascending indices: already the natural order of feature ids
-    blocks, names = [], []
+    blocks, names, hook_of = [], [], {}
     for i in chosen:
         mine = [d for d in directions if d.layer == i]
         if mine:
             blocks.append(acts[f"blocks.{i}.hook_resid_post"] @ np.stack([d.vector for d in mine], 1))
             names += [d.feature_id for d in mine]
+            hook_of.update((d.feature_id, d.hook) for d in mine)
         for u in "NR":
             if u in units:
-                a = acts[f"blocks.{i}.{UNITS[u]}"]
+                hook = f"blocks.{i}.{UNITS[u]}"
+                a = acts[hook]
                 blocks.append(a)
-                names += [f"L{i}:{u}{j}" for j in range(a.shape[1])]
+                ids = [f"L{i}:{u}{j}" for j in range(a.shape[1])]
+                names += ids
+                hook_of.update(dict.fromkeys(ids, hook))
     dense = np.ascontiguousarray(np.hstack(blocks), dtype=np.float32)
     feature_ids = np.array(names, dtype=object)
     n, F = dense.shape
@@ -231,6 +235,7 @@ def collect(s: Setup, *, layers: str | None = "all", units: str = "NRD", batch_s
         models=[lm.name],
         sources=["hf"],
         hooks=hooks,
+        feature_hooks=hook_of,
         feature_labels=labels,
         feature_layers={fid: int(fid[1:fid.index(":")]) for fid in feature_ids},
         feature_decoders={d.feature_id: [round(float(v), 6) for v in d.vector] for d in directions},

@@ -229,7 +229,9 @@ def provenance_bits(card: dict[str, Any]) -> list[str]:
     if prov.get("evidence") and prov.get("evidence") != prov.get("source"):
         bits.append(text(prov["evidence"]))
     bits += [f"model {m}" for m in lst(prov.get("models"))]
-    bits += [f"hook {h}" for h in lst(prov.get("hooks"))]
+    hooks = lst(prov.get("hooks"))
+    if hooks:
+        bits.append(("hook " if len(hooks) == 1 else "hooks ") + hooks_text(hooks))
     if card.get("layer") is not None:
         bits.append(f"layer {card['layer']}")
     if card.get("selected_on"):
@@ -289,3 +291,35 @@ def specificity_text(spec: dict[str, Any]) -> str:
     """The specificity block as one sentence (numbers only, safe in both renderers)."""
     return (f"fires on {pct(spec.get('firing_rate_pos'))} of positives vs {pct(spec.get('firing_rate_neg'))} "
             f"of negatives; mean |activation| {num(spec.get('mean_abs_pos'))} vs {num(spec.get('mean_abs_neg'))}")
+
+
+def ranges(ints: list[int]) -> str:
+    """``[0, 1, 2, 5]`` -> ``0-2, 5``."""
+    out: list[str] = []
+    for i in sorted(set(ints)):
+        if out and out[-1][1] == i - 1:
+            out[-1][1] = i
+        else:
+            out.append([i, i])
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in out)
+
+
+def hooks_text(hooks: list[Any]) -> str:
+    """Hook names grouped by their per-layer pattern: ``blocks.{0-29}.mlp.hook_post, ...``."""
+    groups: dict[str, list[int]] = {}
+    other: list[str] = []
+    for h in map(str, hooks):
+        m = re.fullmatch(r"blocks\.(\d+)\.(.+)", h)
+        if m:
+            groups.setdefault(m.group(2), []).append(int(m.group(1)))
+        else:
+            other.append(h)
+    parts = [f"blocks.{i[0]}.{k}" if len(i) == 1 else f"blocks.{{{ranges(i)}}}.{k}" for k, i in groups.items()]
+    return ", ".join(parts + other)
+
+
+def listing(key: str, v: Any) -> str:
+    """A provenance value as text (hook lists grouped by layer)."""
+    if not isinstance(v, list):
+        return text(v)
+    return hooks_text(v) if key == "hooks" else ", ".join(map(str, v))

@@ -117,7 +117,7 @@ def _association(card: dict[str, Any]) -> str:
          theme.ci_bar(h.get("effect"), h.get("effect_ci")), N + _e(f.signed(dsc.get("effect")))],
         [_e(name), N + _e(f"{f.num(rs)} {f.ci(rs_ci)}"),
          theme.ci_bar(rs, rs_ci, 0.0, 1.0, ref=0.5) if stat == "auroc" else theme.ci_bar(rs, rs_ci),
-         N + _e(f.num(f.rank_stat(card, dsc)[1]))],
+         N + _e(f.num(f.rank_stat(card, dsc)[1]))] if name != f.effect_name(stat) else None,
         ["standardized mean difference", N + _e(f.with_ci(h.get("smd"), h.get("smd_ci"))),
          theme.ci_bar(h.get("smd"), h.get("smd_ci"), -smd, smd), N + _e(f.signed(dsc.get("smd")))],
         ["correlation r", N + _e(f.with_ci(h.get("r"), h.get("r_ci"))), theme.ci_bar(h.get("r"), h.get("r_ci")),
@@ -134,11 +134,11 @@ def _association(card: dict[str, Any]) -> str:
                      theme.ci_bar(adj.get("partial_r"), adj.get("partial_r_ci")), N + f.MISSING])
     rows.append(["p / q", N + _e(f"{f.pval(h.get('p'))} / {f.pval(h.get('q'))}"), "",
                  N + _e(f"{f.pval(dsc.get('p'))} / {f.pval(dsc.get('q'))}")])
-    rows.append(["rows (positives)", N + _e(f"{f.num(h.get('rows'))} ({f.num(h.get('positives'))})"), "",
+    rows.append(["rows (positives)" if stat == "auroc" else "rows (Σ score)", N + _e(f"{f.num(h.get('rows'))} ({f.num(h.get('positives'))})"), "",
                  N + _e(f"{f.num(dsc.get('rows'))} ({f.num(dsc.get('positives'))})")])
     return ("<h4>Association</h4>" + _table(
         ["measure", "held-out (reported) [95% CI]", "", f"discovery (selection; rank {_e(dsc.get('rank', '-'))})"],
-        rows))
+        [r for r in rows if r is not None]))
 
 
 def _causal(card: dict[str, Any]) -> str:
@@ -155,7 +155,9 @@ def _causal(card: dict[str, Any]) -> str:
         rows.append([f"<code>{_e(key)}</code><div class='muted small'>{_e(k.get('split'))}</div>",
                      N + _e(f.with_ci(k.get("mean_effect"), k.get("ci")))
                      + f"<div class='muted small'>n {_e(f.num(k.get('n')))}"
-                     + (" (all available)" if k.get("n_is_all_available") else "") + "</div>",
+                     + (" (all available)" if k.get("n_is_all_available") else "")
+                     + (f" · baseline {_e(f.num(k['baseline_mean']))}" if k.get("baseline_mean") is not None else "")
+                     + "</div>",
                      ctl_text + theme.controls_strip(k),
                      N + (_e(f.with_ci(plc.get("mean"), plc.get("ci"))) + f"<div class='muted small'>n "
                             f"{_e(f.num(plc.get('n')))}</div>" if plc else f.MISSING),
@@ -332,7 +334,7 @@ def _settings(report: dict[str, Any]) -> str:
     prov = f.d(report.get("provenance"))
     if prov:
         items.append("<p><b>Provenance</b>: " + "; ".join(
-            f"{_e(k)} {_e(', '.join(map(str, v)) if isinstance(v, list) else v) or f.MISSING}"
+            f"{_e(k)} {_e(f.listing(k, v)) or f.MISSING}"
             for k, v in prov.items()) + "</p>")
     return ("<details class='panel'><summary><b>How this report was computed</b> — importance, selection, causal "
             "rule, statistics, parameters</summary>" + "".join(items) + "</details>")

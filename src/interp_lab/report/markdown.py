@@ -139,6 +139,7 @@ def _association(card: dict[str, Any]) -> list[str]:
     stat = f.statistic(card)
     dsc, h = f.discovery(card), f.heldout(card)
     name = f.rank_stat(card)[0]
+    twice = name != f.effect_name(stat)  # graded criteria: the effect is Spearman's rho itself
 
     def row(title: str, b: dict[str, Any], intervals: bool) -> list[Any]:
         def cell(key: str, sign: bool = False) -> str:
@@ -147,12 +148,14 @@ def _association(card: dict[str, Any]) -> list[str]:
             return (v + " " + f.ci(b.get(key + "_ci"))).strip() if with_interval else v
         rank = f.rank_stat(card, b)
         rs = f.num(rank[1]) + (" " + f.ci(rank[2]) if intervals and f.fnum(rank[1]) is not None else "")
-        return [title, f.num(b.get("rows")), f.num(b.get("positives")), cell("effect", True), rs.strip(),
-                cell("smd", True), cell("r", True), f.pval(b.get("p")), f.pval(b.get("q"))]
+        return [title, f.num(b.get("rows")), f.num(b.get("positives")), cell("effect", True)] \
+            + ([rs.strip()] if twice else []) + [cell("smd", True), cell("r", True), f.pval(b.get("p")),
+                                                  f.pval(b.get("q"))]
 
     lines = [f"**Association** — effect is {f.effect_name(stat)}"
              + (" = 2·AUROC − 1" if stat == "auroc" else "") + "; reported numbers come from held-out rows", ""]
-    lines += _table(["rows", "n", "positives", f.effect_name(stat), name, "SMD", "r", "p", "q"],
+    pos = "positives" if stat == "auroc" else "Σ score"  # graded: the scores' sum, not a count
+    lines += _table(["rows", "n", pos, f.effect_name(stat)] + ([name] if twice else []) + ["SMD", "r", "p", "q"],
                     [row("discovery (selection)", dsc, False), row("**held-out (reported)**", h, True)])
     adj = f.adjusted(card)
     if adj:
@@ -190,6 +193,7 @@ def _causal(card: dict[str, Any]) -> list[str]:
         verdict = "**yes**" if k.get("strong_causal") else f"no: {reasons}"
         rows.append([
             _md(key), _md(k.get("split") or f.MISSING), f.with_ci(k.get("mean_effect"), k.get("ci")),
+            f.num(k.get("baseline_mean")),
             f.num(k.get("n")) + (" (all available)" if k.get("n_is_all_available") else ""),
             f.num(ctl.get("n", 0)) + (f" ({_md(', '.join(map(str, f.lst(ctl.get('types')))))})" if ctl.get("types")
                                       else ""),
@@ -203,7 +207,7 @@ def _causal(card: dict[str, Any]) -> list[str]:
             verdict])
     if rows:
         lines += ["**Causal evidence** (signed: positive = promotes the criterion)", ""]
-        lines += _table(["kind", "split", "mean effect [95% CI]", "n", "controls", "controls' mean",
+        lines += _table(["kind", "split", "mean effect [95% CI]", "baseline score", "n", "controls", "controls' mean",
                          "controls' threshold", "controls exceeded", "placebo", "side effect", "strong_causal"],
                         rows)
     if f.fnum(card.get("reported_causal_effect")) is not None:
@@ -297,7 +301,7 @@ def _settings(report: dict[str, Any]) -> list[str]:
     prov = f.d(report.get("provenance"))
     if prov:
         lines += ["**Provenance**: " + "; ".join(
-            f"{_md(k)} {_md(', '.join(map(str, v)) if isinstance(v, list) else v) or f.MISSING}"
+            f"{_md(k)} {_md(f.listing(k, v)) or f.MISSING}"
             for k, v in prov.items()), ""]
     return lines
 

@@ -55,25 +55,20 @@ class StoreWriter:
                            msgspec.json.format(msgspec.json.encode(self.manifest), indent=2) + b"\n")
 
     def write_shard(self, acts: dict[str, Any], tokens: pa.Table, batches: tuple[int, int]) -> None:
-        """Write one shard (every hook's activations and the token rows), then record it."""
-        from safetensors.numpy import save_file
-
+        """Write one shard (every hook's activations, each a list of row blocks, and the token rows),
+        then record it."""
         m = self.manifest
         index = len(m.shards)
         rows = tokens.num_rows
         sha: dict[str, str] = {}
-        for hook, arr in acts.items():
-            if arr.shape[0] != rows:
-                raise ValueError(f"{hook}: {arr.shape[0]} activation rows for {rows} tokens")
+        for hook, chunks in acts.items():
+            chunks = chunks if isinstance(chunks, list) else [chunks]
+            got = sum(int(c.shape[0]) for c in chunks)
+            if got != rows:
+                raise ValueError(f"{hook}: {got} activation rows for {rows} tokens")
             rel = shard_file(hook, index)
             with atomic_path(self.root / rel) as tmp:
-                if isinstance(arr, np.ndarray):
-                    save_file({"acts": np.ascontiguousarray(arr)}, str(tmp))
-                else:  # a torch tensor (bfloat16 has no numpy dtype)
-                    from safetensors.torch import save_file as save_torch
-
-                    save_torch({"acts": arr.contiguous()}, str(tmp))
-            sha[rel] = sha256_file(self.root / rel)
+                sha[rel] = write_safetensors(tmp, "acts", chunks)
         rel = tokens_part(index)
         with atomic_path(self.root / rel) as tmp:
             pq.write_table(tokens, tmp, compression="zstd")
@@ -101,6 +96,47 @@ class StoreWriter:
         tokens_dir = self.root / "tokens"
         if tokens_dir.is_dir() and not any(tokens_dir.iterdir()):
             tokens_dir.rmdir()
+
+
+_ST_DTYPES = {"float16": "F16", "float32": "F32", "bfloat16": "BF16"}
+
+
+def write_safetensors(path: str | os.PathLike, name: str, chunks: list[Any]) -> str:
+    """One tensor, given as row blocks (numpy arrays, or torch tensors for bfloat16), written as a
+    safetensors file block by block (no concatenated copy), hashed while written; returns the sha256.
+
+    The bytes equal ``safetensors.numpy.save_file({name: np.concatenate(chunks)})`` (tested): an
+    8-byte little-endian header length, the JSON header padded with spaces to 8 bytes, the data."""
+    blocks = [_raw(c) for c in chunks]
+    dtype = {_raw_dtype(c) for c in chunks}
+    widths = {tuple(c.shape[1:]) for c in chunks}
+    if len(dtype) != 1 or len(widths) != 1:
+        raise ValueError(f"{name}: row blocks differ in dtype or width")
+    nbytes = sum(b.nbytes for b in blocks)
+    shape = [sum(int(c.shape[0]) for c in chunks), *next(iter(widths))]
+    header = msgspec.json.encode({name: {"dtype": _ST_DTYPES[dtype.pop()], "shape": shape,
+                                         "data_offsets": [0, nbytes]}})
+    header += b" " * (-len(header) % 8)
+    h = hashlib.sha256()
+    with open(path, "wb") as fh:
+        for part in (len(header).to_bytes(8, "little"), header, *(memoryview(b).cast("B") for b in blocks)):
+            h.update(part)
+            fh.write(part)
+    return h.hexdigest()
+
+
+def _raw_dtype(c: Any) -> str:
+    return str(c.dtype).removeprefix("torch.")
+
+
+def _raw(c: Any) -> np.ndarray:
+    """The C-contiguous bytes of a block as numpy (bfloat16 torch tensors through an int16 view)."""
+    if isinstance(c, np.ndarray):
+        return np.ascontiguousarray(c)
+    import torch
+
+    t = c.contiguous()
+    return (t.view(torch.int16) if t.dtype == torch.bfloat16 else t).numpy()
 
 
 def _differences(a: StoreManifest, b: StoreManifest) -> str:
