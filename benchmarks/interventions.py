@@ -60,39 +60,35 @@ def main() -> None:
           f"({a.edits} per hook at {', '.join(hooks)}), batch {a.batch_size}; torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads")
 
-    # baseline: a full forward per batch and edit
+    # baselines: a forward per batch and edit, the edit at each prompt's last token (right padding)
     enc = [lm.tokenizer(t)["input_ids"] for t in texts]
     pad = lm.tokenizer.pad_token_id or 0
-    t0 = time.perf_counter()
-    base = []
-    for h, u in edits:
-        out = []
-        for i in range(0, len(enc), a.batch_size):
-            ids, mask = pad_right(enc[i: i + a.batch_size], pad)
-            last = mask.sum(1) - 1
-            e = Edit(h, "project_out", u, positions=last)
-            logits = run(lm.model, {"input_ids": ids, "attention_mask": mask}, edits=[e]).logits
-            p = torch.softmax(logits[torch.arange(len(last)), last].float(), -1)
-            out.append(p[:, target].sum(-1))
-        base.append(torch.cat(out).numpy())
-    t_base = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
-    base2 = []
     unembed = lm.model.get_output_embeddings()
-    for h, u in edits:
-        out = []
-        for i in range(0, len(enc), a.batch_size):
-            ids, mask = pad_right(enc[i: i + a.batch_size], pad)
-            last = mask.sum(1) - 1
-            e = Edit(h, "project_out", u, positions=last)
-            res = run(lm.model, {"input_ids": ids, "attention_mask": mask}, ["ln_final.hook_normalized"], [e],
-                      positions=last, logits=False)
-            with torch.inference_mode():
-                p = torch.softmax(unembed(res.acts["ln_final.hook_normalized"]).float(), -1)
-            out.append(p[:, target].sum(-1))
-        base2.append(torch.cat(out).numpy())
-    t_base2 = time.perf_counter() - t0
+
+    def with_logits(ids, mask, last, e):
+        logits = run(lm.model, {"input_ids": ids, "attention_mask": mask}, edits=[e]).logits
+        return torch.softmax(logits[torch.arange(len(last)), last].float(), -1)
+
+    def last_token_unembedding(ids, mask, last, e):
+        res = run(lm.model, {"input_ids": ids, "attention_mask": mask}, ["ln_final.hook_normalized"], [e],
+                  positions=last, logits=False)
+        with torch.inference_mode():
+            return torch.softmax(unembed(res.acts["ln_final.hook_normalized"]).float(), -1)
+
+    def baseline(probs):
+        t0 = time.perf_counter()
+        got = []
+        for h, u in edits:
+            out = []
+            for i in range(0, len(enc), a.batch_size):
+                ids, mask = pad_right(enc[i: i + a.batch_size], pad)
+                last = mask.sum(1) - 1
+                out.append(probs(ids, mask, last, Edit(h, "project_out", u, positions=last))[:, target].sum(-1))
+            got.append(torch.cat(out).numpy())
+        return got, time.perf_counter() - t0
+
+    base, t_base = baseline(with_logits)
+    base2, t_base2 = baseline(last_token_unembedding)
 
     t0 = time.perf_counter()
     ps = PromptSet(lm, texts, a.batch_size)
