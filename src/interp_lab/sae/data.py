@@ -1,0 +1,64 @@
+"""Token rows of a store for SAE training and evaluation, streamed through a shuffled buffer."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow.compute as pc
+
+from interp_lab.io.hashing import hash_unit
+from interp_lab.store.reader import Store
+
+HELDOUT_FRACTION = 0.1  # evidence.md: a deterministic 10% of documents by id hash
+
+
+@dataclass(frozen=True)
+class Rows:
+    train: np.ndarray  # global store rows, int64
+    heldout: np.ndarray
+
+
+def split_rows(store: Store) -> Rows:
+    """Train / held-out rows by document (10% of documents by hash of their id), the first position of
+    every window (an attention sink with a huge norm) left out of both."""
+    t = store.tokens(["row", "doc_id", "prompt_id", "position"])
+    rows = t.column("row").to_numpy()
+    keep = t.column("position").to_numpy() > 0
+    enc = pc.dictionary_encode(t.column("prompt_id").combine_chunks())
+    unit = np.asarray(hash_unit(enc.dictionary.to_pylist()))[enc.indices.to_numpy()]
+    held = unit < HELDOUT_FRACTION
+    return Rows(rows[keep & ~held].astype(np.int64), rows[keep & held].astype(np.int64))
+
+
+def shuffled_batches(store: Store, hook: str, rows: np.ndarray, batch_size: int, seed: int,
+                     buffer_rows: int = 1 << 18) -> Iterator[np.ndarray]:
+    """Float32 batches [batch_size, d] of the given rows in a shuffled order, shard by shard: shards are
+    visited in a random order and mixed in a buffer of ``buffer_rows`` (never the whole store), half the
+    buffer given out per refill. Deterministic for a seed; the last partial batch is dropped."""
+    rng = np.random.default_rng(seed)
+    shards = store.manifest.shards
+    want = np.zeros(store.rows, dtype=bool)
+    want[rows] = True
+    buf: list[np.ndarray] = []
+    held = 0
+    for k in rng.permutation(len(shards)):
+        s = shards[k]
+        mine = want[s.first_row: s.first_row + s.rows]
+        if not mine.any():
+            continue
+        buf.append(store.shard(hook, s.index)[mine].astype(np.float32))
+        held += len(buf[-1])
+        if held >= buffer_rows:
+            pool = np.concatenate(buf)
+            pool = pool[rng.permutation(len(pool))]
+            out, keep = pool[: len(pool) // 2], pool[len(pool) // 2:]
+            n = len(out) // batch_size * batch_size
+            yield from out[:n].reshape(-1, batch_size, pool.shape[1])
+            buf, held = [keep, out[n:]], len(keep) + len(out) - n
+    if buf:
+        pool = np.concatenate(buf)
+        pool = pool[rng.permutation(len(pool))]
+        n = len(pool) // batch_size * batch_size
+        yield from pool[:n].reshape(-1, batch_size, pool.shape[1])
