@@ -74,22 +74,18 @@ def main() -> None:
 
     methods["bare backbone forward (model.model)"] = lambda: timed(forward, batches)
     methods["full forward with logits"] = lambda: timed(full, batches)
-    rounds_done = [0]
+    store_mb: list[float] = []
 
     def ours() -> float:
-        rounds_done[0] += 1
-        out = tmp / f"store-{rounds_done[0]}"
+        out = tmp / "store"
         res = harvest(lm, str(text), "blocks.*.hook_resid_post", out, max_tokens=args.tokens,
                       context_length=args.context_length, batch_size=args.batch_size)
+        store_mb.append(sum(f.stat().st_size for f in out.rglob("*") if f.is_file()) / 1e6)
         shutil.rmtree(out, ignore_errors=True)
         return res.rows / res.tokens_per_s
 
     harvest(lm, str(text), "blocks.*.hook_resid_post", tmp / "warm", max_tokens=args.batch_size * 16,
             context_length=args.context_length, batch_size=args.batch_size)
-    harvest(lm, str(text), "blocks.*.hook_resid_post", tmp / "store", max_tokens=args.tokens,
-            context_length=args.context_length, batch_size=args.batch_size)
-    store_mb = sum(f.stat().st_size for f in (tmp / "store").rglob("*") if f.is_file()) / 1e6
-    shutil.rmtree(tmp / "store", ignore_errors=True)
     methods[f"interp-lab harvest, all {L} resid_post to disk"] = ours
 
     try:
@@ -145,7 +141,7 @@ def main() -> None:
         ratios = [b / s for b, s in zip(bare, secs)]
         print(f"{label:48s} {n_tokens / statistics.median(secs):9,.0f} tokens/s   ratio to bare forward "
               f"{statistics.median(ratios):5.2f}  [{', '.join(f'{r:.2f}' for r in ratios)}]")
-    print(f"store written: {store_mb:.1f} MB for {n_tokens:,} tokens x {L} hooks")
+    print(f"store written: {store_mb[0]:.1f} MB for {n_tokens:,} tokens x {L} hooks")
 
 
 if __name__ == "__main__":

@@ -6,9 +6,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
-import pyarrow.compute as pc
 
-from interp_lab.io.hashing import hash_unit
+from interp_lab.evidence.splits import HELDOUT, split_codes
 from interp_lab.store.reader import Store
 
 HELDOUT_FRACTION = 0.1  # evidence.md: a deterministic 10% of documents by id hash
@@ -23,12 +22,11 @@ class Rows:
 def split_rows(store: Store) -> Rows:
     """Train / held-out rows by document (10% of documents by hash of their id), the first position of
     every window (an attention sink with a huge norm) left out of both."""
-    t = store.tokens(["row", "doc_id", "prompt_id", "position"])
+    t = store.tokens(["row", "prompt_id", "position"])
     rows = t.column("row").to_numpy()
     keep = t.column("position").to_numpy() > 0
-    enc = pc.dictionary_encode(t.column("prompt_id").combine_chunks())
-    unit = np.asarray(hash_unit(enc.dictionary.to_pylist()))[enc.indices.to_numpy()]
-    held = unit < HELDOUT_FRACTION
+    held = split_codes(t.column("prompt_id").to_numpy(zero_copy_only=False),
+                       {"discovery": 1 - HELDOUT_FRACTION, "calibration": 0.0}) == HELDOUT
     return Rows(rows[keep & ~held].astype(np.int64), rows[keep & held].astype(np.int64))
 
 

@@ -58,9 +58,7 @@ class TopKSAE(nn.Module):
 
     def encode(self, x: Tensor) -> Tensor:
         """[n, d_in] -> dense [n, d_sae] with at most k non-zero per row."""
-        pre = self.pre_acts(x)
-        vals, idx = pre.topk(self.cfg.k, dim=-1, sorted=False)
-        return torch.zeros_like(pre).scatter_(-1, idx, vals.relu())
+        return top_k(self.pre_acts(x), self.cfg.k)
 
     def decode(self, z: Tensor) -> Tensor:
         return z @ self.W_dec + self.b_dec
@@ -68,8 +66,7 @@ class TopKSAE(nn.Module):
     def forward(self, x: Tensor, dead: Tensor | None = None) -> Forward:
         """``dead``: bool [d_sae] of latents that have not fired for a while (they feed the AuxK loss)."""
         pre = self.pre_acts(x)
-        vals, idx = pre.topk(self.cfg.k, dim=-1, sorted=False)
-        z = torch.zeros_like(pre).scatter_(-1, idx, vals.relu())
+        z = top_k(pre, self.cfg.k)
         recon = self.decode(z)
         err = x - recon
         total = (x - x.mean(0)).pow(2).sum()
@@ -79,10 +76,7 @@ class TopKSAE(nn.Module):
             # Dead latents try to explain what the live ones missed (the paper's AuxK), so they get
             # gradient again instead of staying dead.
             k_aux = min(int(dead.sum()), self.cfg.aux_k or self.cfg.d_in // 2)
-            masked = pre.masked_fill(~dead, float("-inf"))
-            a_vals, a_idx = masked.topk(k_aux, dim=-1, sorted=False)
-            z_aux = torch.zeros_like(pre).scatter_(-1, a_idx, a_vals.relu())
-            e_hat = z_aux @ self.W_dec
+            e_hat = top_k(pre.masked_fill(~dead, float("-inf")), k_aux) @ self.W_dec
             auxk = (err.detach() - e_hat).pow(2).sum() / (err.detach() - err.detach().mean(0)).pow(2).sum()
         return Forward(recon, z, fvu, auxk)
 
@@ -97,6 +91,12 @@ class TopKSAE(nn.Module):
         g = self.W_dec.grad
         if g is not None:
             g -= (g * self.W_dec).sum(1, keepdim=True) * self.W_dec
+
+
+def top_k(pre: Tensor, k: int) -> Tensor:
+    """[n, d_sae] -> the same shape, the k largest of each row through a ReLU, zeros elsewhere."""
+    vals, idx = pre.topk(k, dim=-1, sorted=False)
+    return torch.zeros_like(pre).scatter_(-1, idx, vals.relu())
 
 
 def geometric_median(x: Tensor, iters: int = 50, eps: float = 1e-6) -> Tensor:

@@ -9,11 +9,10 @@ import numpy as np
 import torch
 
 from interp_lab.errors import UsageError
+from interp_lab.harvest.scan import OUTLIER_NORM  # tokens above this many times the median norm are left out
 from interp_lab.sae.data import shuffled_batches, split_rows
 from interp_lab.sae.topk import TopKConfig, TopKSAE, geometric_median
 from interp_lab.store.reader import Store
-
-OUTLIER_NORM = 10.0  # tokens with a norm above this many times the median are left out (evidence.md)
 
 
 @dataclass(frozen=True)
@@ -44,7 +43,6 @@ def train_sae(store: str | os.PathLike | Store, hook: str, cfg: TrainConfig = Tr
     st = store if isinstance(store, Store) else Store(store)
     if hook not in st.hooks:
         raise UsageError(f"{st.root}: no hook {hook!r} (it has {', '.join(st.hooks)})")
-    torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     rows = split_rows(st).train
     if len(rows) < cfg.batch_size:
