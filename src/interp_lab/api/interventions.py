@@ -63,8 +63,10 @@ class IntervenResult:
 def intervene(model: Any, criterion: str, *, features: Sequence[str] = (), report: str | None = None,
               top_k: int | None = None, directions: str | None = None, prompts: str | None = None,
               side_prompts: str | None = None, settings: InterventionSettings = InterventionSettings(),
-              out: str | os.PathLike | None = None, progress: Progress | None = None) -> IntervenResult:
-    """Run the settings' intervention kinds, with controls, on features named or taken from a report."""
+              out: str | os.PathLike | None = None, sae: str | os.PathLike | None = None,
+              progress: Progress | None = None) -> IntervenResult:
+    """Run the settings' intervention kinds, with controls, on features named or taken from a report.
+    ``sae``: the checkpoint whose latents the ``L{layer}:F{i}`` ids name."""
     from interp_lab.interventions.contrast import load_directions
     from interp_lab.interventions.features import resolve_targets
     from interp_lab.interventions.run import run_interventions
@@ -79,7 +81,7 @@ def intervene(model: Any, criterion: str, *, features: Sequence[str] = (), repor
     if not ids:
         raise UsageError("name the features to intervene on (--features, or --report with its cards)")
     lm = load(model, progress)
-    targets = resolve_targets(lm, ids, dirs)  # bad ids fail before the criterion is compiled
+    targets = resolve_targets(lm, ids, dirs, _latents(sae))  # bad ids fail before the criterion is compiled
     s = setup(lm, criterion, prompts=prompts, side_prompts=side_prompts, n_side=settings.side_prompts,
               say=progress)
     run = run_interventions(s.lm, s.compiled.rows, targets, s.scorer, s.unrelated, criterion=s.compiled.spec.criterion,
@@ -89,6 +91,15 @@ def intervene(model: Any, criterion: str, *, features: Sequence[str] = (), repor
         write_records(run.records, out)
         result.paths["interventions"] = Path(out)
     return result
+
+
+def _latents(sae: str | os.PathLike | None) -> dict[int, Any] | None:
+    if sae is None:
+        return None
+    from interp_lab.sae.space import latent_space
+
+    space = latent_space(sae)
+    return {space.layer: space}
 
 
 @dataclass
@@ -188,7 +199,7 @@ class SteerResult:
 
 
 def steer(model: Any, prompt: str, *, feature: str | None = None, direction: str | None = None,
-          strength: float = 1.0, tokens: int = 20, top: int = 10) -> SteerResult:
+          strength: float = 1.0, tokens: int = 20, top: int = 10, sae: str | os.PathLike | None = None) -> SteerResult:
     """Greedy continuation of ``prompt`` with and without a feature's write vector (or a saved direction)
     added from the last prompt token on, at ``strength`` x the median activation norm at its hook."""
     import torch
@@ -209,7 +220,7 @@ def steer(model: Any, prompt: str, *, feature: str | None = None, direction: str
             raise UsageError(f"{file} holds {', '.join(dirs)}: name one as {file}:KEY")
         target = resolve_targets(lm, [key], dirs)[0]
     else:
-        target = resolve_targets(lm, [feature])[0]
+        target = resolve_targets(lm, [feature], latent_spaces=_latents(sae))[0]
     enc = lm.tokenizer([prompt], return_tensors="pt")
     acts = run(lm.model, dict(enc), [target.hook], logits=False).acts[target.hook][0].float()
     norms = acts.norm(dim=-1)

@@ -40,6 +40,10 @@ def register(app: typer.Typer) -> None:
     app.command("doctor")(doctor_cmd)
     app.command("validate")(validate_cmd)
     app.command("convert-records")(convert_records_cmd)
+    from interp_lab.cli.sae import eval_sae_cmd, train_sae_cmd
+
+    app.command("train-sae")(train_sae_cmd)
+    app.command("eval-sae")(eval_sae_cmd)
 
 
 def inspect_cmd(
@@ -523,7 +527,9 @@ def _settings(kinds: str, n_controls: int, strengths: str, side_prompts: int, ba
 def intervene_cmd(
     criterion: str = typer.Option(..., "--criterion", help="Criterion spec file (or text: semantic)."),
     model: str = typer.Option("smollm2-135m", "--model", help="Registered name, local directory or HF id."),
-    features: str = typer.Option("", "--features", help="Comma list of feature ids (L12:N1043, L10:R5, L9:D0)."),
+    features: str = typer.Option("", "--features", help="Comma list of feature ids (L12:N1043, L10:R5, L9:D0, "
+                                                        "L15:F2210 with --sae)."),
+    sae: Optional[Path] = typer.Option(None, "--sae", help="SAE checkpoint whose latents the F ids name."),
     report: Optional[Path] = typer.Option(None, "--report", help="Take features from a report's cards "
                                                                  "(directions.safetensors beside it is read)."),
     top_k: Optional[int] = typer.Option(None, "--top-k", min=1, help="With --report: its first k cards."),
@@ -546,7 +552,7 @@ def intervene_cmd(
     with render.StageProgress(log=True) as progress:
         res = intervene(model, criterion, features=ids, report=str(report) if report else None, top_k=top_k,
                         directions=str(directions) if directions else None, prompts=prompts,
-                        side_prompts=side_dataset, settings=settings, out=out, progress=progress)
+                        side_prompts=side_dataset, settings=settings, out=out, sae=sae, progress=progress)
     render.causal_summary(res.evidence, res.run.strengths)
     render.written(res.paths)
 
@@ -608,7 +614,9 @@ def export_hf_contrast_cmd(
 def steer_cmd(
     prompt: str = typer.Option(..., "--prompt"),
     model: str = typer.Option("smollm2-135m", "--model"),
-    feature: Optional[str] = typer.Option(None, "--feature", help="A neuron or residual dimension (L12:N1043)."),
+    feature: Optional[str] = typer.Option(None, "--feature", help="A neuron, residual dimension or (with --sae) "
+                                                                  "SAE latent (L12:N1043, L15:F2210)."),
+    sae: Optional[Path] = typer.Option(None, "--sae", help="SAE checkpoint whose latents the F ids name."),
     direction: Optional[str] = typer.Option(None, "--direction", help="directions.safetensors[:FEATURE_ID]."),
     strength: float = typer.Option(1.0, "--strength", help="Units: the median activation norm at the hook."),
     tokens: int = typer.Option(20, "--tokens", min=1, help="Greedy tokens to generate."),
@@ -618,4 +626,4 @@ def steer_cmd(
     from interp_lab.api import steer
 
     render.steer(steer(model, prompt, feature=feature, direction=direction, strength=strength, tokens=tokens,
-                       top=top))
+                       top=top, sae=sae))

@@ -160,7 +160,7 @@ class StageProgress:
             self._progress.start()
         return self
 
-    def __call__(self, stage: str, done: float = 0, total: float | None = None) -> None:
+    def __call__(self, stage: str, done: float = 0, total: float | None = None, note: str = "") -> None:
         if self.log and stage != self._stage:
             import time
 
@@ -181,7 +181,7 @@ class StageProgress:
         detail = f"{done / scale:,.0f} / {total / scale:,.0f} {unit}".strip() if total else ""
         if task.speed:
             detail += f"  {task.speed / scale:,.0f} {unit or stage.split()[-1]}/s"
-        self._progress.update(self._task, detail=detail)
+        self._progress.update(self._task, detail=f"{detail}  {note}" if note else detail)
 
     def __exit__(self, *exc) -> None:
         if self._progress is not None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,11 +30,13 @@ def split_rows(store: Store) -> Rows:
     return Rows(rows[keep & ~held].astype(np.int64), rows[keep & held].astype(np.int64))
 
 
-def shuffled_batches(store: Store, hook: str, rows: np.ndarray, batch_size: int, seed: int,
+def shuffled_batches(store: Store, hook: str | Sequence[str], rows: np.ndarray, batch_size: int, seed: int,
                      buffer_rows: int = 1 << 18) -> Iterator[np.ndarray]:
     """Float32 batches [batch_size, d] of the given rows in a shuffled order, shard by shard: shards are
     visited in a random order and mixed in a buffer of ``buffer_rows`` (never the whole store), half the
-    buffer given out per refill. Deterministic for a seed; the last partial batch is dropped."""
+    buffer given out per refill. Several hooks (a transcoder's input and output) come side by side, d the
+    sum of their widths. Deterministic for a seed; the last partial batch is dropped."""
+    hooks = [hook] if isinstance(hook, str) else list(hook)
     rng = np.random.default_rng(seed)
     shards = store.manifest.shards
     want = np.zeros(store.rows, dtype=bool)
@@ -46,7 +48,8 @@ def shuffled_batches(store: Store, hook: str, rows: np.ndarray, batch_size: int,
         mine = want[s.first_row: s.first_row + s.rows]
         if not mine.any():
             continue
-        buf.append(store.shard(hook, s.index)[mine].astype(np.float32))
+        parts = [store.shard(h, s.index)[mine].astype(np.float32) for h in hooks]
+        buf.append(parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1))
         held += len(buf[-1])
         if held >= buffer_rows:
             pool = np.concatenate(buf)
