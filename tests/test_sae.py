@@ -174,8 +174,8 @@ def test_relu_penalty_is_the_mean_l1_of_the_latents():
     sae = make_sae(SAEConfig("relu", d_in=8, d_sae=16, l1_coef=0.5), torch.Generator().manual_seed(0)).train()
     x = torch.randn(10, 8, generator=torch.Generator().manual_seed(2))
     out = sae(x)
-    assert float(out.sparsity) == pytest.approx(0.5 * float(out.latents.sum(1).mean()))
-    assert float(out.loss) == pytest.approx(float(out.fvu + out.sparsity))
+    assert float(out.sparsity.detach()) == pytest.approx(0.5 * float(out.latents.detach().sum(1).mean()))
+    assert float(out.loss.detach()) == pytest.approx(float((out.fvu + out.sparsity).detach()))
 
 
 def test_topk_transcoder_is_refused_with_the_reason(store):

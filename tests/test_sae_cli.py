@@ -175,3 +175,40 @@ def test_sae_latents_are_intervened_on_with_controls(smollm2, sae_store, tmp_pat
     assert "baseline:" in out and "steered:" in out
     code, _, err = cli("steer", "--feature", "L15:F3", "--prompt", "x")
     assert code == 2 and "--sae" in err
+
+
+@pytest.mark.slow
+@pytest.mark.realmodel
+def test_train_sae_harvests_when_given_a_model_and_dataset(smollm2, tmp_path, capsys):
+    """The 0.2 form --hf-model --dataset: activations harvested into a cached store first, reused after."""
+    args = ["train-sae", "--hf-model", "smollm2-135m", "--dataset", "lee", "--layer", "3", "--preset", "minimal",
+            "--tokens", "6000", "--batch-size", "256", "--ce-tokens", "0"]
+    assert main([*args, "--out", str(tmp_path / "a")]) == 0, capsys.readouterr().err
+    man = json.loads((tmp_path / "a" / "manifest.json").read_text())
+    from interp_lab.store.reader import Store
+
+    st = Store(man["store"])
+    assert st.hooks == ["blocks.3.hook_resid_post"] and st.rows >= 6000 and man["tokens_seen"] >= 6000
+    assert man["revision"] == smollm2.revision
+    assert main([*args, "--out", str(tmp_path / "b")]) == 0
+    assert json.loads((tmp_path / "b" / "manifest.json").read_text())["store"] == man["store"]
+    a = load_file(str(tmp_path / "a" / "sae_weights.safetensors"))
+    b = load_file(str(tmp_path / "b" / "sae_weights.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)  # same data, same seed: the same SAE
+
+
+def test_run_config_train_sae_step_caches(sae_store, tmp_path, cli):
+    """A run config's train-sae step: the preset overridden by flat options; the rerun is cached."""
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text(f"steps:\n  - name: sae\n    command: train-sae\n    store: {sae_store.root}\n    hook: {HOOK}\n"
+                   f"    preset: minimal\n    tokens: 8000\n    top_k: 8\n    ce_tokens: 0\n    out: {tmp_path / 'sae'}\n"
+                   f"manifest: {tmp_path / 'manifest.json'}\n")
+    code, _, err = cli("run", cfg)
+    assert code == 0, err
+    c = json.loads((tmp_path / "sae" / "cfg.json").read_text())
+    assert c["k"] == 8 and c["d_sae"] == 4 * 576
+    first = json.loads((tmp_path / "manifest.json").read_text())["steps"][0]
+    assert first["status"] == "ok" and any(o["file"].endswith("sae_weights.safetensors") for o in first["outputs"])
+    code, _, err = cli("run", cfg)
+    assert code == 0, err
+    assert json.loads((tmp_path / "manifest.json").read_text())["steps"][0]["status"] == "cached"

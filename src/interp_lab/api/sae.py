@@ -62,6 +62,7 @@ def train_sae(*, out: str | os.PathLike, store: str | os.PathLike | None = None,
               records_out: str | os.PathLike | None = None, records_pooling: str = "max",
               causal_out: str | os.PathLike | None = None, criterion: str | None = None, causal_features: int = 5,
               on_step: Callable[[dict[str, float]], None] | None = None,
+              progress: Callable[..., None] | None = None,
               say: Callable[[str], None] | None = None) -> SAETrainResult:
     """Train an SAE (or, with ``hook_out``, a transcoder) and write its checkpoint to ``out``.
 
@@ -112,7 +113,9 @@ def train_sae(*, out: str | os.PathLike, store: str | os.PathLike | None = None,
     if store is None:
         if model is None or dataset is None:
             raise UsageError("give --store, or --hf-model and --dataset to harvest the activations first")
-        store = harvest_for_sae(model, dataset, hooks, cfg.tokens if cfg.epochs is None else None)
+        store = harvest_for_sae(model, dataset, hooks, cfg.tokens if cfg.epochs is None else None,
+                                progress=None if progress is None else
+                                (lambda done, total: progress("harvesting tokens", done, total)))
     st = Store(store)
     ckpt, summary = _out_paths(out)
     state_dir = ckpt.parent / f".{ckpt.name}.training"
@@ -245,3 +248,36 @@ def sae_interventions(sae: str | os.PathLike, model: Any, criterion: str, out: s
     return {"path": str(out), "rows": n, "features": [space.feature_id(i) for i in chosen],
             "discovery_difference": {space.feature_id(i): round(float(diff[i]), 6) for i in chosen},
             "evidence": summarize(run.records, s.compiled.spec.criterion)}
+
+
+def train_sae_step(**options: Any) -> SAETrainResult:
+    """``train_sae`` from flat options (a run config's ``train-sae`` step, the CLI's flag names with
+    underscores): TrainConfig fields (``top_k`` for ``k``) override the ``preset``, the rest go through."""
+    from dataclasses import fields
+
+    from interp_lab.sae.config import with_overrides
+
+    if "top_k" in options:
+        options["k"] = options.pop("top_k")
+    names = {f.name for f in fields(TrainConfig)}
+    preset = options.pop("preset", "production")
+    if preset not in PRESETS:
+        raise UsageError(f"unknown preset {preset!r} ({', '.join(PRESETS)})")
+    cfg = with_overrides(PRESETS[preset], **{k: options.pop(k) for k in list(options) if k in names})
+    return train_sae(config=cfg, **options)
+
+
+def _step_signature():
+    """train_sae_step's options, so run configs check them: train_sae's own (but the callbacks and the
+    config object), TrainConfig's fields, and ``top_k``."""
+    import inspect as pyinspect
+    from dataclasses import fields
+
+    P = pyinspect.Parameter
+    own = [p for n, p in pyinspect.signature(train_sae).parameters.items()
+           if n not in ("config", "on_step", "progress", "say")]
+    extra = [P(f.name, P.KEYWORD_ONLY, default=None) for f in fields(TrainConfig)] + [P("top_k", P.KEYWORD_ONLY, default=None)]
+    return pyinspect.Signature(own + [p for p in extra if p.name not in {q.name for q in own}])
+
+
+train_sae_step.__signature__ = _step_signature()  # type: ignore[attr-defined]

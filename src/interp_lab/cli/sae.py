@@ -89,7 +89,8 @@ def train_sae_cmd(
         res = train_sae(out=out, store=store, records=records, max_records=sample, hook=hook, hook_out=hook_out, model=hf_model, dataset=dataset,
                         layer=layer, preset=preset, config=cfg, checkpoint_every=checkpoint_every, resume=not fresh,
                         ce_tokens=ce_tokens, records_out=records_out, records_pooling=records_pooling,
-                        causal_out=causal_out, criterion=criterion, causal_features=causal_features, on_step=on_step, say=lambda m: render.err.print(m))
+                        causal_out=causal_out, criterion=criterion, causal_features=causal_features, on_step=on_step,
+                        progress=progress, say=lambda m: render.err.print(m))
     resumed = f" (resumed at {res.resumed_at:,})" if res.resumed_at else ""
     typer.echo(f"{res.path}: {res.metrics.get('architecture') or cfg.architecture} SAE on {', '.join(res.hooks)}, "
                f"{res.tokens_seen:,} tokens{resumed} in {res.seconds:.0f} s")

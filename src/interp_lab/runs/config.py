@@ -40,8 +40,9 @@ _REF = re.compile(r"\{steps\.([A-Za-z0-9_\-]+)\.(out|report)\}")
 
 def _commands() -> dict[str, Callable[..., Any]]:
     from interp_lab import api
+    from interp_lab.api.sae import train_sae_step
 
-    return {"inspect": api.inspect}
+    return {"inspect": api.inspect, "train-sae": train_sae_step}
 
 
 @dataclass

@@ -82,11 +82,6 @@ def train_sae(store: str | os.PathLike | Store, hook: str, cfg: TrainConfig = Tr
     sae = make_sae(cfg.sae_config(d_in, d_out), torch.Generator().manual_seed(cfg.seed))
     with torch.no_grad():
         sae.b_dec.copy_(geometric_median(parts[-1] * scale_out))
-        if hook_out is not None:
-            # A transcoder does not subtract b_dec from its input, and the residual stream has a large mean:
-            # every latent would start on one side of it (78% dead after 200k tokens, measured). Centring
-            # through b_enc at the start leaves the input uncentred in the saved maths, as SAE Lens has it.
-            sae.b_enc.copy_(-(geometric_median(parts[0] * scale_in) @ sae.W_enc))
     opt = torch.optim.Adam(sae.parameters(), lr=cfg.lr, betas=(0.9, 0.999), eps=6.25e-10)
     last_fired = torch.zeros(sae.cfg.d_sae, dtype=torch.long)
 
@@ -178,9 +173,9 @@ def _load_state(path: Path, key: str, sae: SparseCoder, opt: torch.optim.Optimiz
     with safe_open(str(path), framework="pt") as f:
         meta = f.metadata() or {}
         if meta.get("fingerprint") != key:
-            raise UsageError(f"{path}: a training state of another configuration or store; delete it to start "
-                             "afresh, or resume with the same flags")
-        tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open has no __iter__)
+            raise UsageError(f"{path}: a training state of another configuration or store; rerun with the same "
+                             "flags to resume it, or with --fresh to start over")
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
     sae.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("sae.")})
     by_name = dict(sae.named_parameters())
     for name, p in by_name.items():
