@@ -91,6 +91,8 @@ def train_sae(*, out: str | os.PathLike, store: str | os.PathLike | None = None,
     cfg = config or PRESETS[preset]
     if records_out is not None and records_pooling not in ("max", "mean"):
         raise UsageError(f"--records-pooling: {records_pooling!r} is not max or mean")
+    if records_out is not None and hook_out is not None:
+        raise UsageError("--records-out: records are written for SAEs, not transcoders")
     if records is not None:
         from interp_lab.io.cache import cache_dir
         from interp_lab.io.hashing import sha256_file
@@ -146,8 +148,6 @@ def train_sae(*, out: str | os.PathLike, store: str | os.PathLike | None = None,
     if records_out is not None:
         from interp_lab.sae.records import write_latent_records
 
-        if hook_out is not None:
-            raise UsageError("--records-out: records are written for SAEs, not transcoders")
         metrics["records"] = {"path": str(records_out), "pooling": records_pooling,
                               "rows": write_latent_records(load_sae(path), st, hook, records_out, pooling=records_pooling,
                                                            sae_id=str(path))}
@@ -251,8 +251,9 @@ def sae_interventions(sae: str | os.PathLike, model: Any, criterion: str, out: s
 
 
 def train_sae_step(**options: Any) -> SAETrainResult:
-    """``train_sae`` from flat options (a run config's ``train-sae`` step, the CLI's flag names with
-    underscores): TrainConfig fields (``top_k`` for ``k``) override the ``preset``, the rest go through."""
+    """``train_sae`` from flat options (the CLI, a run config's ``train-sae`` step: the flag names with
+    underscores): TrainConfig fields (``top_k`` for ``k``) override the ``preset`` (``epochs`` without
+    ``tokens`` sets the length alone), the rest go through."""
     from dataclasses import fields
 
     from interp_lab.sae.config import with_overrides
@@ -263,7 +264,10 @@ def train_sae_step(**options: Any) -> SAETrainResult:
     preset = options.pop("preset", "production")
     if preset not in PRESETS:
         raise UsageError(f"unknown preset {preset!r} ({', '.join(PRESETS)})")
-    cfg = with_overrides(PRESETS[preset], **{k: options.pop(k) for k in list(options) if k in names})
+    given = {k: options.pop(k) for k in list(options) if k in names}
+    cfg = with_overrides(PRESETS[preset], **given)
+    if given.get("epochs") is not None and given.get("tokens") is None:
+        cfg = replace(cfg, tokens=None)  # the passes alone set the length
     return train_sae(config=cfg, **options)
 
 

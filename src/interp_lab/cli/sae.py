@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from dataclasses import replace
 from pathlib import Path
 from typing import Optional
 
@@ -59,40 +58,35 @@ def train_sae_cmd(
     causal_features: int = typer.Option(5, "--causal-features", min=1, help="Latents tested for --causal-out."),
 ) -> None:
     """Train a sparse autoencoder (or transcoder) on stored activations; resumes after an interruption."""
-    from interp_lab.api.sae import train_sae
+    from interp_lab.api.sae import train_sae_step
     from interp_lab.errors import UsageError
-    from interp_lab.sae.config import PRESETS, with_overrides
 
-    if preset not in PRESETS:
-        raise UsageError(f"--preset: unknown preset {preset!r} ({', '.join(PRESETS)})")
     sample = max_records if records is not None else None
     if tokens is not None and max_records is not None and sample is None:
         raise UsageError("--tokens and --max-records mean the same thing without --records; give one")
-    cfg = with_overrides(PRESETS[preset], architecture=architecture, latent_dim=latent_dim,
-                         expansion_factor=expansion_factor, k=top_k, tokens=tokens or (None if sample else max_records),
-                         batch_size=batch_size,
-                         lr=lr, l1_coef=l1_coef, l0_coef=l0_coef, seed=seed, epochs=epochs)
-    if epochs is not None and tokens is None and (max_records is None or sample is not None):
-        cfg = replace(cfg, tokens=None)  # the passes alone set the length
+    tokens = tokens or (None if sample else max_records)
     log = not sys.stderr.isatty()
     state = {"next_log": 0.0}
 
     with render.StageProgress(log=True) as progress:
         def on_step(rec: dict) -> None:
-            total = cfg.tokens
+            total = rec["budget"]
             note = f"FVU {rec['fvu']:.3f}  L0 {rec['l0']:.1f}  dead {rec['dead_fraction']:.1%}"
             progress("training tokens", rec["tokens"], total, note=note)
             if log and total and rec["tokens"] >= state["next_log"]:
                 print(f"  {rec['tokens']:>10,} tokens  {note}", file=sys.stderr, flush=True)
                 state["next_log"] += total / 10
 
-        res = train_sae(out=out, store=store, records=records, max_records=sample, hook=hook, hook_out=hook_out, model=hf_model, dataset=dataset,
-                        layer=layer, preset=preset, config=cfg, checkpoint_every=checkpoint_every, resume=not fresh,
-                        ce_tokens=ce_tokens, records_out=records_out, records_pooling=records_pooling,
-                        causal_out=causal_out, criterion=criterion, causal_features=causal_features, on_step=on_step,
-                        progress=progress, say=lambda m: render.err.print(m))
+        res = train_sae_step(out=out, store=store, records=records, max_records=sample, hook=hook, hook_out=hook_out,
+                             model=hf_model, dataset=dataset, layer=layer, preset=preset, architecture=architecture,
+                             latent_dim=latent_dim, expansion_factor=expansion_factor, top_k=top_k, tokens=tokens,
+                             epochs=epochs, batch_size=batch_size, lr=lr, l1_coef=l1_coef, l0_coef=l0_coef, seed=seed,
+                             checkpoint_every=checkpoint_every, resume=not fresh, ce_tokens=ce_tokens,
+                             records_out=records_out, records_pooling=records_pooling, causal_out=causal_out,
+                             criterion=criterion, causal_features=causal_features, on_step=on_step, progress=progress,
+                             say=lambda m: render.err.print(m))
     resumed = f" (resumed at {res.resumed_at:,})" if res.resumed_at else ""
-    typer.echo(f"{res.path}: {res.metrics.get('architecture') or cfg.architecture} SAE on {', '.join(res.hooks)}, "
+    typer.echo(f"{res.path}: {res.metrics['architecture']} SAE on {', '.join(res.hooks)}, "
                f"{res.tokens_seen:,} tokens{resumed} in {res.seconds:.0f} s")
     typer.echo(_metrics_line(res.metrics))
     if "records" in res.metrics:
