@@ -25,12 +25,16 @@ class BatchTopKSAE(SparseCoder):
         # double precision: the moving average takes thousands of small steps
         self.register_buffer("threshold", torch.zeros((), dtype=torch.float64))
 
+    def batch_top(self, pre: Tensor) -> tuple[Tensor, Tensor]:
+        """Values and flat indices of the k x n largest of ReLU(pre) over the whole batch [n, d_sae]."""
+        flat = pre.relu().flatten()
+        return flat.topk(min(self.cfg.k * pre.shape[0], flat.numel()), sorted=False)
+
     def activate(self, pre: Tensor) -> Tensor:
         if not self.training:
             return jump(pre, self.threshold.to(pre.dtype))
-        flat = pre.relu().flatten()
-        vals, idx = flat.topk(min(self.cfg.k * pre.shape[0], flat.numel()), sorted=False)
-        return torch.zeros_like(flat).scatter_(0, idx, vals).view_as(pre)
+        vals, idx = self.batch_top(pre)
+        return pre.new_zeros(pre.numel()).scatter_(0, idx, vals).view_as(pre)
 
     @torch.no_grad()
     def after_step(self, out: Forward) -> None:
@@ -47,8 +51,7 @@ class BatchTopKSAE(SparseCoder):
         # longer than a short run: after 40k tokens it gave L0 4 for k 16), so the inference threshold is
         # set from one large batch instead: the cut that keeps k latents per token on average over the
         # sample, which is what the batch top-k did in training.
-        flat = self.pre_acts(x).relu().flatten()
-        kept = flat.topk(min(self.cfg.k * x.shape[0], flat.numel()), sorted=False).values
+        kept = self.batch_top(self.pre_acts(x)).values
         self.threshold.fill_(float(kept[kept > 0].min()) if bool((kept > 0).any()) else 0.0)
 
     def saelens_architecture(self) -> tuple[str, dict[str, Any]]:
