@@ -2,6 +2,7 @@
 architecture's training behaviour."""
 
 import json
+import threading
 
 import numpy as np
 import pytest
@@ -55,6 +56,21 @@ def test_shuffled_batches_cover_each_row_once_and_depend_on_the_seed(store):
     again = np.concatenate(list(shuffled_batches(store, HOOK, rows, 100, seed=1, buffer_rows=1000)))
     other = np.concatenate(list(shuffled_batches(store, HOOK, rows, 100, seed=2, buffer_rows=1000)))
     assert np.array_equal(got, again) and not np.array_equal(got, other)
+
+
+def test_the_prefetching_thread_gives_the_same_batches_and_stops_with_the_loop(store):
+    rows = split_rows(store).train
+    kw = {"batch_size": 256, "seed": 5, "buffer_rows": 4096}
+    inline = list(shuffled_batches(store, HOOK, rows, ahead=0, **kw))
+    ahead = list(shuffled_batches(store, HOOK, rows, ahead=3, **kw))
+    assert len(inline) == len(ahead) == len(rows) // 256 and all(np.array_equal(a, b) for a, b in zip(inline, ahead))
+    for i, _ in enumerate(shuffled_batches(store, HOOK, rows, ahead=3, **kw)):
+        if i == 2:
+            break  # the generator is closed here, which stops its thread
+    threads = [t for t in threading.enumerate() if t.name == "shuffled-batches"]
+    for t in threads:
+        t.join(timeout=5)
+    assert not any(t.is_alive() for t in threads)
 
 
 def test_held_out_reconstruction_through_the_checkpoint(trained, store, tmp_path):
