@@ -15,6 +15,8 @@ from typing import Any, ClassVar, NamedTuple
 import torch
 from torch import Tensor, nn
 
+from interp_lab.sae.kernels import Selection, fast_bf16, sparse_coding
+
 
 @dataclass(frozen=True)
 class SAEConfig:
@@ -71,6 +73,10 @@ class Forward(NamedTuple):
     """The weighted sparsity penalty (L1 or L0; 0 where top-k sets the sparsity)."""
     loss: Tensor
     """What training minimises: fvu + aux_coef * auxk + sparsity."""
+    l0: Tensor
+    """Mean number of non-zero latents per token."""
+    fired: Tensor
+    """bool [d_sae]: latents non-zero on some token of the batch."""
 
 
 class SparseCoder(nn.Module):
@@ -83,6 +89,9 @@ class SparseCoder(nn.Module):
     revives_dead: ClassVar[bool] = False
     """ReLU-style: a dead latent's pre-activation is below its gate everywhere, so AuxK's ReLU would give
     it no gradient; instead its pre-activations are pulled up towards the gate."""
+    selects: ClassVar[bool] = False
+    """Top-k style: training selects a few entries of the pre-activations (``select``), so it runs on the
+    sparse kernels (kernels.py) unless ``sparse_kernels`` is switched off."""
 
     def __init__(self, cfg: SAEConfig, generator: torch.Generator | None = None):
         super().__init__()
@@ -97,6 +106,10 @@ class SparseCoder(nn.Module):
         self.W_enc = nn.Parameter(enc)
         self.b_enc = nn.Parameter(torch.zeros(cfg.d_sae))
         self.b_dec = nn.Parameter(torch.zeros(d_out))
+        # training through kernels.py where the architecture selects (False: the dense path), with the
+        # encoder matmul in bfloat16 where that is fast (the CPU's bf16 instructions; train_sae sets it)
+        self.sparse_kernels = True
+        self.train_bf16 = False
 
     # -- the data path ---------------------------------------------------------------------------------
     def pre_acts(self, x: Tensor) -> Tensor:
@@ -109,6 +122,11 @@ class SparseCoder(nn.Module):
         """Pre-activations -> latents as training sees them (with gradients where the method has them)."""
         raise NotImplementedError
 
+    def select(self, pre: Tensor) -> tuple[Selection, Tensor]:
+        """Training, top-k style: the entries of pre [n, d_sae] that become latents, and their
+        pre-activations [nnz] (the latents are their ReLU); what ``activate`` keeps, as a sparse matrix."""
+        raise NotImplementedError
+
     def encode(self, x: Tensor) -> Tensor:
         """[n, d_in] -> dense latents [n, d_sae], as inference (and SAE Lens) computes them."""
         return self.activate(self.pre_acts(x))
@@ -116,8 +134,9 @@ class SparseCoder(nn.Module):
     def decode(self, z: Tensor) -> Tensor:
         return z @ self.W_dec + self.b_dec
 
-    def sparsity(self, pre: Tensor, z: Tensor) -> Tensor:
-        return pre.new_zeros(())
+    def sparsity(self, pre: Tensor | None, z: Tensor) -> Tensor:
+        """The sparsity penalty (``pre`` None where the sparse kernels trained: top-k style, no penalty)."""
+        return z.new_zeros(())
 
     def gate(self) -> Tensor:
         """What a pre-activation must exceed to fire, per latent (ReLU-style architectures)."""
@@ -127,23 +146,34 @@ class SparseCoder(nn.Module):
         """``y``: a transcoder's target (default: x). ``dead``: bool [d_sae] of latents silent for a while
         (they feed the AuxK loss where the architecture has one)."""
         y = x if y is None else y
-        pre = self.pre_acts(x)
-        z = self.activate(pre)
-        recon = self.decode(z)
+        # Dead latents try to explain what the live ones missed (Gao et al.'s AuxK), so they get gradient
+        # again instead of staying dead.
+        k_aux = 0
+        if self.uses_auxk and dead is not None and bool(dead.any()):
+            k_aux = min(int(dead.sum()), self.cfg.aux_k or self.cfg.d_in // 2)
+        pre = None
+        if self.training and self.selects and self.sparse_kernels:
+            recon, e_hat, z, l0, fired = sparse_coding(
+                x, self.W_enc, self.b_enc, self.W_dec, self.b_dec, self.select,
+                subtract_b_dec=self.cfg.apply_b_dec_to_input, dead=dead, k_aux=k_aux,
+                bf16=self.train_bf16 and x.device.type == "cpu" and fast_bf16())
+        else:
+            pre = self.pre_acts(x)
+            z = self.activate(pre)
+            recon = self.decode(z)
+            e_hat = top_k(pre.masked_fill(~dead, float("-inf")), k_aux) @ self.W_dec if k_aux else None
+            nonzero = z.detach() > 0
+            l0, fired = torch.count_nonzero(nonzero) / len(x), nonzero.any(0)
         err = y - recon
         fvu = err.pow(2).sum() / (y - y.mean(0)).pow(2).sum()
         auxk = x.new_zeros(())
-        if self.uses_auxk and dead is not None and bool(dead.any()):
-            # Dead latents try to explain what the live ones missed (Gao et al.'s AuxK), so they get
-            # gradient again instead of staying dead.
-            k_aux = min(int(dead.sum()), self.cfg.aux_k or self.cfg.d_in // 2)
-            e_hat = top_k(pre.masked_fill(~dead, float("-inf")), k_aux) @ self.W_dec
+        if e_hat is not None:
             e = err.detach()
             auxk = (e - e_hat).pow(2).sum() / (e - e.mean(0)).pow(2).sum()
         elif self.revives_dead and dead is not None and bool(dead.any()):
             auxk = (self.gate().detach()[dead] - pre[:, dead]).relu().mean()
         sparsity = self.sparsity(pre, z)
-        return Forward(recon, z, fvu, auxk, sparsity, fvu + self.cfg.aux_coef * auxk + sparsity)
+        return Forward(recon, z, fvu, auxk, sparsity, fvu + self.cfg.aux_coef * auxk + sparsity, l0, fired)
 
     def after_step(self, out: Forward) -> None:
         """State an architecture updates outside the gradient (batchtopk's threshold)."""

@@ -13,12 +13,14 @@ import torch
 from torch import Tensor
 
 from interp_lab.sae.base import Forward, SAEConfig, SparseCoder, jump, register
+from interp_lab.sae.kernels import Selection
 
 
 @register
 class BatchTopKSAE(SparseCoder):
     architecture = "batchtopk"
     uses_auxk = True
+    selects = True
 
     def __init__(self, cfg: SAEConfig, generator: torch.Generator | None = None):
         super().__init__(cfg, generator)
@@ -35,6 +37,11 @@ class BatchTopKSAE(SparseCoder):
             return jump(pre, self.threshold.to(pre.dtype))
         vals, idx = self.batch_top(pre)
         return pre.new_zeros(pre.numel()).scatter_(0, idx, vals).view_as(pre)
+
+    def select(self, pre: Tensor) -> tuple[Selection, Tensor]:
+        vals, idx = self.batch_top(pre)
+        sel, order = Selection.from_flat(idx, *pre.shape)
+        return sel, vals[order]
 
     @torch.no_grad()
     def after_step(self, out: Forward) -> None:

@@ -11,15 +11,21 @@ from typing import Any
 from torch import Tensor
 
 from interp_lab.sae.base import SparseCoder, register, top_k
+from interp_lab.sae.kernels import Selection
 
 
 @register
 class TopKSAE(SparseCoder):
     architecture = "topk"
     uses_auxk = True
+    selects = True
 
     def activate(self, pre: Tensor) -> Tensor:
         return top_k(pre, self.cfg.k)
+
+    def select(self, pre: Tensor) -> tuple[Selection, Tensor]:
+        vals, idx = pre.topk(self.cfg.k, dim=-1, sorted=False)
+        return Selection.per_token(idx), vals.reshape(-1)
 
     def saelens_architecture(self) -> tuple[str, dict[str, Any]]:
         if self.cfg.transcoder:

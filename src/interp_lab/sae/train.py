@@ -119,9 +119,9 @@ def train_sae(store: str | os.PathLike | Store, hook: str, cfg: TrainConfig = Tr
             sae.after_step(out)
             seen += len(x)
             step += 1
-            last_fired[(out.latents > 0).any(0)] = seen
+            last_fired[out.fired] = seen
             rec = {"step": step, "tokens": seen, "budget": budget, "fvu": float(out.fvu.detach()),
-                   "l0": float((out.latents > 0).sum(1).float().mean()), "dead_fraction": float(dead.float().mean()),
+                   "l0": float(out.l0), "dead_fraction": float(dead.float().mean()),
                    "auxk": float(out.auxk.detach()), "sparsity": float(out.sparsity.detach()),
                    "lr": opt.param_groups[0]["lr"]}
             history.append(rec)
