@@ -183,6 +183,9 @@ def _load_state(path: Path, key: str, sae: SparseCoder, opt: torch.optim.Optimiz
     for name, p in by_name.items():
         st = {k.rsplit(".", 1)[1]: v for k, v in tensors.items() if k.startswith(f"adam.{name}.")}
         if st:
-            opt.state[p] = st
+            # the moments in the parameter's own memory layout (W_enc is stored transposed): fused Adam walks
+            # parameter, gradient and moments as flat arrays, and a contiguous moment of a transposed
+            # parameter would pair the wrong elements
+            opt.state[p] = {k: torch.empty_like(p).copy_(v) if v.shape == p.shape else v for k, v in st.items()}
     last_fired.copy_(tensors["last_fired"])
     return json.loads(meta["position"]), json.loads(meta["history"])
