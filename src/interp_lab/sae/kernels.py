@@ -16,7 +16,8 @@ the one dense matmul and the selection; the decoder is a gather-sum of the selec
 The AuxK latents (the top dead latents of each token predicting the residual) are entries too: they are
 decoded as tokens n..2n-1 of the same sparse matrix, so one gather-sum, one set of dot products and
 one pass over the sorted entries serve both terms. Same mathematics as the dense path (tested to float
-tolerance, the AuxK term with dead latents included); only the order of the float sums differs.
+tolerance, the AuxK term with dead latents included); only the order of the float sums differs. The
+encoder matmul may run in bfloat16 (``bf16``), the one place where precision is traded for speed.
 """
 
 from __future__ import annotations
@@ -137,7 +138,8 @@ def sparse_coding(x: Tensor, W_enc: Tensor, b_enc: Tensor, W_dec: Tensor, b_dec:
 def fast_bf16() -> bool:
     """Whether this CPU multiplies bfloat16 matrices in hardware (AVX512-BF16 or AMX): about twice the
     float32 speed there, an emulation slower than float32 elsewhere."""
-    return any(getattr(torch.cpu, f, lambda: False)() for f in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")  # private, hence the getattr
+    return any(getattr(torch.cpu, f, lambda: False)() for f in checks)
 
 
 def top_dead(pre: Tensor, dead: Tensor, k_aux: int) -> tuple[Selection, Tensor]:
