@@ -394,6 +394,7 @@ def _run_key(lm, prompts: Prompts, scorer, unrelated: Sequence[str], settings: I
 def _cache_path(base: str, target: Target, kinds: Sequence[str]):
     from interp_lab.io.cache import cache_dir
 
-    h = hashlib.sha256(f"{base}\0{target.hook}\0{target.feature_id}\0{','.join(kinds)}".encode())
+    h = hashlib.sha256(f"{base}\0{target.hook}\0{target.feature_id}\0{','.join(kinds)}\0"
+                       f"{getattr(target.space, 'fingerprint', '')}".encode())
     h.update(target.space.write([target.index])[0].numpy().astype(np.float32).tobytes())
     return cache_dir() / "interventions" / f"{h.hexdigest()[:32]}.json.gz"

@@ -102,7 +102,8 @@ def train_sae(store: str | os.PathLike | Store, hook: str, cfg: TrainConfig = Tr
             if b < skip:
                 continue
             t = torch.from_numpy(batch)
-            t = t[t[:, :d_in].norm(dim=1) <= threshold]
+            if not cfg.keep_outliers:
+                t = t[t[:, :d_in].norm(dim=1) <= threshold]
             x = t[:, :d_in] * scale_in
             y = t[:, d_in:] * scale_out if hook_out else None
             for g in opt.param_groups:
