@@ -196,7 +196,8 @@ def _sae_input(path: str, cand: Candidates):
 
     sae = cand.info["sae"]
     return InputInfo(role="sae", name=Path(path).name, sha256=cand.latents.fingerprint or None,
-                     path=str(Path(path).resolve()), params={"hook": sae["hook"], "architecture": sae["architecture"], "d_sae": sae["d_sae"]})
+                     path=str(Path(path).resolve()),
+                     params={k: sae[k] for k in ("hook", "architecture", "d_sae")})
 
 
 def _layers_text(layers: list[int]) -> str:

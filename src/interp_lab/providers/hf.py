@@ -6,8 +6,8 @@ token at ``mlp.hook_post`` (MLP neurons, ``L{i}:N{j}``) and
 layers; per layer, contrast directions (``D0`` difference of class means,
 ``D1`` logistic probe) are fitted on discovery prompts and their projections
 added; with an SAE, its latents (``L{i}:F{j}``) are read at its hook through
-its encoder (``sae.space``). The result is an activation-record matrix the ranker reads like any
-other. The activations are cached on disk (keyed by model revision, hooks and
+its encoder (``sae.space``). The result is an activation-record matrix the
+ranker reads like any other. The activations are cached on disk (keyed by model revision, hooks and
 prompt texts), so a rerun with other candidates or settings reuses them.
 
 The provider delivers evidence and runs the interventions it is asked for;
