@@ -59,7 +59,8 @@ def train_sae_cmd(
     criterion: Optional[str] = typer.Option(None, "--criterion", help="Criterion spec file or text (--causal-out)."),
     causal_features: int = typer.Option(5, "--causal-features", min=1, help="Latents tested for --causal-out."),
 ) -> None:
-    """Train a sparse autoencoder (or transcoder) on stored activations; resumes after an interruption."""
+    """Train a sparse autoencoder (or transcoder) on stored activations; resumes after an interruption.
+    Under torchrun (torchrun --nproc_per_node N -m interp_lab train-sae ...) the N processes share each batch."""
     from interp_lab.api.sae import train_sae_step
     from interp_lab.errors import UsageError
 
@@ -88,9 +89,12 @@ def train_sae_cmd(
                              records_out=records_out, records_pooling=records_pooling, causal_out=causal_out,
                              criterion=criterion, causal_features=causal_features, on_step=on_step, progress=progress,
                              say=lambda m: render.err.print(m))
+    if res.rank != 0:
+        return  # torchrun: rank 0 reports
     resumed = f" (resumed at {res.resumed_at:,})" if res.resumed_at else ""
+    procs = f" on {res.world_size} processes" if res.world_size > 1 else ""
     typer.echo(f"{res.path}: {res.metrics['architecture']} SAE on {', '.join(res.hooks)}, "
-               f"{res.tokens_seen:,} tokens{resumed} in {res.seconds:.0f} s")
+               f"{res.tokens_seen:,} tokens{resumed} in {res.seconds:.0f} s{procs}")
     typer.echo(_metrics_line(res.metrics))
     if "records" in res.metrics:
         r = res.metrics["records"]

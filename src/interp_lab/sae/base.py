@@ -10,10 +10,13 @@ and in the sparsity term of the loss.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar, NamedTuple
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 import torch
 from torch import Tensor, nn
+
+if TYPE_CHECKING:
+    from interp_lab.sae.distributed import Ranks
 
 
 @dataclass(frozen=True)
@@ -62,7 +65,9 @@ class Forward(NamedTuple):
     latents: Tensor
     """Latent activations [n, d_sae]."""
     fvu: Tensor
-    """Fraction of variance unexplained on this batch (against the batch mean)."""
+    """Fraction of variance unexplained on this batch (against the batch mean). In a torchrun run (the
+    batch split over ``SparseCoder.ranks``), this process's share of it, and so for the other losses: the
+    shares sum to the whole batch's value."""
     auxk: Tensor
     """The dead-latent term: AuxK (how well the dead latents predict what the live ones missed, relative to
     its variance), or for ReLU-style architectures how far below their gate the dead latents sit; 0 without
@@ -83,6 +88,9 @@ class SparseCoder(nn.Module):
     revives_dead: ClassVar[bool] = False
     """ReLU-style: a dead latent's pre-activation is below its gate everywhere, so AuxK's ReLU would give
     it no gradient; instead its pre-activations are pulled up towards the gate."""
+    ranks: Ranks | None = None
+    """Set while a torchrun run trains: each process holds its rows of the batch, and the batch statistics
+    (the FVU's variance, means over tokens, batchtopk's top k x batch) are taken over all of them."""
 
     def __init__(self, cfg: SAEConfig, generator: torch.Generator | None = None):
         super().__init__()
@@ -131,7 +139,9 @@ class SparseCoder(nn.Module):
         z = self.activate(pre)
         recon = self.decode(z)
         err = y - recon
-        fvu = err.pow(2).sum() / (y - y.mean(0)).pow(2).sum()
+        r = self.ranks
+        fvu = err.pow(2).sum() / ((y - y.mean(0)).pow(2).sum() if r is None else r.spread(y))
+        part = 1.0 if r is None else len(x) / r.rows(len(x))  # this process's share of a mean over tokens
         auxk = x.new_zeros(())
         if self.uses_auxk and dead is not None and bool(dead.any()):
             # Dead latents try to explain what the live ones missed (Gao et al.'s AuxK), so they get
@@ -139,10 +149,12 @@ class SparseCoder(nn.Module):
             k_aux = min(int(dead.sum()), self.cfg.aux_k or self.cfg.d_in // 2)
             e_hat = top_k(pre.masked_fill(~dead, float("-inf")), k_aux) @ self.W_dec
             e = err.detach()
-            auxk = (e - e_hat).pow(2).sum() / (e - e.mean(0)).pow(2).sum()
+            auxk = (e - e_hat).pow(2).sum() / ((e - e.mean(0)).pow(2).sum() if r is None else r.spread(e))
         elif self.revives_dead and dead is not None and bool(dead.any()):
             auxk = (self.gate().detach()[dead] - pre[:, dead]).relu().mean()
+            auxk = auxk if r is None else auxk * part
         sparsity = self.sparsity(pre, z)
+        sparsity = sparsity if r is None else sparsity * part
         return Forward(recon, z, fvu, auxk, sparsity, fvu + self.cfg.aux_coef * auxk + sparsity)
 
     def after_step(self, out: Forward) -> None:

@@ -30,36 +30,82 @@ def split_rows(store: Store) -> Rows:
     return Rows(rows[keep & ~held].astype(np.int64), rows[keep & held].astype(np.int64))
 
 
-def shuffled_batches(store: Store, hook: str | Sequence[str], rows: np.ndarray, batch_size: int, seed: int,
-                     buffer_rows: int = 1 << 18) -> Iterator[np.ndarray]:
-    """Float32 batches [batch_size, d] of the given rows in a shuffled order, shard by shard: shards are
-    visited in a random order and mixed in a buffer of ``buffer_rows`` (never the whole store), half the
-    buffer given out per refill. Several hooks (a transcoder's input and output) come side by side, d the
-    sum of their widths. Deterministic for a seed; the last partial batch is dropped."""
-    hooks = [hook] if isinstance(hook, str) else list(hook)
+def _schedule(store: Store, rows: np.ndarray, batch_size: int, seed: int,
+              buffer_rows: int) -> list[tuple[int, np.ndarray]]:
+    """The shuffle of ``shuffled_batches`` on row numbers alone (no activations read): per shard in the
+    order visited, its position in the manifest and the batches [m, batch_size] of global rows given
+    out once it is in the buffer (the last entry's include the final flush)."""
     rng = np.random.default_rng(seed)
     shards = store.manifest.shards
     want = np.zeros(store.rows, dtype=bool)
     want[rows] = True
+    none = np.zeros((0, batch_size), dtype=np.int64)
+    plan: list[tuple[int, np.ndarray]] = []
     buf: list[np.ndarray] = []
     held = 0
     for k in rng.permutation(len(shards)):
         s = shards[k]
-        mine = want[s.first_row: s.first_row + s.rows]
-        if not mine.any():
+        mine = np.flatnonzero(want[s.first_row: s.first_row + s.rows]) + s.first_row
+        if not len(mine):
             continue
-        parts = [store.shard(h, s.index)[mine].astype(np.float32) for h in hooks]
-        buf.append(parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1))
-        held += len(buf[-1])
+        buf.append(mine)
+        held += len(mine)
+        given = none
         if held >= buffer_rows:
             pool = np.concatenate(buf)
             pool = pool[rng.permutation(len(pool))]
             out, keep = pool[: len(pool) // 2], pool[len(pool) // 2:]
             n = len(out) // batch_size * batch_size
-            yield from out[:n].reshape(-1, batch_size, pool.shape[1])
+            given = out[:n].reshape(-1, batch_size)
             buf, held = [keep, out[n:]], len(keep) + len(out) - n
+        plan.append((int(k), given))
     if buf:
         pool = np.concatenate(buf)
         pool = pool[rng.permutation(len(pool))]
         n = len(pool) // batch_size * batch_size
-        yield from pool[:n].reshape(-1, batch_size, pool.shape[1])
+        plan[-1] = (plan[-1][0], np.concatenate([plan[-1][1], pool[:n].reshape(-1, batch_size)]))
+    return plan
+
+
+def shuffled_batches(store: Store, hook: str | Sequence[str], rows: np.ndarray, batch_size: int, seed: int,
+                     buffer_rows: int = 1 << 18, share: slice | None = None) -> Iterator[np.ndarray]:
+    """Float32 batches [batch_size, d] of the given rows in a shuffled order, shard by shard: shards are
+    visited in a random order and mixed in a buffer of ``buffer_rows`` (never the whole store), half the
+    buffer given out per refill. Several hooks (a transcoder's input and output) come side by side, d the
+    sum of their widths. Deterministic for a seed; the last partial batch is dropped.
+
+    ``share``: only these positions of every batch (one process's part of it in a torchrun run); the
+    order is the same whatever the share, and rows outside it are never kept in memory."""
+    hooks = [hook] if isinstance(hook, str) else list(hook)
+    shards = store.manifest.shards
+    plan = _schedule(store, rows, batch_size, seed, buffer_rows)
+    share = share or slice(None)
+    needed = np.zeros(store.rows, dtype=bool)
+    for _, given in plan:
+        needed[given[:, share].ravel()] = True
+    # rows read and not yet given out, per shard: its needed rows (ascending), their activations, how many
+    # are still to come
+    held: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    left: dict[int, int] = {}
+    starts = np.array([s.first_row for s in shards], dtype=np.int64)
+    for k, given in plan:
+        s = shards[k]
+        mine = needed[s.first_row: s.first_row + s.rows]
+        if mine.any():
+            parts = [store.shard(h, s.index)[mine].astype(np.float32) for h in hooks]
+            held[k] = (np.flatnonzero(mine) + s.first_row, parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1))
+            left[k] = len(held[k][0])
+        if not len(given):
+            continue
+        want = given[:, share]
+        flat = want.ravel()
+        which = np.searchsorted(starts, flat, side="right") - 1
+        out = np.empty((len(flat), next(iter(held.values()))[1].shape[1]), dtype=np.float32)
+        for j in np.unique(which):
+            sel = which == j
+            ids, acts = held[j]
+            out[sel] = acts[np.searchsorted(ids, flat[sel])]
+            left[j] -= int(sel.sum())
+            if not left[j]:
+                del held[j], left[j]
+        yield from out.reshape(*want.shape, -1)
