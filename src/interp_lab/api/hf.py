@@ -1,8 +1,9 @@
-"""``inspect --backend hf``: from a criterion to causal evidence on a real model.
+"""``inspect --backend hf`` (and ``--backend sae``): from a criterion to causal evidence on a real model.
 
 1. compile the criterion into scored, split prompts (the model scores next_token / contrast kinds);
 2. read every prompt's last token at the neuron and residual hooks of the chosen layers, and fit
-   contrast directions on discovery prompts (``providers.hf``; cached on disk);
+   contrast directions on discovery prompts; with an SAE, encode its hook into latents
+   (``providers.hf``; cached on disk). ``--backend sae`` makes the SAE's latents the only candidates;
 3. the ranker picks candidates on discovery rows (``evidence.rank``, in ``inspect``);
 4. each candidate is tested by interventions with matched controls and a placebo: steering strength
    calibrated on calibration prompts, effects measured on held-out ones (``interventions.run``);
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from interp_lab.errors import UsageError
 from interp_lab.providers.hf import Candidates, HFOptions
 
 Progress = Callable[..., None]
@@ -30,6 +32,7 @@ class HFRun:
     candidates: Candidates
     options: HFOptions
     seed: int
+    backend: str = "hf"
     run: Any = None  # interventions.run.InterventionRun
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -42,23 +45,37 @@ class HFRun:
         return self.candidates.setup.compiled
 
 
-def collect_evidence(model: Any, criterion: str, options: HFOptions, seed: int, say: Progress):
+def units_for(backend: str, options: HFOptions) -> str:
+    """The candidate units: the options' (plus F, the SAE's latents, when one is given); the latents
+    alone for ``--backend sae``."""
+    if backend == "sae":
+        if not options.sae:
+            raise UsageError("--backend sae needs --sae (an SAE checkpoint directory)")
+        return "F"
+    return options.units + ("F" if options.sae and "F" not in options.units else "")
+
+
+def collect_evidence(model: Any, criterion: str, options: HFOptions, seed: int, say: Progress,
+                     backend: str = "hf"):
     """Steps 1-2: the ``_Evidence`` the ranker reads and the run that goes on to test candidates."""
     from interp_lab.api.inspect import _Evidence
     from interp_lab.providers.hf import collect, setup
     from interp_lab.report.build import InputInfo
 
+    units = units_for(backend, options)
     t0 = time.perf_counter()
     s = setup(model or "smollm2-135m", criterion, prompts=options.prompts, dataset=options.dataset,
               side_prompts=options.side_dataset, n_side=options.side_prompts, say=say)
     t1 = time.perf_counter()
-    cand = collect(s, layers=options.layers, units=options.units, batch_size=options.batch_size,
-                   cache=options.cache, say=say)
-    run = HFRun(cand, options, seed, timings={"compile": t1 - t0, "activations": time.perf_counter() - t1})
-    ev = _Evidence(backend="hf")
+    cand = collect(s, layers=options.layers, units=units, batch_size=options.batch_size, cache=options.cache,
+                   sae=options.sae, say=say)
+    run = HFRun(cand, options, seed, backend, timings={"compile": t1 - t0, "activations": time.perf_counter() - t1})
+    ev = _Evidence(backend=backend)
     ev.matrix = ev.rank_on = cand.matrix
     lm, compiled = s.lm, s.compiled
     ev.inputs.append(InputInfo(role="model", name=lm.name, params=lm.manifest()))
+    if options.sae:
+        ev.inputs.append(_sae_input(options.sae, cand))
     if Path(criterion).is_file():
         ev.inputs.append(InputInfo.file("criterion", criterion))
     source = Path(compiled.source)
@@ -78,8 +95,12 @@ def collect_evidence(model: Any, criterion: str, options: HFOptions, seed: int, 
         ev.notes.append(f"under edits the criterion is measured as the next-token mass on the {len(words)} "
                         f"vocabulary words closest to it ({', '.join(words[:12])}, ...; all in "
                         "settings.pipeline.selection_info)")
-    ev.notes.append(f"candidates: {cand.info['features']:,} features at the last prompt token of layers "
-                    f"{_layers_text(cand.layers)} ({cand.info['units']})")
+    where = [f"layers {_layers_text(cand.layers)} ({units.replace('F', '')})"] if cand.layers else []
+    if cand.latents is not None:
+        sae = cand.info["sae"]
+        where.append(f"the {sae['d_sae']:,} latents of the {sae['architecture']} SAE at {sae['hook']} (F)")
+    ev.notes.append(f"candidates: {cand.info['features']:,} features at the last prompt token: "
+                    + " and ".join(where))
     if cand.forced:
         ev.notes.append("contrast directions chosen on calibration prompts and tested whatever their discovery "
                         f"rank: {', '.join(cand.forced)}")
@@ -94,7 +115,7 @@ def run_validation(hf: HFRun, feature_ids: list[str], say: Progress):
     t = time.perf_counter()
     o = hf.options
     hf.run = validate(hf.candidates, feature_ids, o.settings(hf.seed), neuron_kinds=o.neuron_kinds,
-                      direction_kinds=o.direction_kinds, cache=o.cache, say=say)
+                      direction_kinds=o.direction_kinds, latent_kinds=o.latent_kinds, cache=o.cache, say=say)
     hf.timings["interventions"] = time.perf_counter() - t
     return interventions_from_dicts(hf.run.records, hf.compiled.spec.criterion,
                                     name="interventions run by interp-lab")
@@ -106,11 +127,10 @@ def add_contexts(hf: HFRun, cards: list[dict[str, Any]], say: Progress) -> None:
     if not o.contexts or not cards:
         return
     from interp_lab.harvest.scan import top_contexts
-    from interp_lab.interventions.features import resolve_targets
 
     t = time.perf_counter()
     chosen = cards[: o.contexts_cards]
-    targets = resolve_targets(hf.lm, [c["feature_id"] for c in chosen], hf.candidates.direction_vectors())
+    targets = hf.candidates.targets([c["feature_id"] for c in chosen])
     got = top_contexts(hf.lm, o.contexts, targets, max_tokens=o.contexts_max_tokens, cache=o.cache,
                        dtype=o.contexts_dtype,
                        progress=lambda d, n: say(f"top contexts over {o.contexts}", d, n))
@@ -128,8 +148,9 @@ def pipeline_settings(hf: HFRun) -> dict[str, Any]:
     """What the report's ``settings.pipeline`` says about how the evidence was made."""
     run = hf.run
     return {
-        "backend": "hf",
+        "backend": hf.backend,
         "options": hf.options.as_dict(),
+        "units": units_for(hf.backend, hf.options),
         "criterion_kind": hf.compiled.spec.kind,
         "score_kind": hf.compiled.score_kind,
         "measured_under_edits_by": hf.candidates.setup.scorer.kind,
@@ -167,6 +188,16 @@ def extra_files(hf: HFRun) -> dict[str, bytes]:
                 fh.write(json.dumps(r, sort_keys=True).encode() + b"\n")
         out["interventions.jsonl.gz"] = buf.getvalue()
     return out
+
+
+def _sae_input(path: str, cand: Candidates):
+    """The SAE as an input of the report: its directory, the sha256 of its weights, what it reads."""
+    from interp_lab.report.build import InputInfo
+
+    sae = cand.info["sae"]
+    return InputInfo(role="sae", name=Path(path).name, sha256=cand.latents.fingerprint or None,
+                     path=str(Path(path).resolve()),
+                     params={k: sae[k] for k in ("hook", "architecture", "d_sae")})
 
 
 def _layers_text(layers: list[int]) -> str:

@@ -73,7 +73,9 @@ def inspect(
     ``hf`` (the default when ``model`` is given and no evidence file is)
     compiles the criterion, reads the model's neurons, residual dimensions
     and contrast directions, ranks them and tests the candidates with
-    interventions and controls; its options are ``hf=providers.hf.HFOptions``.
+    interventions and controls; its options are ``hf=providers.hf.HFOptions``
+    (``HFOptions(sae=DIR)`` adds an SAE's latents to the candidates). ``sae`` does
+    the same with the SAE's latents as the only candidates.
     With ``out``, writes report.json / report.md / report.html and a
     manifest.json there (all or nothing). ``progress(stage, done, total)``
     hears about each stage (``total`` None when unknown).
@@ -97,11 +99,11 @@ def inspect(
     rank_settings = RankSettings(top_k=top_k, seed=seed, bootstrap=bootstrap)
     causal_settings = CausalSettings(seed=seed, allow_criterion_mismatch=allow_intervention_criterion_mismatch)
     run_hf = None
-    if backend == "hf":
+    if backend in ("hf", "sae"):
         from interp_lab.api import hf as hf_api
         from interp_lab.providers.hf import HFOptions
 
-        ev, run_hf = hf_api.collect_evidence(model, criterion_arg, HFOptions.from_value(hf), seed, say)
+        ev, run_hf = hf_api.collect_evidence(model, criterion_arg, HFOptions.from_value(hf), seed, say, backend)
         model = run_hf.lm.name
     else:
         ev = _load_evidence(backend, model, criterion, records, features, interventions, seed, synthetic,

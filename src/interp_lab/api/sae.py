@@ -28,6 +28,10 @@ class SAETrainResult:
     tokens_seen: int
     resumed_at: int
     seconds: float
+    rank: int = 0
+    """This process's rank in a torchrun run; only rank 0's result has the metrics (the others' is empty)."""
+    world_size: int = 1
+    """Processes that trained the SAE."""
 
 
 def _out_paths(out: str | os.PathLike) -> tuple[Path, Path | None]:
@@ -75,11 +79,15 @@ def train_sae(*, out: str | os.PathLike, store: str | os.PathLike | None = None,
     ``records_out`` writes activation records of the latents, one row per document of the store;
     ``causal_out`` intervention records of the ``causal_features`` latents most associated with
     ``criterion`` (``sae_interventions``).
+
+    Under ``torchrun --nproc_per_node N`` the N processes train the SAE together (docs/SAE.md,
+    "Distributed training"); rank 0 alone writes, evaluates and reports.
     """
     import time
 
     from interp_lab.sae.checkpoint import load_sae, save_sae
     from interp_lab.sae.data import split_rows
+    from interp_lab.sae.distributed import process_group
     from interp_lab.sae.metrics import reconstruction_metrics
     from interp_lab.sae.train import train_sae as _train
     from interp_lab.store.reader import Store
@@ -93,73 +101,90 @@ def train_sae(*, out: str | os.PathLike, store: str | os.PathLike | None = None,
         raise UsageError(f"--records-pooling: {records_pooling!r} is not max or mean")
     if records_out is not None and hook_out is not None:
         raise UsageError("--records-out: records are written for SAEs, not transcoders")
-    if records is not None:
-        from interp_lab.io.cache import cache_dir
-        from interp_lab.io.hashing import sha256_file
-        from interp_lab.sae.from_records import records_store
+    with process_group() as ranks:
+        lead = ranks is None or ranks.lead
+        if not lead:
+            on_step = progress = say = None  # rank 0 alone reports
+        # a store written for the run (from records, or harvested) is written by rank 0, then reused by the others
+        once = (lambda fn: fn()) if ranks is None else ranks.lead_first
+        if records is not None:
+            from interp_lab.io.cache import cache_dir
+            from interp_lab.io.hashing import sha256_file
+            from interp_lab.sae.from_records import records_store
 
-        if store is not None or hook_out is not None:
-            raise UsageError("--records trains an SAE on the records alone: no --store or --hook-out with it")
-        key = hashlib.sha256(json.dumps([sha256_file(records), layer, max_records]).encode()).hexdigest()[:16]
-        store, hook = records_store(records, cache_dir() / "stores" / f"records-{key}", layer=layer,
-                                    max_records=max_records)
-        ce_tokens = 0  # no model tokens behind records
-        n = Store(store).rows
-        if cfg.batch_size > n // 8:  # record files are small: keep several steps per pass
-            cfg = replace(cfg, batch_size=max(8, n // 8))
-    if hook is None:
-        if layer is None:
-            raise UsageError("give --hook or --layer (the hook is then blocks.{layer}.hook_resid_post)")
-        hook = f"blocks.{layer}.hook_resid_post"
-    hooks = (hook,) if hook_out is None else (hook, hook_out)
-    if store is None:
-        if model is None or dataset is None:
-            raise UsageError("give --store, or --hf-model and --dataset to harvest the activations first")
-        store = harvest_for_sae(model, dataset, hooks, cfg.tokens if cfg.epochs is None else None,
-                                progress=None if progress is None else
-                                (lambda done, total: progress("harvesting tokens", done, total)))
-    st = Store(store)
-    ckpt, summary = _out_paths(out)
-    state_dir = ckpt.parent / f".{ckpt.name}.training"
-    if not resume and state_dir.exists():
-        shutil.rmtree(state_dir)
-    t0 = time.time()
-    res = _train(st, hook, cfg, hook_out=hook_out, state_dir=state_dir, checkpoint_every=checkpoint_every,
-                 on_step=on_step)
-    seconds = time.time() - t0
-    meta = {"model_name": st.manifest.model, "hook_name": hook, "context_size": st.manifest.context_length,
-            "prepend_bos": False, "model_revision": st.manifest.revision}
-    if hook_out:
-        meta["hook_name_out"] = hook_out
-    manifest = {"schema_version": "interp-lab.sae.v1", "architecture": cfg.architecture,
-                "sae_config": asdict(res.sae.cfg), "train_config": asdict(cfg), "hooks": list(hooks),
-                "store": str(Path(st.root).resolve()), "dataset": st.manifest.dataset,
-                "dataset_hash": st.manifest.dataset_hash, "model": st.manifest.model, "revision": st.manifest.revision,
-                "scale_in": res.scale_in, "scale_out": res.scale_out, "outlier_threshold": res.outlier_threshold,
-                "tokens_seen": res.tokens_seen, "resumed_at": res.resumed_at, "train_seconds": round(seconds, 1),
-                "history": res.history}
-    path = save_sae(res.sae, ckpt, scale_in=res.scale_in, scale_out=res.scale_out, metadata=meta,
-                    extra={"manifest.json": (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode()})
-    if evaluate:
-        metrics = eval_sae(path, store=st.root, hook=hook, hook_out=hook_out, model=model or st.manifest.model,
-                           ce_tokens=ce_tokens, say=say)
-    else:
-        metrics = {"heldout": reconstruction_metrics(load_sae(path), st, hook, split_rows(st).heldout, hook_out=hook_out)}
-    if records_out is not None:
-        from interp_lab.sae.records import write_latent_records
+            if store is not None or hook_out is not None:
+                raise UsageError("--records trains an SAE on the records alone: no --store or --hook-out with it")
+            key = hashlib.sha256(json.dumps([sha256_file(records), layer, max_records]).encode()).hexdigest()[:16]
+            store, hook = once(lambda: records_store(records, cache_dir() / "stores" / f"records-{key}", layer=layer,
+                                                     max_records=max_records))
+            ce_tokens = 0  # no model tokens behind records
+            n = Store(store).rows
+            if cfg.batch_size > n // 8:  # record files are small: keep several steps per pass
+                cfg = replace(cfg, batch_size=max(8, n // 8))
+        if hook is None:
+            if layer is None:
+                raise UsageError("give --hook or --layer (the hook is then blocks.{layer}.hook_resid_post)")
+            hook = f"blocks.{layer}.hook_resid_post"
+        hooks = (hook,) if hook_out is None else (hook, hook_out)
+        if store is None:
+            if model is None or dataset is None:
+                raise UsageError("give --store, or --hf-model and --dataset to harvest the activations first")
+            store = once(lambda: harvest_for_sae(model, dataset, hooks, cfg.tokens if cfg.epochs is None else None,
+                                                 progress=None if progress is None else
+                                                 (lambda done, total: progress("harvesting tokens", done, total))))
+        st = Store(store)
+        ckpt, summary = _out_paths(out)
+        state_dir = ckpt.parent / f".{ckpt.name}.training"
+        if not resume and state_dir.exists() and lead:
+            shutil.rmtree(state_dir)
+        if ranks is not None:
+            ranks.barrier()  # nobody reads a state --fresh is removing
+        t0 = time.time()
+        res = _train(st, hook, cfg, hook_out=hook_out, state_dir=state_dir, checkpoint_every=checkpoint_every,
+                     on_step=on_step, ranks=ranks)
+        seconds = time.time() - t0
+        path, metrics = ckpt, {}
+        if lead:
+            meta = {"model_name": st.manifest.model, "hook_name": hook, "context_size": st.manifest.context_length,
+                    "prepend_bos": False, "model_revision": st.manifest.revision}
+            if hook_out:
+                meta["hook_name_out"] = hook_out
+            manifest = {"schema_version": "interp-lab.sae.v1", "architecture": cfg.architecture,
+                        "sae_config": asdict(res.sae.cfg), "train_config": asdict(cfg), "hooks": list(hooks),
+                        "store": str(Path(st.root).resolve()), "dataset": st.manifest.dataset,
+                        "dataset_hash": st.manifest.dataset_hash, "model": st.manifest.model,
+                        "revision": st.manifest.revision, "scale_in": res.scale_in, "scale_out": res.scale_out,
+                        "outlier_threshold": res.outlier_threshold, "tokens_seen": res.tokens_seen,
+                        "resumed_at": res.resumed_at, "train_seconds": round(seconds, 1),
+                        "world_size": res.world_size, "history": res.history}
+            path = save_sae(res.sae, ckpt, scale_in=res.scale_in, scale_out=res.scale_out, metadata=meta,
+                            extra={"manifest.json": (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode()})
+            if evaluate:
+                metrics = eval_sae(path, store=st.root, hook=hook, hook_out=hook_out, model=model or st.manifest.model,
+                                   ce_tokens=ce_tokens, say=say)
+            else:
+                metrics = {"heldout": reconstruction_metrics(load_sae(path), st, hook, split_rows(st).heldout,
+                                                             hook_out=hook_out)}
+            if records_out is not None:
+                from interp_lab.sae.records import write_latent_records
 
-        metrics["records"] = {"path": str(records_out), "pooling": records_pooling,
-                              "rows": write_latent_records(load_sae(path), st, hook, records_out, pooling=records_pooling,
-                                                           sae_id=str(path))}
-    if causal_out is not None:
-        got = sae_interventions(path, model or st.manifest.model, criterion, causal_out, top=causal_features, say=say)
-        metrics["interventions"] = {k: v for k, v in got.items() if k != "evidence"}
-    if summary is not None:
-        from interp_lab.io.atomic import write_bytes_atomic
+                metrics["records"] = {"path": str(records_out), "pooling": records_pooling,
+                                      "rows": write_latent_records(load_sae(path), st, hook, records_out,
+                                                                   pooling=records_pooling, sae_id=str(path))}
+            if causal_out is not None:
+                got = sae_interventions(path, model or st.manifest.model, criterion, causal_out, top=causal_features,
+                                        say=say)
+                metrics["interventions"] = {k: v for k, v in got.items() if k != "evidence"}
+            if summary is not None:
+                from interp_lab.io.atomic import write_bytes_atomic
 
-        write_bytes_atomic(summary, (json.dumps({**metrics, "checkpoint": str(path)}, indent=2, sort_keys=True) + "\n").encode())
-    shutil.rmtree(state_dir, ignore_errors=True)
-    return SAETrainResult(path, metrics, Path(st.root), hooks, res.tokens_seen, res.resumed_at, seconds)
+                write_bytes_atomic(summary, (json.dumps({**metrics, "checkpoint": str(path)}, indent=2,
+                                                        sort_keys=True) + "\n").encode())
+            shutil.rmtree(state_dir, ignore_errors=True)
+        if ranks is not None:
+            ranks.barrier()  # the others exit once rank 0 has written and evaluated
+    return SAETrainResult(path, metrics, Path(st.root), hooks, res.tokens_seen, res.resumed_at, seconds,
+                          0 if ranks is None else ranks.rank, res.world_size)
 
 
 def eval_sae(sae: str | os.PathLike, *, store: str | os.PathLike, hook: str | None = None, hook_out: str | None = None,

@@ -50,7 +50,8 @@ def inspect_cmd(
     criterion: str = typer.Option(..., "--criterion", help="The criterion, in words (or a criterion spec file)."),
     model: Optional[str] = typer.Option(None, "--model", help="Model id the evidence comes from."),
     backend: Optional[str] = typer.Option(
-        None, "--backend", help="records | features | synthetic (alias toy). Default: implied by --records/--features."),
+        None, "--backend", help="hf | sae | records | features | synthetic (alias toy). Default: implied by "
+                                "--records/--features, else hf with --model."),
     records: Optional[Path] = typer.Option(None, "--records", help="Activation records (.jsonl[.gz|.zst] or .parquet)."),
     features: Optional[Path] = typer.Option(None, "--features", help="Feature dump JSONL."),
     interventions: Optional[Path] = typer.Option(None, "--interventions", help="Intervention records JSONL."),
@@ -67,7 +68,12 @@ def inspect_cmd(
                                                                   "(default lee+enwiki)."),
     layers: str = typer.Option("all", "--layers", help="hf: layers whose units become candidates (all, middle, "
                                                        "3-9,12)."),
-    units: str = typer.Option("NRD", "--units", help="hf: N neurons, R residual dimensions, D contrast directions."),
+    units: str = typer.Option("NRD", "--units", help="hf: N neurons, R residual dimensions, D contrast directions "
+                                                     "(F, SAE latents, is added with --sae)."),
+    sae: Optional[Path] = typer.Option(None, "--sae", help="hf / sae: SAE checkpoint whose latents become "
+                                                           "candidates (--backend sae: the only ones)."),
+    latent_kinds: str = typer.Option("ablate,steer", "--latent-kinds", help="hf / sae: interventions testing "
+                                                                             "SAE latents."),
     neuron_kinds: str = typer.Option("mean_ablate", "--neuron-kinds", help="hf: interventions testing neurons "
                                                                            "and residual dimensions."),
     direction_kinds: str = typer.Option("steer,ablate", "--direction-kinds", help="hf: interventions testing "
@@ -88,14 +94,15 @@ def inspect_cmd(
     from interp_lab.api import inspect
     from interp_lab.providers.hf import HFOptions
 
-    settings = _settings(neuron_kinds + "," + direction_kinds, n_controls, strengths, side_prompts, batch_size,
-                         seed)
+    settings = _settings(neuron_kinds + "," + direction_kinds + "," + latent_kinds, n_controls, strengths,
+                         side_prompts, batch_size, seed)
     hf = HFOptions(prompts=prompts, dataset=dataset, layers=layers, units=units,
+                   sae=str(sae) if sae else None, latent_kinds=_kinds(latent_kinds),
                    neuron_kinds=_kinds(neuron_kinds), direction_kinds=_kinds(direction_kinds),
                    n_controls=n_controls, strengths=settings.strengths, side_prompts=side_prompts,
                    batch_size=batch_size, contexts=contexts or None, contexts_cards=contexts_cards,
                    contexts_max_tokens=contexts_max_tokens, contexts_dtype=contexts_dtype, cache=not no_cache)
-    on_model = records is None and features is None and backend in (None, "hf")
+    on_model = records is None and features is None and backend in (None, "hf", "sae")
     with render.StageProgress(log=on_model) as progress:
         result = inspect(
             model, criterion, backend=backend, records=records, features=features, interventions=interventions,
@@ -407,17 +414,66 @@ def store_search(
 @store_app.command("top")
 def store_top(
     path: Path = typer.Argument(...),
-    hook: str = typer.Option(..., "--hook"),
-    channel: int = typer.Option(..., "--channel", help="Index in the hook's last dimension."),
+    hook: Optional[str] = typer.Option(None, "--hook", help="The hook whose channel is read."),
+    latents: Optional[str] = typer.Option(None, "--latents", help="Or: the SAE id of latents encoded into the "
+                                                                   "store (interp-lab store encode)."),
+    channel: int = typer.Option(..., "--channel", help="Index in the hook's last dimension (or the latent)."),
     k: int = typer.Option(20, "--k", min=1),
     window: int = typer.Option(6, "--window", min=0),
     include_first: bool = typer.Option(False, "--include-first", help="Keep position 0 (the attention sink)."),
 ) -> None:
-    """Top-activating contexts of one channel."""
+    """Top-activating contexts of one channel or one SAE latent."""
+    from interp_lab.errors import UsageError
     from interp_lab.store.queries import top
     from interp_lab.store.reader import Store
 
-    render.contexts(top(Store(path), hook, channel, k=k, window=window, exclude_first=not include_first))
+    if (hook is None) == (latents is None):
+        raise UsageError("give exactly one of --hook and --latents")
+    st = Store(path)
+    if latents is not None:
+        from interp_lab.sae.store_latents import top_latent
+
+        render.contexts(top_latent(st, latents, channel, k=k, window=window, exclude_first=not include_first))
+        return
+    render.contexts(top(st, hook, channel, k=k, window=window, exclude_first=not include_first))
+
+
+@store_app.command("encode")
+def store_encode(
+    path: Path = typer.Argument(..., help="Store directory."),
+    sae: Path = typer.Option(..., "--sae", help="SAE checkpoint (interp-lab, SAE Lens or sparsify)."),
+    sae_id: Optional[str] = typer.Option(None, "--sae-id", help="Name under latents/ (default: the checkpoint's "
+                                                                 "directory name and a hash of its weights)."),
+    batch_size: int = typer.Option(8192, "--batch-size", min=1),
+    records_out: Optional[Path] = typer.Option(None, "--records-out", help="Also write activation records of the "
+                                                                           "latents (a row per document)."),
+    records_pooling: str = typer.Option("max", "--records-pooling", help="max or mean over a document's tokens."),
+) -> None:
+    """Encode every stored token with an SAE into sparse latents (latents/<sae_id>/part-*.parquet), and with
+    --records-out into activation records for inspect --backend records."""
+    import json
+
+    from interp_lab.errors import UsageError
+    from interp_lab.sae.records import POOLINGS
+    from interp_lab.sae.store_latents import encode_store
+    from interp_lab.store.reader import Store
+
+    if records_pooling not in POOLINGS:
+        raise UsageError(f"--records-pooling {records_pooling!r}: use {' or '.join(POOLINGS)}")
+    st = Store(path)
+    with render.StageProgress(log=True) as progress:
+        out = encode_store(st, sae, sae_id=sae_id, batch_size=batch_size,
+                           progress=lambda d, n: progress("encoding shards", d, n))
+    info = json.loads((out / "info.json").read_text())
+    typer.echo(f"{info['nonzero']:,} non-zero latents over {info['rows']:,} rows "
+               f"({info['nonzero'] / max(info['rows'], 1):.1f} per row); wrote {out}")
+    if records_out is not None:
+        from interp_lab.sae.checkpoint import load_sae
+        from interp_lab.sae.records import write_latent_records
+
+        n = write_latent_records(load_sae(sae), st, info["hook"], records_out, pooling=records_pooling,
+                                 sae_id=info["sae_id"])
+        typer.echo(f"{n:,} activation records; wrote {records_out}")
 
 
 @store_app.command("plot")

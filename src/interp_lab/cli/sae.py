@@ -43,6 +43,8 @@ def train_sae_cmd(
     l1_coef: Optional[float] = typer.Option(None, "--l1-coef", min=0.0, help="relu: L1 weight."),
     l0_coef: Optional[float] = typer.Option(None, "--l0-coef", min=0.0, help="jumprelu: L0 weight."),
     seed: Optional[int] = typer.Option(None, "--seed"),
+    drop_outliers: bool = typer.Option(False, "--drop-outliers", help="Leave the tokens above 10x the median norm "
+                                                                      "out of training."),
     checkpoint_every: int = typer.Option(25, "--checkpoint-every", min=0,
                                          help="Save the training state every this many steps (0: never)."),
     fresh: bool = typer.Option(False, "--fresh", help="Ignore a saved training state and start over."),
@@ -57,7 +59,8 @@ def train_sae_cmd(
     criterion: Optional[str] = typer.Option(None, "--criterion", help="Criterion spec file or text (--causal-out)."),
     causal_features: int = typer.Option(5, "--causal-features", min=1, help="Latents tested for --causal-out."),
 ) -> None:
-    """Train a sparse autoencoder (or transcoder) on stored activations; resumes after an interruption."""
+    """Train a sparse autoencoder (or transcoder) on stored activations; resumes after an interruption.
+    Under torchrun (torchrun --nproc_per_node N -m interp_lab train-sae ...) the N processes share each batch."""
     from interp_lab.api.sae import train_sae_step
     from interp_lab.errors import UsageError
 
@@ -81,13 +84,17 @@ def train_sae_cmd(
                              model=hf_model, dataset=dataset, layer=layer, preset=preset, architecture=architecture,
                              latent_dim=latent_dim, expansion_factor=expansion_factor, top_k=top_k, tokens=tokens,
                              epochs=epochs, batch_size=batch_size, lr=lr, l1_coef=l1_coef, l0_coef=l0_coef, seed=seed,
-                             checkpoint_every=checkpoint_every, resume=not fresh, ce_tokens=ce_tokens,
+                             keep_outliers=False if drop_outliers else None, checkpoint_every=checkpoint_every,
+                             resume=not fresh, ce_tokens=ce_tokens,
                              records_out=records_out, records_pooling=records_pooling, causal_out=causal_out,
                              criterion=criterion, causal_features=causal_features, on_step=on_step, progress=progress,
                              say=lambda m: render.err.print(m))
+    if res.rank != 0:
+        return  # torchrun: rank 0 reports
     resumed = f" (resumed at {res.resumed_at:,})" if res.resumed_at else ""
+    procs = f" on {res.world_size} processes" if res.world_size > 1 else ""
     typer.echo(f"{res.path}: {res.metrics['architecture']} SAE on {', '.join(res.hooks)}, "
-               f"{res.tokens_seen:,} tokens{resumed} in {res.seconds:.0f} s")
+               f"{res.tokens_seen:,} tokens{resumed} in {res.seconds:.0f} s{procs}")
     typer.echo(_metrics_line(res.metrics))
     if "records" in res.metrics:
         r = res.metrics["records"]

@@ -29,7 +29,8 @@ OUTLIER_NORM = 10.0  # tokens this many times the median norm are massive-activa
 def _key(lm, dataset: str, target, context_length: int, max_tokens: int | None, k: int, dtype: str) -> str:
     w = target.space.write([target.index])[0].numpy().astype(np.float32)
     h = hashlib.sha256(f"{SCAN_VERSION}\0{lm.name}\0{lm.revision}\0{dataset}\0{context_length}\0{max_tokens}\0{k}"
-                       f"\0{dtype}\0{target.hook}\0{target.feature_id}".encode())
+                       f"\0{dtype}\0{target.hook}\0{target.feature_id}\0{getattr(target.space, 'fingerprint', '')}"
+                       .encode())
     h.update(w.tobytes())
     return h.hexdigest()[:32]
 

@@ -197,8 +197,11 @@ class Experiment:
 
     def calibrate(self, target: Target) -> tuple[float, dict[str, Any]]:
         """The steering strength: the smallest whose mean calibration gain reaches ``knee`` (90%) of the
-        largest gain (in absolute value) over the grid, so that steering is not pushed past the point where
-        more strength buys little but side effects. Returns it with the gain and side effect per strength."""
+        largest gain over the grid, so that steering is not pushed past the point where more strength buys
+        little but side effects. Gains count in the direction of the smallest strength's gain (where the
+        edit is still nearly linear): far along a direction the model breaks and the score collapses
+        whatever the feature does, a large change that is not the feature's effect. Returns the strength
+        with the gain and side effect per strength."""
         gains: dict[str, float] = {}
         sides: dict[str, float] = {}
         for s in self.settings.strengths:
@@ -207,8 +210,10 @@ class Experiment:
             gains[f"{s:g}"] = significant((got - self.base_calib).mean(), 7)
             if self.side is not None:
                 sides[f"{s:g}"] = significant(self._side_kl(plan).mean(), 7)
-        best = max(abs(g) for g in gains.values())
-        chosen = min(s for s in self.settings.strengths if abs(gains[f"{s:g}"]) >= KNEE * best - 1e-12)
+        grid = sorted(self.settings.strengths)
+        sign = -1.0 if gains[f"{grid[0]:g}"] < 0 else 1.0
+        best = max(sign * g for g in gains.values())
+        chosen = min(s for s in grid if sign * gains[f"{s:g}"] >= KNEE * best - 1e-12)
         return float(chosen), {"gains": gains, "side_effects": sides}
 
     def _side_kl(self, plan: EditPlan) -> np.ndarray:
@@ -355,7 +360,8 @@ def run_interventions(lm, prompts: Prompts | Sequence[dict[str, Any]], targets: 
                 strength, sweep = ex.calibrate(t)
                 mine_strength[t.feature_id] = {"chosen": strength, "calibration_gains": sweep["gains"],
                                                "calibration_side_effects": sweep["side_effects"],
-                                               "rule": f"smallest strength reaching {KNEE:.0%} of the largest gain",
+                                               "rule": f"smallest strength reaching {KNEE:.0%} of the largest gain "
+                                                       "(signed as the smallest strength's gain)",
                                                "calibration_prompts": len(ex.calib)}
             plan = EditPlan(t.feature_id, t.space, t.index, kind, strength)
             extra = {"calibrated_on": "calibration"} if kind == "steer" else None
@@ -376,7 +382,7 @@ def run_interventions(lm, prompts: Prompts | Sequence[dict[str, Any]], targets: 
     return InterventionRun(recs, strengths, ex.runs if ex else 0, scorer.kind, counts, cached_targets=cached)
 
 
-CACHE_VERSION = "interventions-v2"  # v2: scores to 7 significant digits
+CACHE_VERSION = "interventions-v3"  # v2: scores to 7 significant digits; v3: calibration gains signed
 
 
 def _run_key(lm, prompts: Prompts, scorer, unrelated: Sequence[str], settings: InterventionSettings,
@@ -394,6 +400,7 @@ def _run_key(lm, prompts: Prompts, scorer, unrelated: Sequence[str], settings: I
 def _cache_path(base: str, target: Target, kinds: Sequence[str]):
     from interp_lab.io.cache import cache_dir
 
-    h = hashlib.sha256(f"{base}\0{target.hook}\0{target.feature_id}\0{','.join(kinds)}".encode())
+    h = hashlib.sha256(f"{base}\0{target.hook}\0{target.feature_id}\0{','.join(kinds)}\0"
+                       f"{getattr(target.space, 'fingerprint', '')}".encode())
     h.update(target.space.write([target.index])[0].numpy().astype(np.float32).tobytes())
     return cache_dir() / "interventions" / f"{h.hexdigest()[:32]}.json.gz"

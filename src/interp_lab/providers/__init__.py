@@ -27,7 +27,8 @@ PROVIDERS = {
     "transformerlens": ProviderInfo("transformerlens", "TransformerLens caches", "transformer-lens", False),
     "nnsight": ProviderInfo("nnsight", "nnsight traces", "nnsight", False),
     "contrast": ProviderInfo("contrast", "contrast directions from scored prompts", "torch", False),
-    "sae": ProviderInfo("sae", "latents of an SAE trained by interp-lab", "torch", False),
+    "sae": ProviderInfo("sae", "latents of an SAE (interp-lab, SAE Lens or sparsify checkpoint) on a Hugging Face "
+                               "causal LM", "torch, transformers", True),
 }
 ALIASES = {"toy": "synthetic", "jsonl": "features"}
 
@@ -46,6 +47,8 @@ def resolve_backend(backend: str | None, *, records: str | os.PathLike | None,
             raise UsageError("--backend records needs --records")
         if name == "features" and features is None:
             raise UsageError("--backend features needs --features")
+        if name in ("hf", "sae") and model is None:
+            raise UsageError(f"--backend {name} needs --model")
         return name
     if features is not None:
         return "features"

@@ -5,8 +5,9 @@ token at ``mlp.hook_post`` (MLP neurons, ``L{i}:N{j}``) and
 ``hook_resid_post`` (residual dimensions, ``L{i}:R{j}``) of the chosen
 layers; per layer, contrast directions (``D0`` difference of class means,
 ``D1`` logistic probe) are fitted on discovery prompts and their projections
-added. The result is an activation-record matrix the ranker reads like any
-other. The activations are cached on disk (keyed by model revision, hooks and
+added; with an SAE, its latents (``L{i}:F{j}``) are read at its hook through
+its encoder (``sae.space``). The result is an activation-record matrix the
+ranker reads like any other. The activations are cached on disk (keyed by model revision, hooks and
 prompt texts), so a rerun with other candidates or settings reuses them.
 
 The provider delivers evidence and runs the interventions it is asked for;
@@ -17,7 +18,7 @@ above it.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,9 +42,11 @@ class HFOptions:
     prompts: str | None = None  # prompt set overriding the criterion spec's
     dataset: str | None = None  # corpus of a semantic criterion (default lee+enwiki)
     layers: str = "all"  # layers whose units and directions become candidates
-    units: str = "NRD"  # N neurons, R residual dimensions, D contrast directions
+    units: str = "NRD"  # N neurons, R residual dimensions, D contrast directions, F the SAE's latents
     neuron_kinds: tuple[str, ...] = ("mean_ablate",)  # interventions testing neurons / residual dimensions
     direction_kinds: tuple[str, ...] = ("steer", "ablate")  # interventions testing directions
+    sae: str | None = None  # SAE checkpoint whose latents become candidates (units F; added when given)
+    latent_kinds: tuple[str, ...] = ("ablate", "steer")  # interventions testing SAE latents
     n_controls: int = 20
     strengths: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 4.0)
     side_prompts: int = 64
@@ -58,7 +61,8 @@ class HFOptions:
     def settings(self, seed: int):
         from interp_lab.interventions.settings import InterventionSettings
 
-        return InterventionSettings(kinds=tuple(dict.fromkeys(self.neuron_kinds + self.direction_kinds)),
+        return InterventionSettings(kinds=tuple(dict.fromkeys(self.neuron_kinds + self.direction_kinds
+                                                              + (self.latent_kinds if self.sae else ()))),
                                     n_controls=self.n_controls, strengths=self.strengths,
                                     side_prompts=self.side_prompts, batch_size=self.batch_size, seed=seed)
 
@@ -119,6 +123,7 @@ class Candidates:
     acts_cached: bool
     acts_path: Path | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    latents: Any = None  # sae.space.LatentSpace of the SAE whose latents are candidates
 
     def selectable(self) -> np.ndarray:
         """Columns the ranker may choose on discovery rows: not the directions fitted on those rows."""
@@ -126,6 +131,37 @@ class Candidates:
 
     def direction_vectors(self) -> dict[str, tuple[str, np.ndarray]]:
         return {d.feature_id: (d.hook, d.vector) for d in self.directions}
+
+    def latent_spaces(self) -> dict[int, Any] | None:
+        return None if self.latents is None else {self.latents.layer: self.latents}
+
+    def targets(self, feature_ids: Sequence[str]) -> list[Any]:
+        """``interventions.features.Target`` for any candidate id (units, directions, latents)."""
+        from interp_lab.interventions.features import resolve_targets
+
+        return resolve_targets(self.setup.lm, list(feature_ids), self.direction_vectors(), self.latent_spaces())
+
+
+class _DecoderRows(Mapping):
+    """``{feature_id: decoder vector}``: the given ones, and an SAE's decoder rows made into lists only
+    for the ids asked for (the cards), not for every latent."""
+
+    def __init__(self, given: dict[str, list[float]], space: Any = None):
+        self.given = given
+        self.space = space
+        self.latents = {} if space is None else {space.feature_id(i): i for i in range(space.size)}
+
+    def __getitem__(self, fid: str) -> list[float]:
+        if fid in self.given:
+            return self.given[fid]
+        return [round(float(v), 6) for v in self.space.write([self.latents[fid]])[0]]
+
+    def __iter__(self):
+        yield from self.given
+        yield from (f for f in self.latents if f not in self.given)
+
+    def __len__(self) -> int:
+        return len(self.given) + len(self.latents)
 
 
 def _acts_key(lm, hooks: Sequence[str], texts: Sequence[str]) -> str:
@@ -166,19 +202,34 @@ def last_token_acts(lm, rows: list[dict[str, Any]], hooks: list[str], batch_size
 
 
 def collect(s: Setup, *, layers: str | None = "all", units: str = "NRD", batch_size: int = 64, cache: bool = True,
-            say: Progress | None = None) -> Candidates:
-    """Every neuron, residual dimension and contrast direction of the chosen layers, as activation records."""
+            sae: str | None = None, say: Progress | None = None) -> Candidates:
+    """Every neuron, residual dimension and contrast direction of the chosen layers, and with ``sae`` every
+    latent of that SAE (units ``F``, at its own hook and layer), as activation records."""
     from interp_lab.harvest.records import parse_layers
     from interp_lab.interventions.contrast import best_direction, fit_directions
     say = say or (lambda stage, done=0, total=None: None)
-    bad = set(units) - set("NRD")
+    bad = set(units) - set("NRDF")
     if bad or not units:
         raise UsageError(f"--units takes letters of N (neurons), R (residual dimensions), D (directions), "
-                         f"not {units!r}")
+                         f"F (SAE latents), not {units!r}")
+    if "F" in units and sae is None:
+        raise UsageError("--units F (SAE latents) needs --sae")
     lm, rows = s.lm, s.compiled.rows
-    chosen = parse_layers(layers, lm.n_layers)
+    space = None
+    if sae is not None:
+        from interp_lab.sae.space import latent_space
+
+        space = latent_space(sae)
+        if space.layer >= lm.n_layers:
+            raise UsageError(f"{sae}: the SAE reads {space.hook}; {lm.name} has layers 0..{lm.n_layers - 1}")
+        width = _hook_width(lm, space.hook)
+        if width != space.sae.cfg.d_in:
+            raise UsageError(f"{sae}: the SAE takes d_in {space.sae.cfg.d_in}; {space.hook} of {lm.name} has "
+                             f"width {width}")
+    chosen = parse_layers(layers, lm.n_layers) if set(units) - {"F"} else []
     hooks = sorted({f"blocks.{i}.{UNITS[u]}" for i in chosen for u in units if u in UNITS}
-                   | ({f"blocks.{i}.hook_resid_post" for i in chosen} if "D" in units else set()))
+                   | ({f"blocks.{i}.hook_resid_post" for i in chosen} if "D" in units else set())
+                   | ({space.hook} if space is not None else set()))
     say(f"last-token activations at {len(hooks)} hook points", 0, None)
     acts, was_cached, path = last_token_acts(lm, rows, hooks, batch_size, cache)
     split = np.array([SPLIT_CODES[r["split"]] for r in rows], dtype=np.int8)
@@ -194,14 +245,26 @@ def collect(s: Setup, *, layers: str | None = "all", units: str = "NRD", batch_s
         positive = {name: scores[split == code] > cut for name, code in SPLIT_CODES.items()}
         directions = fit_directions(by_layer, positive)
         forced = sorted({best_direction(directions, m).feature_id for m in ("mean_difference", "logistic_probe")})
-    # per layer D, N, R blocks with ascending indices: already the natural order of feature ids
+    # per layer D, F, N, R blocks with ascending indices: already the natural order of feature ids
     blocks, names, hook_of = [], [], {}
-    for i in chosen:
+    decoders: dict[str, Any] = {d.feature_id: [round(float(v), 6) for v in d.vector] for d in directions}
+    latent_layer = None if space is None else space.layer
+    for i in sorted(set(chosen) | ({latent_layer} if space is not None else set())):
         mine = [d for d in directions if d.layer == i]
         if mine:
             blocks.append(acts[f"blocks.{i}.hook_resid_post"] @ np.stack([d.vector for d in mine], 1))
             names += [d.feature_id for d in mine]
             hook_of.update((d.feature_id, d.hook) for d in mine)
+        if i == latent_layer:
+            import torch
+
+            say("encoding SAE latents", 0, None)
+            blocks.append(space.values(torch.from_numpy(acts[space.hook]), range(space.size)).numpy())
+            ids = [space.feature_id(j) for j in range(space.size)]
+            names += ids
+            hook_of.update(dict.fromkeys(ids, space.hook))
+        if i not in chosen:
+            continue
         for u in "NR":
             if u in units:
                 hook = f"blocks.{i}.{UNITS[u]}"
@@ -238,27 +301,39 @@ def collect(s: Setup, *, layers: str | None = "all", units: str = "NRD", batch_s
         feature_hooks=hook_of,
         feature_labels=labels,
         feature_layers={fid: int(fid[1:fid.index(":")]) for fid in feature_ids},
-        feature_decoders={d.feature_id: [round(float(v), 6) for v in d.vector] for d in directions},
+        feature_decoders=decoders if space is None else _DecoderRows(decoders, space),
         reader="hf",
     )
     info = {"layers": chosen, "units": units, "hooks": len(hooks), "features": F, "prompts": n,
             "activations": "read from the cache" if was_cached else "computed", "position": "last prompt token"}
-    return Candidates(s, m, directions, forced, chosen, was_cached, path, info)
+    if space is not None:
+        info["sae"] = {"path": str(sae), "hook": space.hook, "architecture": space.sae.architecture,
+                       "d_sae": space.size}
+    return Candidates(s, m, directions, forced, chosen, was_cached, path, info, space)
 
 
-def kinds_for(feature_id: str, neuron_kinds: Sequence[str], direction_kinds: Sequence[str]) -> tuple[str, ...]:
-    """Which interventions test a candidate: directions get their own list, units theirs."""
-    return tuple(direction_kinds if ":D" in feature_id else neuron_kinds)
+def _hook_width(lm, hook: str) -> int:
+    from interp_lab.models.hooked import hook_widths
+
+    return hook_widths(lm, [hook])[hook]
+
+
+def kinds_for(feature_id: str, neuron_kinds: Sequence[str], direction_kinds: Sequence[str],
+              latent_kinds: Sequence[str] = ()) -> tuple[str, ...]:
+    """Which interventions test a candidate: directions and SAE latents get their own lists, units theirs."""
+    if ":D" in feature_id:
+        return tuple(direction_kinds)
+    return tuple(latent_kinds if ":F" in feature_id else neuron_kinds)
 
 
 def validate(c: Candidates, feature_ids: Sequence[str], settings, *, neuron_kinds: Sequence[str],
-             direction_kinds: Sequence[str], cache: bool = True, say: Progress | None = None):
+             direction_kinds: Sequence[str], latent_kinds: Sequence[str] = (), cache: bool = True,
+             say: Progress | None = None):
     """Interventions with controls on the candidates (interventions.run), each with its own kinds."""
-    from interp_lab.interventions.features import resolve_targets
     from interp_lab.interventions.run import run_interventions
 
-    targets = resolve_targets(c.setup.lm, list(feature_ids), c.direction_vectors())
-    return run_interventions(c.setup.lm, c.setup.compiled.rows, targets, c.setup.scorer, c.setup.unrelated,
-                             criterion=c.setup.compiled.spec.criterion, settings=settings, progress=say,
-                             kinds_for=lambda t: kinds_for(t.feature_id, neuron_kinds, direction_kinds),
+    return run_interventions(c.setup.lm, c.setup.compiled.rows, c.targets(feature_ids), c.setup.scorer,
+                             c.setup.unrelated, criterion=c.setup.compiled.spec.criterion, settings=settings,
+                             progress=say,
+                             kinds_for=lambda t: kinds_for(t.feature_id, neuron_kinds, direction_kinds, latent_kinds),
                              cache=cache)

@@ -10,12 +10,15 @@ and in the sparsity term of the loss.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar, NamedTuple
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 import torch
 from torch import Tensor, nn
 
 from interp_lab.sae.kernels import Selection, fast_bf16, sparse_coding
+
+if TYPE_CHECKING:
+    from interp_lab.sae.distributed import Ranks
 
 
 @dataclass(frozen=True)
@@ -64,7 +67,9 @@ class Forward(NamedTuple):
     latents: Tensor
     """Latent activations [n, d_sae]."""
     fvu: Tensor
-    """Fraction of variance unexplained on this batch (against the batch mean)."""
+    """Fraction of variance unexplained on this batch (against the batch mean). In a torchrun run (the
+    batch split over ``SparseCoder.ranks``), this process's share of it, and so for the other losses: the
+    shares sum to the whole batch's value."""
     auxk: Tensor
     """The dead-latent term: AuxK (how well the dead latents predict what the live ones missed, relative to
     its variance), or for ReLU-style architectures how far below their gate the dead latents sit; 0 without
@@ -74,9 +79,9 @@ class Forward(NamedTuple):
     loss: Tensor
     """What training minimises: fvu + aux_coef * auxk + sparsity."""
     l0: Tensor
-    """Mean number of non-zero latents per token."""
+    """Mean number of non-zero latents per token (of this process's rows, in a torchrun run)."""
     fired: Tensor
-    """bool [d_sae]: latents non-zero on some token of the batch."""
+    """bool [d_sae]: latents non-zero on some token of the batch (likewise)."""
 
 
 class SparseCoder(nn.Module):
@@ -92,6 +97,9 @@ class SparseCoder(nn.Module):
     selects: ClassVar[bool] = False
     """Top-k style: training selects a few entries of the pre-activations (``select``), so it runs on the
     sparse kernels (kernels.py) unless ``sparse_kernels`` is switched off."""
+    ranks: Ranks | None = None
+    """Set while a torchrun run trains: each process holds its rows of the batch, and the batch statistics
+    (the FVU's variance, means over tokens, batchtopk's top k x batch) are taken over all of them."""
 
     def __init__(self, cfg: SAEConfig, generator: torch.Generator | None = None):
         super().__init__()
@@ -165,14 +173,18 @@ class SparseCoder(nn.Module):
             nonzero = z.detach() > 0
             l0, fired = torch.count_nonzero(nonzero) / len(x), nonzero.any(0)
         err = y - recon
-        fvu = err.pow(2).sum() / (y - y.mean(0)).pow(2).sum()
+        r = self.ranks
+        fvu = err.pow(2).sum() / ((y - y.mean(0)).pow(2).sum() if r is None else r.spread(y))
+        part = 1.0 if r is None else len(x) / r.rows(len(x))  # this process's share of a mean over tokens
         auxk = x.new_zeros(())
         if e_hat is not None:
             e = err.detach()
-            auxk = (e - e_hat).pow(2).sum() / (e - e.mean(0)).pow(2).sum()
+            auxk = (e - e_hat).pow(2).sum() / ((e - e.mean(0)).pow(2).sum() if r is None else r.spread(e))
         elif self.revives_dead and dead is not None and bool(dead.any()):
             auxk = (self.gate().detach()[dead] - pre[:, dead]).relu().mean()
+            auxk = auxk if r is None else auxk * part
         sparsity = self.sparsity(pre, z)
+        sparsity = sparsity if r is None else sparsity * part
         return Forward(recon, z, fvu, auxk, sparsity, fvu + self.cfg.aux_coef * auxk + sparsity, l0, fired)
 
     def after_step(self, out: Forward) -> None:

@@ -28,8 +28,11 @@ class BatchTopKSAE(SparseCoder):
         self.register_buffer("threshold", torch.zeros((), dtype=torch.float64))
 
     def batch_top(self, pre: Tensor) -> tuple[Tensor, Tensor]:
-        """Values and flat indices of the k x n largest of ReLU(pre) over the whole batch [n, d_sae]."""
+        """Values and flat indices of the k x n largest of ReLU(pre) over the whole batch [n, d_sae] (in a
+        torchrun run, this process's of the k x n largest over every process's rows)."""
         flat = pre.relu().flatten()
+        if self.ranks is not None:
+            return self.ranks.top(flat, self.cfg.k * self.ranks.rows(pre.shape[0]))
         return flat.topk(min(self.cfg.k * pre.shape[0], flat.numel()), sorted=False)
 
     def activate(self, pre: Tensor) -> Tensor:
@@ -46,11 +49,14 @@ class BatchTopKSAE(SparseCoder):
     @torch.no_grad()
     def after_step(self, out: Forward) -> None:
         passed = out.latents[out.latents > 0]
-        if passed.numel():
+        low = passed.min() if passed.numel() else passed.new_tensor(float("inf"))
+        if self.ranks is not None:
+            low = self.ranks.min(low)  # the smallest that passed in the whole batch
+        if torch.isfinite(low):
             # the first batch sets it: a moving average started at zero would still be far below the
             # batch minimum after the few hundred steps of a short run
             lr = self.cfg.threshold_lr if float(self.threshold) > 0 else 1.0
-            self.threshold.mul_(1 - lr).add_(lr * passed.min().double())
+            self.threshold.mul_(1 - lr).add_(lr * low.double())
 
     @torch.no_grad()
     def finish(self, x: Tensor) -> None:

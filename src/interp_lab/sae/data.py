@@ -33,63 +33,95 @@ def split_rows(store: Store) -> Rows:
     return Rows(rows[keep & ~held].astype(np.int64), rows[keep & held].astype(np.int64))
 
 
+def _schedule(store: Store, rows: np.ndarray, batch_size: int, seed: int,
+              buffer_rows: int) -> list[tuple[int, np.ndarray]]:
+    """The shuffle of ``shuffled_batches`` on row numbers alone (no activations read): per shard in the
+    order visited, its position in the manifest and the batches [m, batch_size] of global rows given
+    out once it is in the buffer (the last entry's include the final flush)."""
+    rng = np.random.default_rng(seed)
+    shards = store.manifest.shards
+    want = np.zeros(store.rows, dtype=bool)
+    want[rows] = True
+    none = np.zeros((0, batch_size), dtype=np.int64)
+    plan: list[tuple[int, np.ndarray]] = []
+    buf: list[np.ndarray] = []
+    held = 0
+    for k in rng.permutation(len(shards)):
+        s = shards[k]
+        mine = np.flatnonzero(want[s.first_row: s.first_row + s.rows]) + s.first_row
+        if not len(mine):
+            continue
+        buf.append(mine)
+        held += len(mine)
+        given = none
+        if held >= buffer_rows:
+            pool = np.concatenate(buf)
+            pool = pool[rng.permutation(len(pool))]
+            out, keep = pool[: len(pool) // 2], pool[len(pool) // 2:]
+            n = len(out) // batch_size * batch_size
+            given = out[:n].reshape(-1, batch_size)
+            buf, held = [keep, out[n:]], len(keep) + len(out) - n
+        plan.append((int(k), given))
+    if buf:
+        pool = np.concatenate(buf)
+        pool = pool[rng.permutation(len(pool))]
+        n = len(pool) // batch_size * batch_size
+        plan[-1] = (plan[-1][0], np.concatenate([plan[-1][1], pool[:n].reshape(-1, batch_size)]))
+    return plan
+
+
 def shuffled_batches(store: Store, hook: str | Sequence[str], rows: np.ndarray, batch_size: int, seed: int,
-                     buffer_rows: int = 1 << 18, ahead: int = 16) -> Iterator[np.ndarray]:
+                     buffer_rows: int = 1 << 18, share: slice | None = None, ahead: int = 16) -> Iterator[np.ndarray]:
     """Float32 batches [batch_size, d] of the given rows in a shuffled order, shard by shard: shards are
     visited in a random order and mixed in a buffer of ``buffer_rows`` (never the whole store), half the
     buffer given out per refill. Several hooks (a transcoder's input and output) come side by side, d the
     sum of their widths. Deterministic for a seed; the last partial batch is dropped.
 
+    ``share``: only these positions of every batch (one process's part of it in a torchrun run); the
+    order is the same whatever the share, and rows outside it are never kept in memory.
+
     A background thread prepares up to ``ahead`` batches (0: none, all in the caller's thread), so that
-    shard reads and refills happen while the caller trains instead of stalling it."""
-    batches = _shuffled(store, hook, rows, batch_size, seed, buffer_rows)
+    shard reads happen while the caller trains instead of stalling it."""
+    batches = _batches(store, hook, rows, batch_size, seed, buffer_rows, share)
     return _prefetched(batches, ahead) if ahead > 0 else batches
 
 
-def _shuffled(store: Store, hook: str | Sequence[str], rows: np.ndarray, batch_size: int, seed: int,
-              buffer_rows: int) -> Iterator[np.ndarray]:
-    """shuffled_batches in the caller's thread. The buffer is two arrays in the store's dtype, allocated once
-    (a fresh array per refill cost more in page faults than in copying), never permuted as a whole: each
-    batch is gathered through the permutation and widened to float32 on its own, and the rows kept are
-    gathered into the other array. (Permuting a float32 copy of the whole buffer took 1.5 s per refill.)"""
+def _batches(store: Store, hook: str | Sequence[str], rows: np.ndarray, batch_size: int, seed: int,
+             buffer_rows: int, share: slice | None) -> Iterator[np.ndarray]:
+    """shuffled_batches in the caller's thread. The rows read are kept in the store's dtype, and each
+    batch is gathered and widened to float32 on its own when it is given out (gathering a refill's half
+    of the buffer at once, in float32, took about a second per refill)."""
     hooks = [hook] if isinstance(hook, str) else list(hook)
-    rng = np.random.default_rng(seed)
     shards = store.manifest.shards
-    want = np.zeros(store.rows, dtype=bool)
-    want[rows] = True
-    counts = [int(want[s.first_row: s.first_row + s.rows].sum()) for s in shards]
+    plan = _schedule(store, rows, batch_size, seed, buffer_rows)
+    share = share or slice(None)
+    needed = np.zeros(store.rows, dtype=bool)
+    for _, given in plan:
+        needed[given[:, share].ravel()] = True
+    # rows read and not yet given out, per shard: its needed rows (ascending), their activations, how many
+    # are still to come
+    held: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    left: dict[int, int] = {}
+    starts = np.array([s.first_row for s in shards], dtype=np.int64)
     width = sum(store.manifest.d[h] for h in hooks)
-    pool = spare = None
-    held = 0
-    for k in rng.permutation(len(shards)):
-        s, count = shards[k], counts[k]
-        if not count:
-            continue
-        mine, col = want[s.first_row: s.first_row + s.rows], 0
-        for h in hooks:
-            acts = store.shard(h, s.index)
-            if pool is None:
-                cap = min(buffer_rows + max(counts), sum(counts))
-                pool, spare = np.empty((cap, width), acts.dtype), np.empty((cap, width), acts.dtype)
-            pool[held: held + count, col: col + acts.shape[1]] = acts[mine]
-            col += acts.shape[1]
-        held += count
-        if held >= buffer_rows:
-            order = rng.permutation(held)
-            half = held // 2
-            n = half // batch_size * batch_size
-            yield from _gathered(pool, order[:n], batch_size)
-            # what stays: the unserved half, then the rows short of a whole batch
-            np.take(pool, np.concatenate([order[half:], order[n:half]]), axis=0, out=spare[: held - n])
-            pool, spare, held = spare, pool, held - n
-    if held:
-        order = rng.permutation(held)
-        yield from _gathered(pool, order[: held // batch_size * batch_size], batch_size)
-
-
-def _gathered(pool: np.ndarray, order: np.ndarray, batch_size: int) -> Iterator[np.ndarray]:
-    for a in range(0, len(order), batch_size):
-        yield pool[order[a: a + batch_size]].astype(np.float32)
+    for k, given in plan:
+        s = shards[k]
+        mine = needed[s.first_row: s.first_row + s.rows]
+        if mine.any():
+            parts = [store.shard(h, s.index)[mine] for h in hooks]
+            held[k] = (np.flatnonzero(mine) + s.first_row, parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1))
+            left[k] = len(held[k][0])
+        for want in given[:, share]:
+            which = np.searchsorted(starts, want, side="right") - 1
+            out = np.empty((len(want), width), dtype=np.float32)
+            for j in np.unique(which):
+                sel = which == j
+                ids, acts = held[j]
+                out[sel] = acts[np.searchsorted(ids, want[sel])]
+                left[j] -= int(sel.sum())
+                if not left[j]:
+                    del held[j], left[j]
+            yield out
 
 
 _END = object()

@@ -24,6 +24,7 @@ class LatentSpace:
     sae_id: str
     kind: str = "F"
     dense: bool = False  # latents are matched to controls on firing frequency
+    fingerprint: str = ""  # sha256 of the checkpoint's weights: cached results of another SAE never match
 
     @property
     def size(self) -> int:
@@ -58,4 +59,7 @@ def latent_space(path: str | os.PathLike, hook: str | None = None) -> LatentSpac
     layer = layer_of(hook)
     if layer is None:
         raise UsageError(f"{cfg_path}: hook {hook!r} is not a layer's hook (blocks.<i>.*)")
-    return LatentSpace(sae, hook, layer, str(root))
+    from interp_lab.io.hashing import sha256_file
+
+    weights = next((root / n for n in ("sae_weights.safetensors", "sae.safetensors") if (root / n).is_file()), None)
+    return LatentSpace(sae, hook, layer, str(root), fingerprint=sha256_file(weights) if weights else "")

@@ -3,6 +3,10 @@
 The training state (weights, Adam moments, the dead-latent clocks, the position in the shuffled data)
 is written every ``checkpoint_every`` steps to one safetensors file, atomically; a run started again
 with the same configuration continues from it and reaches the same weights as a run never stopped.
+
+With ``ranks`` (a torchrun run, sae/distributed.py) every process trains the same SAE on its share of each
+batch, the step being the single-process one on the whole batch; the state does not depend on the
+number of processes, so a run stopped under torchrun resumes with any number of them.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from interp_lab.io.atomic import atomic_path
 from interp_lab.sae.base import SparseCoder, geometric_median, make_sae
 from interp_lab.sae.config import TrainConfig
 from interp_lab.sae.data import shuffled_batches, split_rows
+from interp_lab.sae.distributed import Ranks
 from interp_lab.store.reader import Store
 
 STATE = "train_state.safetensors"
@@ -43,6 +48,8 @@ class TrainResult:
     """Tokens already trained when this call started (0: from scratch)."""
     config: TrainConfig | None = None
     hooks: tuple[str, ...] = ()
+    world_size: int = 1
+    """Processes that trained it (torchrun)."""
 
 
 def _scales(sample: torch.Tensor) -> float:
@@ -51,10 +58,12 @@ def _scales(sample: torch.Tensor) -> float:
 
 def train_sae(store: str | os.PathLike | Store, hook: str, cfg: TrainConfig = TrainConfig(), *,
               hook_out: str | None = None, state_dir: str | os.PathLike | None = None, checkpoint_every: int = 25,
-              on_step: Callable[[dict[str, float]], None] | None = None) -> TrainResult:
+              on_step: Callable[[dict[str, float]], None] | None = None, ranks: Ranks | None = None) -> TrainResult:
     """An SAE on ``hook`` of ``store``'s training rows (held-out documents never seen), or a transcoder
     from ``hook`` to ``hook_out``. With ``state_dir``, the training state is saved there every
-    ``checkpoint_every`` steps and a matching state found there is resumed."""
+    ``checkpoint_every`` steps and a matching state found there is resumed. With ``ranks``, trained
+    together with the other processes of a torchrun run (only rank 0 saves the state and calls
+    ``on_step``)."""
     st = store if isinstance(store, Store) else Store(store)
     hooks = (hook,) if hook_out is None else (hook, hook_out)
     for h in hooks:
@@ -66,6 +75,8 @@ def train_sae(store: str | os.PathLike | Store, hook: str, cfg: TrainConfig = Tr
     rows = split_rows(st).train
     if len(rows) < cfg.batch_size:
         raise UsageError(f"{st.root}: {len(rows)} training tokens, fewer than one batch of {cfg.batch_size}")
+    if ranks is not None and cfg.batch_size < ranks.world_size:
+        raise UsageError(f"a batch of {cfg.batch_size} cannot be shared by {ranks.world_size} processes")
     budget = cfg.tokens if cfg.epochs is None else int(cfg.epochs * len(rows))
     if cfg.epochs is not None and cfg.tokens is not None:
         budget = min(budget, cfg.tokens)
@@ -94,17 +105,27 @@ def train_sae(store: str | os.PathLike | Store, hook: str, cfg: TrainConfig = Tr
     if state_path is not None and state_path.is_file():
         pos, history = _load_state(state_path, key, sae, opt, last_fired)
     resumed_at = pos["seen"]
+    lead = ranks is None or ranks.lead
+    share = None
+    if ranks is not None:
+        # Every process computed the same start from the same seeded sample (and state file); rank 0's is
+        # sent to the others anyway, so that no difference of device or library can set them apart.
+        scales = torch.tensor([scale_in, scale_out, threshold], dtype=torch.float64)
+        ranks.broadcast_([*sae.state_dict().values(), scales])
+        scale_in, scale_out, threshold = scales.tolist()
+        sae.ranks, share = ranks, ranks.share(cfg.batch_size)
 
     seen, step, epoch = pos["seen"], pos["step"], pos["epoch"]
     skip = pos["batch"]
     sae.train()
     while seen < budget:
         done = False
-        for b, batch in enumerate(shuffled_batches(st, hooks, rows, cfg.batch_size, cfg.seed + epoch)):
+        for b, batch in enumerate(shuffled_batches(st, hooks, rows, cfg.batch_size, cfg.seed + epoch, share=share)):
             if b < skip:
                 continue
             t = torch.from_numpy(batch)
-            t = t[t[:, :d_in].norm(dim=1) <= threshold]
+            if not cfg.keep_outliers:
+                t = t[t[:, :d_in].norm(dim=1) <= threshold]
             x = t[:, :d_in] * scale_in
             y = t[:, d_in:] * scale_out if hook_out else None
             for g in opt.param_groups:
@@ -115,32 +136,47 @@ def train_sae(store: str | os.PathLike | Store, hook: str, cfg: TrainConfig = Tr
             loss = out.loss if ramp == 1.0 else out.loss - (1.0 - ramp) * out.sparsity
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            if ranks is not None:
+                ranks.sum_grads(sae.parameters())  # the sum of the shares' gradients: the whole batch's
             sae.remove_parallel_grad()
             opt.step()
             sae.normalize_decoder()
             sae.after_step(out)
-            seen += len(x)
+            fired = out.fired
+            if ranks is None:
+                seen += len(x)
+                fvu, auxk, sparsity = (float(out.fvu.detach()), float(out.auxk.detach()),
+                                       float(out.sparsity.detach()))
+                l0 = float(out.l0)
+            else:  # the whole batch's: sums of the shares
+                n = ranks.rows(len(x))
+                seen += n
+                fired = ranks.any(fired)
+                got = ranks.sum(torch.stack([out.fvu.detach(), out.auxk.detach(), out.sparsity.detach(),
+                                             out.l0 * len(x)]).double()).tolist()
+                fvu, auxk, sparsity, l0 = got[0], got[1], got[2], got[3] / n
             step += 1
-            last_fired[out.fired] = seen
-            rec = {"step": step, "tokens": seen, "budget": budget, "fvu": float(out.fvu.detach()),
-                   "l0": float(out.l0), "dead_fraction": float(dead.float().mean()),
-                   "auxk": float(out.auxk.detach()), "sparsity": float(out.sparsity.detach()),
+            last_fired[fired] = seen
+            rec = {"step": step, "tokens": seen, "budget": budget, "fvu": fvu, "l0": l0,
+                   "dead_fraction": float(dead.float().mean()), "auxk": auxk, "sparsity": sparsity,
                    "lr": opt.param_groups[0]["lr"]}
             history.append(rec)
-            if on_step is not None:
+            if on_step is not None and lead:
                 on_step(rec)
             if seen >= budget:
                 done = True
                 break
-            if state_path is not None and checkpoint_every > 0 and step % checkpoint_every == 0:
+            if lead and state_path is not None and checkpoint_every > 0 and step % checkpoint_every == 0:
                 _save_state(state_path, key, sae, opt, last_fired,
                             {"seen": seen, "step": step, "epoch": epoch, "batch": b + 1}, history)
         if done:
             break
         epoch, skip = epoch + 1, 0
+    sae.ranks = None  # the end-of-run calibration is on the whole sample, which every process holds
     sae.finish(parts[0] * scale_in)
     sae.eval()
-    return TrainResult(sae, scale_in, scale_out, history, threshold, seen, resumed_at, cfg, hooks)
+    return TrainResult(sae, scale_in, scale_out, history, threshold, seen, resumed_at, cfg, hooks,
+                       1 if ranks is None else ranks.world_size)
 
 
 # -- the training state ----------------------------------------------------------------------------------

@@ -81,6 +81,10 @@ def summary(store: Store) -> dict[str, Any]:
             counts = con.execute(f'SELECT "{c}", count(*) FROM tokens GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 20').fetchall()
             labels[c] = {("(none)" if k is None else str(k)): v for k, v in counts}
     out["labels"] = labels
+    from interp_lab.sae.store_latents import stored_latents
+
+    out["latents"] = [{k: i[k] for k in ("sae_id", "architecture", "d_sae", "hook", "nonzero", "sae_sha256")}
+                      for i in stored_latents(store)]
     return out
 
 
