@@ -45,6 +45,9 @@ def train_sae_cmd(
     seed: Optional[int] = typer.Option(None, "--seed"),
     drop_outliers: bool = typer.Option(False, "--drop-outliers", help="Leave the tokens above 10x the median norm "
                                                                       "out of training."),
+    float32: bool = typer.Option(False, "--float32", help="topk / batchtopk: the encoder matmul in float32 even "
+                                                          "where the CPU has bf16 instructions (slower; runs on 1 "
+                                                          "and N processes then agree to float rounding)."),
     checkpoint_every: int = typer.Option(25, "--checkpoint-every", min=0,
                                          help="Save the training state every this many steps (0: never)."),
     fresh: bool = typer.Option(False, "--fresh", help="Ignore a saved training state and start over."),
@@ -84,7 +87,8 @@ def train_sae_cmd(
                              model=hf_model, dataset=dataset, layer=layer, preset=preset, architecture=architecture,
                              latent_dim=latent_dim, expansion_factor=expansion_factor, top_k=top_k, tokens=tokens,
                              epochs=epochs, batch_size=batch_size, lr=lr, l1_coef=l1_coef, l0_coef=l0_coef, seed=seed,
-                             keep_outliers=False if drop_outliers else None, checkpoint_every=checkpoint_every,
+                             keep_outliers=False if drop_outliers else None, bf16=False if float32 else None,
+                             checkpoint_every=checkpoint_every,
                              resume=not fresh, ce_tokens=ce_tokens,
                              records_out=records_out, records_pooling=records_pooling, causal_out=causal_out,
                              criterion=criterion, causal_features=causal_features, on_step=on_step, progress=progress,
