@@ -2,10 +2,11 @@
 
 Both train a TopK SAE (--width latents, --k per token) on --tokens training rows of a store
 (default /tmp/l15-full, SmolLM2 layer 15 resid_post; harvested first when missing), fed the same
-batches: interp_lab.sae.data.shuffled_batches over the store's training rows, tokens above 10x the
-median norm left out, inputs scaled to unit mean squared norm. Both start b_dec at the geometric
-median of the scaled inputs (SAE Lens's zero start is more than a short CPU run recovers from) and use
-Adam at the same learning rate, falling linearly to zero over the last 20% of the run:
+batches: interp_lab.sae.data.shuffled_batches over the store's training rows, inputs scaled to unit
+mean squared norm, the few tokens above 10x the median norm kept as train_sae keeps them by default
+(--drop-outliers leaves them out of both). Both start b_dec at the geometric median of the scaled
+inputs (SAE Lens's zero start is more than a short CPU run recovers from) and use Adam at the same
+learning rate, falling linearly to zero over the last 20% of the run:
   1. interp_lab.sae.train.train_sae (its defaults: sparse kernels, bf16 encoder matmul where the CPU
      has bf16 instructions),
   2. SAE Lens's SAETrainer with a TopKTrainingSAE (its defaults otherwise: decoder rows at norm 0.1,
@@ -19,7 +20,7 @@ interp_lab.sae.metrics.reconstruction_metrics on the same rows for every SAE, SA
 an interp-lab TopK SAE (its decoder norms and our input scale folded in, as its own save does).
 Each trainer runs once per round, in turn; the ratio is per round, then the median. OpenMP threads
 sleep rather than spin while they wait (OMP_WAIT_POLICY=PASSIVE unless set otherwise): on a machine
-shared with other jobs, spinning made a training step up to eight times slower for both trainers.
+shared with other jobs, spinning made our training step eight times slower (SAE Lens's too, less).
 
     python benchmarks/sae_train.py --tokens 200000 --rounds 2
 """
@@ -88,7 +89,7 @@ def ours(st: Store, cfg: TrainConfig, dense: bool = False) -> tuple[dict, Sparse
 
 
 def saelens(st: Store, cfg: TrainConfig, scale: float, threshold: float, b_dec: torch.Tensor) -> tuple[dict, SparseCoder]:
-    """SAE Lens's SAETrainer on the batches train_sae saw (same rows, order, filter and scale)."""
+    """SAE Lens's SAETrainer on the batches train_sae saw (same rows, order, outlier filter and scale)."""
     from sae_lens.config import LoggingConfig, SAETrainerConfig
     from sae_lens.saes.topk_sae import TopKTrainingSAE, TopKTrainingSAEConfig
     from sae_lens.training.sae_trainer import SAETrainer
@@ -102,7 +103,7 @@ def saelens(st: Store, cfg: TrainConfig, scale: float, threshold: float, b_dec: 
         while True:
             asked.append(time.perf_counter())
             t = torch.from_numpy(next(stream))
-            t = t[t.norm(dim=1) <= threshold] * scale
+            t = (t if cfg.keep_outliers else t[t.norm(dim=1) <= threshold]) * scale
             sizes.append(len(t))
             yield t
 
@@ -155,15 +156,17 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=1024)
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--rounds", type=int, default=1, help="each trainer once per round, in turn")
+    ap.add_argument("--drop-outliers", action="store_true", help="train without the tokens above 10x the median norm")
     ap.add_argument("--dense", action="store_true", help="also train_sae on the dense reference path")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     st = store_at(args.store)
     held = split_rows(st).heldout
     cfg = TrainConfig(architecture="topk", latent_dim=args.width, k=args.k, tokens=args.tokens,
-                      batch_size=args.batch_size)
+                      batch_size=args.batch_size, keep_outliers=not args.drop_outliers)
     print(f"store {args.store}: {st.manifest.rows:,} tokens; TopK {st.manifest.d[HOOK]} x {args.width}, k {args.k}, "
-          f"{args.tokens:,} training tokens in batches of {args.batch_size}, lr {cfg.lr}; {args.threads} threads; "
+          f"{args.tokens:,} training tokens in batches of {args.batch_size}, lr {cfg.lr}, outliers "
+          f"{'kept' if cfg.keep_outliers else 'left out'}; {args.threads} threads; "
           f"held-out {len(held):,} tokens")
     ratios, diffs = [], []  # diffs: (FVU, FVU without outliers), interp-lab minus SAE Lens
     for r in range(args.rounds):
