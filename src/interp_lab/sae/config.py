@@ -42,8 +42,9 @@ class TrainConfig:
     """A latent silent for this many tokens counts as dead (for AuxK and the progress line)."""
     bf16: bool = True
     """topk / batchtopk: the encoder matmul in bfloat16 where the CPU has bf16 instructions (AVX512-BF16,
-    AMX), float32 elsewhere: half its time, the same held-out FVU (0.2598 against 0.2598 without the
-    outliers, mean of three seeds, docs/SAE.md)."""
+    AMX), float32 elsewhere: half its time, the same held-out FVU (200k tokens, mean of three seeds: 0.075
+    against 0.079, 0.2685 against 0.2687 without the outliers; docs/SAE.md). ``train-sae --float32``
+    switches it off."""
     keep_outliers: bool = True
     """Train on the few tokens above 10x the median norm too (second-position attention sinks, all along one
     direction): held-out FVU over every token 0.052 after one pass over lee + enwiki where leaving them out
