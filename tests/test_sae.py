@@ -199,3 +199,12 @@ def test_topk_transcoder_is_refused_with_the_reason(store):
 
     with pytest.raises(UsageError, match="batchtopk"):
         train_sae(store, TRANSCODER_IN, TrainConfig(architecture="topk"), hook_out="blocks.15.hook_mlp_out")
+
+
+def test_huge_norm_tokens_are_kept_by_default_for_topk_autoencoders_only():
+    assert TrainConfig().resolved(None).keep_outliers is True
+    assert TrainConfig(architecture="topk", keep_outliers=False).resolved(None).keep_outliers is False
+    for arch in ("batchtopk", "jumprelu", "relu"):
+        assert TrainConfig(architecture=arch).resolved(None).keep_outliers is False
+        assert TrainConfig(architecture=arch, keep_outliers=True).resolved(None).keep_outliers is True
+    assert TrainConfig(architecture="batchtopk").resolved(TRANSCODER_OUT).keep_outliers is False

@@ -150,7 +150,7 @@ def train_sae(*, out: str | os.PathLike, store: str | os.PathLike | None = None,
             if hook_out:
                 meta["hook_name_out"] = hook_out
             manifest = {"schema_version": "interp-lab.sae.v1", "architecture": cfg.architecture,
-                        "sae_config": asdict(res.sae.cfg), "train_config": asdict(cfg), "hooks": list(hooks),
+                        "sae_config": asdict(res.sae.cfg), "train_config": asdict(res.config or cfg), "hooks": list(hooks),
                         "store": str(Path(st.root).resolve()), "dataset": st.manifest.dataset,
                         "dataset_hash": st.manifest.dataset_hash, "model": st.manifest.model,
                         "revision": st.manifest.revision, "scale_in": res.scale_in, "scale_out": res.scale_out,

@@ -43,8 +43,9 @@ def train_sae_cmd(
     l1_coef: Optional[float] = typer.Option(None, "--l1-coef", min=0.0, help="relu: L1 weight."),
     l0_coef: Optional[float] = typer.Option(None, "--l0-coef", min=0.0, help="jumprelu: L0 weight."),
     seed: Optional[int] = typer.Option(None, "--seed"),
-    drop_outliers: bool = typer.Option(False, "--drop-outliers", help="Leave the tokens above 10x the median norm "
-                                                                      "out of training."),
+    keep_outliers: Optional[bool] = typer.Option(None, "--keep-outliers/--drop-outliers",
+                                                 help="Train on the tokens above 10x the median norm or leave them "
+                                                      "out (default: kept for TopK SAEs, left out otherwise)."),
     float32: bool = typer.Option(False, "--float32", help="topk / batchtopk: the encoder matmul in float32 even "
                                                           "where the CPU has bf16 instructions (slower; runs on 1 "
                                                           "and N processes then agree to float rounding)."),
@@ -87,7 +88,7 @@ def train_sae_cmd(
                              model=hf_model, dataset=dataset, layer=layer, preset=preset, architecture=architecture,
                              latent_dim=latent_dim, expansion_factor=expansion_factor, top_k=top_k, tokens=tokens,
                              epochs=epochs, batch_size=batch_size, lr=lr, l1_coef=l1_coef, l0_coef=l0_coef, seed=seed,
-                             keep_outliers=False if drop_outliers else None, bf16=False if float32 else None,
+                             keep_outliers=keep_outliers, bf16=False if float32 else None,
                              checkpoint_every=checkpoint_every,
                              resume=not fresh, ce_tokens=ce_tokens,
                              records_out=records_out, records_pooling=records_pooling, causal_out=causal_out,

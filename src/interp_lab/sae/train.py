@@ -72,6 +72,7 @@ def train_sae(store: str | os.PathLike | Store, hook: str, cfg: TrainConfig = Tr
     if cfg.architecture == "topk" and hook_out is not None:
         raise UsageError("SAE Lens has no TopK transcoder; use --architecture batchtopk (saved as a JumpReLU "
                          "transcoder), jumprelu or relu")
+    cfg = cfg.resolved(hook_out)
     rows = split_rows(st).train
     if len(rows) < cfg.batch_size:
         raise UsageError(f"{st.root}: {len(rows)} training tokens, fewer than one batch of {cfg.batch_size}")
