@@ -73,3 +73,34 @@ def test_a_feature_present_only_on_positives_outranks_one_that_fired_twice(tmp_p
     assert top["feature_id"] == "only_on_positives" and top["evidence_tier"] == "held_out"
     twice = next(c for c in rep["cards"] if c["feature_id"] == "fired_twice")
     assert twice["evidence_tier"] == "discovery_only"
+
+
+def test_select_by_top_activations_finds_a_precise_sparse_feature_association_ranks_low(tmp_path):
+    """A feature firing on few rows, all positive (what reading its top examples checks), against broad
+    features that fire more on positives than negatives: association prefers the broad ones, the top
+    activations the precise one; ``both`` takes from each in turn."""
+    import msgspec
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(600):
+        pos = i % 2 == 0
+        feats = [{"feature_id": f"broad{j}", "activation": float(rng.random())}
+                 for j in range(5) if rng.random() < (0.75 if pos else 0.35)]
+        if pos and i % 10 == 0:
+            feats.append({"feature_id": "precise", "activation": 2.0 + float(rng.random())})
+        rows.append({"prompt_id": f"p{i}", "criterion_score": float(pos), "features": feats})
+    p = tmp_path / "r.jsonl"
+    p.write_bytes(b"".join(msgspec.json.encode(r) + b"\n" for r in rows))
+    chosen = {}
+    for by in ("association", "top_activations", "both"):
+        rep = inspect("m", "c", records=p, top_k=3, bootstrap=100, select_by=by).report
+        chosen[by] = {c["feature_id"]: c["association"]["selected_by"] for c in rep["cards"]}
+        assert rep["settings"]["ranking"]["select_by"] == by
+    assert "precise" not in chosen["association"] and set(chosen["association"].values()) == {"association"}
+    assert chosen["top_activations"].get("precise") == "top_activations"
+    assert chosen["both"].get("precise") == "top_activations" and "association" in chosen["both"].values()
+    card = next(c for c in rep["cards"] if c["feature_id"] == "precise")
+    ta = card["association"]["top_activations"]
+    assert ta["discovery"]["rank"] == 1 and ta["heldout"]["mean_score"] == 1.0 and ta["heldout"]["p"] < 0.05

@@ -10,6 +10,7 @@ from interp_lab.evidence.stats import (
     bootstrap_weights,
     column_stats,
     partial_correlation,
+    top_activation_stats,
 )
 from interp_lab.io.sparse import Compressed
 
@@ -137,3 +138,22 @@ def test_column_blocks_give_the_same_statistics(monkeypatch):
         for k, v in whole.__dict__.items():
             if isinstance(v, np.ndarray):
                 np.testing.assert_allclose(v, getattr(blocks, k), equal_nan=True, err_msg=k)
+
+
+def test_top_activation_means_match_a_loop_over_columns(data):
+    D, X, rows, rng = data
+    y = rng.random(D.shape[0])
+    m = 12
+    ta = top_activation_stats(X, rows, y, m)
+    ys = y[rows]
+    base = ys.mean()
+    se = ys.std(ddof=1) / np.sqrt(m) * np.sqrt((len(ys) - m) / (len(ys) - 1))
+    for j in range(D.shape[1]):
+        x = D[rows, j]
+        fired = np.flatnonzero(x > 0)  # zero and negative values never count as activating
+        top = fired[np.argsort(-x[fired], kind="stable")][:m]
+        want = (ys[top].sum() + (m - len(top)) * base) / m
+        assert ta.firing[j] == len(fired)
+        assert ta.mean[j] == pytest.approx(want, abs=1e-12)
+        assert ta.z[j] == pytest.approx((want - base) / se, abs=1e-9)
+    assert ta.mean[3] == pytest.approx(base) and ta.p[3] == pytest.approx(1.0)  # never fires: no evidence

@@ -59,6 +59,7 @@ def inspect(
     top_k: int = 10,
     seed: int = 0,
     bootstrap: int = 500,
+    select_by: str | None = None,
     allow_intervention_criterion_mismatch: bool = False,
     synthetic: dict[str, Any] | None = None,
     formats: tuple[str, ...] = ("json", "md", "html"),
@@ -76,6 +77,8 @@ def inspect(
     interventions and controls; its options are ``hf=providers.hf.HFOptions``
     (``HFOptions(sae=DIR)`` adds an SAE's latents to the candidates). ``sae`` does
     the same with the SAE's latents as the only candidates.
+    ``select_by`` (``evidence.rank.RankSettings``): how candidates are chosen on discovery rows;
+    default ``both`` (association and top activations in turn) for ``sae``, ``association`` otherwise.
     With ``out``, writes report.json / report.md / report.html and a
     manifest.json there (all or nothing). ``progress(stage, done, total)``
     hears about each stage (``total`` None when unknown).
@@ -96,7 +99,8 @@ def inspect(
     backend = resolve_backend(backend, records=records, features=features, model=model)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    rank_settings = RankSettings(top_k=top_k, seed=seed, bootstrap=bootstrap)
+    rank_settings = RankSettings(top_k=top_k, seed=seed, bootstrap=bootstrap,
+                                 select_by=select_by or ("both" if backend == "sae" else "association"))
     causal_settings = CausalSettings(seed=seed, allow_criterion_mismatch=allow_intervention_criterion_mismatch)
     run_hf = None
     if backend in ("hf", "sae"):

@@ -59,6 +59,11 @@ def inspect_cmd(
     top_k: int = typer.Option(10, "--top-k", min=1, help="Candidates chosen on the discovery split."),
     seed: int = typer.Option(0, "--seed", help="Seed for resampling (and synthetic data)."),
     bootstrap: int = typer.Option(500, "--bootstrap", min=50, help="Bootstrap resamples for held-out intervals."),
+    select_by: Optional[str] = typer.Option(
+        None, "--select-by", help="association | top_activations | both: how candidates are chosen on discovery "
+                                  "rows (the effect over every row, or the mean score of each feature's 20 "
+                                  "highest-activating rows; both: in turn). Default: both for --backend sae, "
+                                  "else association."),
     allow_intervention_criterion_mismatch: bool = typer.Option(
         False, "--allow-intervention-criterion-mismatch",
         help="Use intervention rows whose criterion text differs from --criterion."),
@@ -106,7 +111,7 @@ def inspect_cmd(
     with render.StageProgress(log=on_model) as progress:
         result = inspect(
             model, criterion, backend=backend, records=records, features=features, interventions=interventions,
-            out=out, top_k=top_k, seed=seed, bootstrap=bootstrap,
+            out=out, top_k=top_k, seed=seed, bootstrap=bootstrap, select_by=select_by,
             allow_intervention_criterion_mismatch=allow_intervention_criterion_mismatch, progress=progress, hf=hf,
         )
     if json_out:

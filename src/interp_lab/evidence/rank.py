@@ -13,12 +13,15 @@ from typing import Any
 
 import numpy as np
 
-from interp_lab.errors import InputError
+from interp_lab.errors import InputError, UsageError
 from interp_lab.evidence import stats
 from interp_lab.evidence.splits import DISCOVERY, HELDOUT, assign_splits
 from interp_lab.io.records import RecordMatrix
 from interp_lab.io.sparse import Compressed
 from interp_lab.schemas.records import SPLITS
+
+
+SELECT_BY = ("association", "top_activations", "both")
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,19 @@ class RankSettings:
     alpha: float = 0.05  # discovery q-value gate for selection
     examples: int = 8
     signature_probes: int = 256
+    select_by: str = "association"
+    """How the top_k are chosen on discovery rows: ``association`` (the strength of the signed effect
+    over every row: AUROC or Spearman), ``top_activations`` (how far the mean score of a feature's
+    ``top_activations`` highest-activating rows is from the rows' mean: what reading a feature's top
+    examples checks, and what a sparse latent firing on few but the right prompts has), or ``both``
+    (taken in turn from the two orders)."""
+    top_activations: int = 20
+
+    def __post_init__(self) -> None:
+        if self.select_by not in SELECT_BY:
+            raise UsageError(f"select_by {self.select_by!r}: use {', '.join(SELECT_BY)}")
+        if self.top_activations < 1:
+            raise UsageError(f"top_activations {self.top_activations}: at least 1 row")
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -125,7 +141,21 @@ def rank_associations(m: RecordMatrix, settings: RankSettings, force: list[int] 
     excluded = np.zeros(F, dtype=bool) if selectable is None else ~np.asarray(selectable, dtype=bool)
     order = np.lexsort((np.arange(F), -strength, ~sig, excluded))
     top_k = min(settings.top_k, int((~excluded).sum()))
-    candidates = [int(c) for c in order[:top_k]]
+    orders = {"association": order}
+    if settings.select_by != "association":  # over every feature only when it chooses (a sort of all entries)
+        ta = stats.top_activation_stats(Xc, disc, y, settings.top_activations)
+        ta_q = stats.bh_qvalues(ta.p)
+        orders["top_activations"] = np.lexsort((np.arange(F), -np.abs(ta.mean - ta.base), ~(ta_q < settings.alpha),
+                                                excluded))
+    turns = list(orders) if settings.select_by == "both" else [settings.select_by]
+    heads = dict.fromkeys(turns, 0)
+    by: dict[int, str] = {}  # column -> the order that chose it
+    while len(by) < top_k:  # in turn from each order, skipping what the other already chose
+        name = turns[len(by) % len(turns)]
+        while int(orders[name][heads[name]]) in by:
+            heads[name] += 1
+        by[int(orders[name][heads[name]])] = name
+    candidates = list(by)
     top_set = set(candidates)
     for c in force or []:
         if c not in candidates:
@@ -164,10 +194,17 @@ def rank_associations(m: RecordMatrix, settings: RankSettings, force: list[int] 
     pos_in_pool = {int(c): i for i, c in enumerate(pool)}
     disc_rank = np.empty(F, dtype=np.int64)
     disc_rank[order] = np.arange(1, F + 1)
+    ta_held = stats.top_activation_stats(Xc.take_major(cand), held, y, settings.top_activations)
+    if "top_activations" in orders:
+        ta_rank = np.empty(F, dtype=np.int64)
+        ta_rank[orders["top_activations"]] = np.arange(1, F + 1)
+    else:  # the candidates' own: no rank or q among all features
+        ta, ta_q, ta_rank = stats.top_activation_stats(Xc.take_major(cand), disc, y, settings.top_activations), None, None
     adjusted = _adjusted(m, Xc, cand, held, y) if m.covariates else None
     for j, c in enumerate(cand):
         c = int(c)
         direction = 1 if d.effect[c] >= 0 else -1
+        tc = j if ta_rank is None else c  # the candidate's place in ``ta``
         disc_block = {
             "rows": d.n, "positives": _r(d.n_pos, 3), "effect": _r(d.effect[c]), "p": _p(d.p[c]),
             "q": _p(q[c]), "r": _r(d.r[c]), "rank": int(disc_rank[c]),
@@ -195,11 +232,20 @@ def rank_associations(m: RecordMatrix, settings: RankSettings, force: list[int] 
             "direction": "promotes" if direction > 0 else "suppresses",
             "selected_on": "discovery" if c in top_set else forced_by,
             "association": {"statistic": "auroc" if binary else "spearman",
-                            "discovery": disc_block, "heldout": held_block},
+                            "discovery": disc_block, "heldout": held_block, "selected_by": by.get(c),
+                            "top_activations": {
+                                "rows": settings.top_activations,
+                                "discovery": {"mean_score": _r(ta.mean[tc]), "rows_mean_score": _r(ta.base),
+                                              "firing": int(ta.firing[tc]), "z": _r(ta.z[tc], 4),
+                                              "q": None if ta_q is None else _p(ta_q[c]),
+                                              "rank": None if ta_rank is None else int(ta_rank[c])},
+                                "heldout": {"mean_score": _r(ta_held.mean[j]), "rows_mean_score": _r(ta_held.base),
+                                            "firing": int(ta_held.firing[j]), "z": _r(ta_held.z[j], 4),
+                                            "p": _p(ta_held.p[j])}}},
             "specificity": spec,
-            "stability": {
+            "stability": {  # under the association's order, whichever order chose the feature
                 "score": _r(in_top[pos_in_pool[c]], 4),
-                "method": f"top-{top_k} frequency among {len(pool)} discovery candidates "
+                "method": f"top-{top_k} frequency by |effect| among {len(pool)} discovery candidates "
                           f"over {settings.stability_resamples} bootstrap resamples of discovery rows",
                 "split_half": {
                     "discovery_effect": _r(d.effect[c]), "heldout_effect": _r(h.effect[j]),

@@ -235,7 +235,8 @@ def provenance_bits(card: dict[str, Any]) -> list[str]:
     if card.get("layer") is not None:
         bits.append(f"layer {card['layer']}")
     if card.get("selected_on"):
-        bits.append(f"selected on {card['selected_on']}")
+        by = d(card.get("association")).get("selected_by")
+        bits.append(f"selected on {card['selected_on']}" + (f" by {text(by).replace('_', ' ')}" if by else ""))
     return [b for b in bits if b]
 
 
@@ -291,6 +292,18 @@ def specificity_text(spec: dict[str, Any]) -> str:
     """The specificity block as one sentence (numbers only, safe in both renderers)."""
     return (f"fires on {pct(spec.get('firing_rate_pos'))} of positives vs {pct(spec.get('firing_rate_neg'))} "
             f"of negatives; mean |activation| {num(spec.get('mean_abs_pos'))} vs {num(spec.get('mean_abs_neg'))}")
+
+
+def top_activations_text(card: dict[str, Any]) -> str:
+    """The association's top-activations block as one sentence (numbers only, safe in both renderers)."""
+    ta = d(d(card.get("association")).get("top_activations"))
+    if not ta:
+        return ""
+    h, dsc = d(ta.get("heldout")), d(ta.get("discovery"))
+    return (f"mean score of the {num(ta.get('rows'))} highest-activating rows {num(h.get('mean_score'))} held-out "
+            f"against {num(h.get('rows_mean_score'))} over all (fires on {num(h.get('firing'))} rows, p "
+            f"{pval(h.get('p'))}); discovery {num(dsc.get('mean_score'))} against {num(dsc.get('rows_mean_score'))}"
+            + (f", rank {num(dsc.get('rank'))} by it" if dsc.get("rank") is not None else ""))
 
 
 def ranges(ints: list[int]) -> str:

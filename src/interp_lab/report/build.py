@@ -109,11 +109,7 @@ def build_report(
         "ranking": rank_settings.as_dict(),
         "causal": causal_settings.as_dict(),
         "importance": IMPORTANCE_DOC,
-        "selection": (
-            f"features with discovery q < {rank_settings.alpha} (Benjamini-Hochberg over all features tested) "
-            "first, then by |effect| on discovery rows; the top_k become cards, plus every feature with "
-            "intervention evidence"
-        ),
+        "selection": _selection_text(rank_settings),
         "association": {
             "binary": "AUROC (Mann-Whitney with ties; absent = 0 counted), Somers' D = 2*AUROC-1 as the effect, "
                       "standardized mean difference (pooled SD), point-biserial r",
@@ -156,3 +152,15 @@ def build_report(
         report["provenance"] = {"models_in_evidence": rank_on.models, "hooks": rank_on.hooks,
                                 "record_sources": rank_on.sources, "reader": rank_on.reader}
     return report
+
+
+def _selection_text(rs: RankSettings) -> str:
+    """How the cards were chosen, in words, for ``settings.selection``."""
+    gate = f"features with discovery q < {rs.alpha} (Benjamini-Hochberg over all features tested) first, then "
+    assoc = gate + "by |effect| on discovery rows"
+    top = (gate + f"by how far the mean score of their {rs.top_activations} highest-activating discovery rows is "
+           "from the rows' mean (q from a z test against as many rows drawn at random)")
+    how = {"association": assoc, "top_activations": top,
+           "both": f"in turn from two orders: {assoc}; and {top}"}[rs.select_by]
+    return how + "; the top_k become cards, plus every feature with intervention evidence"
+

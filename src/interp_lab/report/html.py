@@ -138,7 +138,9 @@ def _association(card: dict[str, Any]) -> str:
                  N + _e(f"{f.num(dsc.get('rows'))} ({f.num(dsc.get('positives'))})")])
     return ("<h4>Association</h4>" + _table(
         ["measure", "held-out (reported) [95% CI]", "", f"discovery (selection; rank {_e(dsc.get('rank', '-'))})"],
-        [r for r in rows if r is not None]))
+        [r for r in rows if r is not None])
+        + (f'<p class="muted small">Top activations: {_e(f.top_activations_text(card))}</p>'
+           if f.top_activations_text(card) else ""))
 
 
 def _causal(card: dict[str, Any]) -> str:

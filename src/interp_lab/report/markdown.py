@@ -157,6 +157,8 @@ def _association(card: dict[str, Any]) -> list[str]:
     pos = "positives" if stat == "auroc" else "Σ score"  # graded: the scores' sum, not a count
     lines += _table(["rows", "n", pos, f.effect_name(stat)] + ([name] if twice else []) + ["SMD", "r", "p", "q"],
                     [row("discovery (selection)", dsc, False), row("**held-out (reported)**", h, True)])
+    if f.top_activations_text(card):
+        lines += [f"Top activations: {_md(f.top_activations_text(card))}", ""]
     adj = f.adjusted(card)
     if adj:
         cov = _md(", ".join(map(str, f.lst(adj.get("covariates"))))) or "covariates"
