@@ -144,6 +144,21 @@ def add_contexts(hf: HFRun, cards: list[dict[str, Any]], say: Progress) -> None:
     hf.timings["contexts"] = time.perf_counter() - t
 
 
+def add_vocab(hf: HFRun, cards: list[dict[str, Any]]) -> None:
+    """Every card's output-side fingerprint (``fingerprint.vocab``): the tokens its write vector promotes
+    and suppresses through the final norm and unembedding."""
+    from interp_lab.interventions.vocab import vocab_signatures
+
+    if not cards:
+        return
+    t = time.perf_counter()
+    got = vocab_signatures(hf.lm, hf.candidates.targets([c["feature_id"] for c in cards]))
+    for card in cards:
+        if card["feature_id"] in got:
+            card.setdefault("fingerprint", {})["vocab"] = got[card["feature_id"]]
+    hf.timings["vocab"] = time.perf_counter() - t
+
+
 def pipeline_settings(hf: HFRun) -> dict[str, Any]:
     """What the report's ``settings.pipeline`` says about how the evidence was made."""
     run = hf.run

@@ -36,6 +36,8 @@ def register(app: typer.Typer) -> None:
     app.command("steer")(steer_cmd)
     app.command("train-lens")(train_lens_cmd)
     app.command("run")(run_cmd)
+    app.command("match")(match_cmd)
+    app.command("export-attribution-graph")(export_graph_cmd)
     app.command("demo")(demo_cmd)
     app.command("doctor")(doctor_cmd)
     app.command("validate")(validate_cmd)
@@ -121,6 +123,64 @@ def inspect_cmd(
         return
     render.cards_table(result.report)
     render.written(result.paths)
+
+
+def _weights(text: str | None) -> dict[str, float] | None:
+    from interp_lab.errors import UsageError
+
+    if not text:
+        return None
+    out = {}
+    for part in text.split(","):
+        name, sep, value = part.partition("=")
+        try:
+            out[name.strip()] = float(value)
+        except ValueError:
+            raise UsageError(f"--weights {text!r}: expected part=weight,... (e.g. activation=0.6,text=0.4)") from None
+        if not sep:
+            raise UsageError(f"--weights {text!r}: expected part=weight,... (e.g. activation=0.6,text=0.4)")
+    return out
+
+
+def match_cmd(
+    left: Path = typer.Option(..., "--left", help="Report (report.json or its directory) or feature dump (.jsonl)."),
+    right: Path = typer.Option(..., "--right", help="The other side, likewise."),
+    out: Path = typer.Option(..., "--out", help="matches.json (matches.md and matches.html are written beside it)."),
+    k: int = typer.Option(10, "--k", "--top-k", min=1, help="Candidates kept for every left feature."),
+    weights: Optional[str] = typer.Option(None, "--weights", help="Part weights, e.g. activation=0.6,text=0.4 "
+                                                                  "(default activation 0.4, others 0.15)."),
+    null_pairs: int = typer.Option(20_000, "--null-pairs", min=100, help="Random pairs of the permutation null."),
+    alpha: float = typer.Option(0.05, "--alpha", help="One-to-one pairs must beat the null's 1 - alpha quantile."),
+    seed: int = typer.Option(0, "--seed"),
+    text_embeddings: bool = typer.Option(False, "--text-embeddings", help="Embed the labels and top examples of "
+                                                                          "features without a text embedding "
+                                                                          "(MiniLM; the embed extra)."),
+    json_out: bool = typer.Option(False, "--json", help="Print matches.json to stdout instead of a table."),
+) -> None:
+    """Match the features of two reports (or feature dumps) by their fingerprints, with calibrated p-values."""
+    from interp_lab.api.match import compare, matches_bytes
+
+    res = compare(left, right, out, k=k, weights=_weights(weights), null_pairs=null_pairs, alpha=alpha, seed=seed,
+                  text_embeddings=text_embeddings)
+    if json_out:
+        sys.stdout.buffer.write(matches_bytes(res.matches))
+        return
+    render.matches_table(res.matches)
+    render.written(res.paths)
+
+
+def export_graph_cmd(
+    report: Path = typer.Option(..., "--report", help="report.json (or its directory)."),
+    out: Path = typer.Option(..., "--out", help="graph.json (graph.html is written beside it)."),
+    include_similarity_edges: bool = typer.Option(False, "--include-similarity-edges",
+                                                  help="Link features to their most similar others by fingerprint."),
+    k: int = typer.Option(3, "--k", min=1, help="Similarity edges per feature (at most)."),
+    alpha: float = typer.Option(0.05, "--alpha", help="Similarity edges need p below this."),
+) -> None:
+    """Export a report as a causal attribution graph (JSON, and an HTML view)."""
+    from interp_lab.api.match import export_attribution_graph
+
+    render.written(export_attribution_graph(report, out, similarity=include_similarity_edges, k=k, alpha=alpha))
 
 
 def run_cmd(

@@ -46,6 +46,25 @@ def cards_table(report: dict[str, Any]) -> None:
                       + ", ".join(f"{k} {v}" for k, v in s["tiers"].items()))
 
 
+def matches_table(doc: dict[str, Any], shown: int = 20) -> None:
+    for n in doc.get("notes", []):
+        err.print(f"[bold yellow]note:[/] {n}")
+    parts = list(doc["method"]["weights"])
+    t = Table(title=f"one-to-one matches  ·  {', '.join(f'{p} {w:.2f}' for p, w in doc['method']['weights'].items())}",
+              title_justify="left")
+    for col in ("left", "right", "score", "p", *parts, "labels"):
+        t.add_column(col, overflow="fold")
+    kept = sorted((m for m in doc["matches"] if m["one_to_one"]), key=lambda m: -m["score"])
+    for m in kept[:shown]:
+        labels = " / ".join(x or "-" for x in (m.get("left_label"), m.get("right_label")))
+        t.add_row(m["left_feature"], m["right_feature"], _fmt(m["score"]), f"{m['p_value']:.3g}",
+                  *(_fmt(m["components"][p]) for p in parts), labels if labels != "- / -" else "")
+    console.print(t)
+    s = doc["summary"]
+    console.print(f"{s['left_features']:,} x {s['right_features']:,} features; {s['pairs']:,} candidate pairs, "
+                  f"{s['one_to_one_pairs']:,} one-to-one, {s['pairs_p_below_alpha']:,} with p below alpha")
+
+
 def written(paths: dict[str, Path]) -> None:
     for p in paths.values():
         console.print(f"wrote {p}")

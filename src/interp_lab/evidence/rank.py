@@ -20,7 +20,6 @@ from interp_lab.io.records import RecordMatrix
 from interp_lab.io.sparse import Compressed
 from interp_lab.schemas.records import SPLITS
 
-
 SELECT_BY = ("association", "top_activations", "both")
 
 

@@ -42,7 +42,7 @@ def _commands() -> dict[str, Callable[..., Any]]:
     from interp_lab import api
     from interp_lab.api.sae import train_sae_step
 
-    return {"inspect": api.inspect, "train-sae": train_sae_step}
+    return {"inspect": api.inspect, "train-sae": train_sae_step, "match": api.compare}
 
 
 @dataclass

@@ -64,7 +64,7 @@ class TrainConfig:
         if self.tokens is None and self.epochs is None:
             raise UsageError("give a number of training tokens or of epochs")
 
-    def resolved(self, hook_out: str | None) -> "TrainConfig":
+    def resolved(self, hook_out: str | None) -> TrainConfig:
         """This configuration with ``keep_outliers`` decided (None: kept for a TopK autoencoder only)."""
         if self.keep_outliers is not None:
             return self

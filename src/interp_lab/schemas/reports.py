@@ -69,6 +69,10 @@ class Match(msgspec.Struct, frozen=True):
     rank_left: Optional[int] = None
     rank_right: Optional[int] = None
     one_to_one: bool = False
+    component_p_values: dict[str, float] = {}
+    p_value_best_of: Optional[float] = None
+    left_label: Optional[str] = None
+    right_label: Optional[str] = None
 
 
 class MatchesFile(msgspec.Struct, frozen=True):
@@ -77,6 +81,7 @@ class MatchesFile(msgspec.Struct, frozen=True):
     right: dict[str, Any]
     method: dict[str, Any]
     matches: list[Match]
+    summary: dict[str, Any] = {}
 
 
 class RunStep(msgspec.Struct, frozen=True):
