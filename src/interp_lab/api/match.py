@@ -69,32 +69,44 @@ def _with_causal(card: dict[str, Any], criterion: str) -> dict[str, Any]:
     return {**card, "fingerprint": {**fp, "causal": {criterion: float(best["mean_effect"])}}}
 
 
+def _report_dict(obj: Any) -> dict[str, Any] | None:
+    """``obj`` as a report dict when it is one already (a dict or an ``InspectResult``), else None."""
+    report = getattr(obj, "report", None)
+    return obj if isinstance(obj, dict) else report if isinstance(report, dict) else None
+
+
+def _report_file(path: Path) -> Path:
+    """report.json itself, or the report.json of a report directory."""
+    return path / "report.json" if path.is_dir() else path
+
+
+def _read_report(path: Path) -> dict[str, Any]:
+    """report.json validated (naming the file and field on bad input), as plain dicts."""
+    import msgspec
+
+    from interp_lab.schemas.reports import read_report
+
+    return msgspec.to_builtins(read_report(path))
+
+
 def _entries(obj: Any, name: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """(cards or dump rows as dicts, where they came from)."""
     from interp_lab.io.hashing import sha256_file
 
-    report = getattr(obj, "report", None)
-    if isinstance(obj, dict) or isinstance(report, dict):
-        rep = report if isinstance(report, dict) else obj
+    rep = _report_dict(obj)
+    if rep is not None:
         if "cards" not in rep:
             raise UsageError(f"{name}: a dict that is not a report (no cards)")
         return list(rep["cards"]), {"kind": "report", "model": rep.get("model"), "criterion": rep.get("criterion")}
-    path = Path(obj)
-    if path.is_dir():
-        path = path / "report.json"
+    path = _report_file(Path(obj))
     if not path.exists():
         raise InputError(str(path), "file not found")
     info: dict[str, Any] = {"path": str(obj), "sha256": sha256_file(path)}
-    suffixes = "".join(path.suffixes[-2:])
     if path.suffix == ".json":
-        from interp_lab.schemas.reports import read_report
-
-        rep = read_report(path)  # validates, naming the file and field
-        import msgspec
-
-        info.update(kind="report", model=rep.model, criterion=rep.criterion)
-        return [msgspec.to_builtins(c) for c in rep.cards], info
-    if ".jsonl" in suffixes:
+        rep = _read_report(path)
+        info.update(kind="report", model=rep.get("model"), criterion=rep.get("criterion"))
+        return rep["cards"], info
+    if ".jsonl" in "".join(path.suffixes[-2:]):
         from interp_lab.providers.features import card_fields, load_dump
 
         dump = load_dump(path)
@@ -132,60 +144,45 @@ def compare(left: Any, right: Any, out: str | os.PathLike | None = None, *, k: i
     return result
 
 
-def matches_bytes(doc: dict[str, Any]) -> bytes:
-    import msgspec
+def _write_beside(out: str | os.PathLike, default_name: str, doc: dict[str, Any], renders: dict[str, Any],
+                  with_json: bool = True) -> dict[str, Path]:
+    """``doc`` as JSON at ``out`` (a .json path, or ``default_name`` in the directory ``out``) and each of
+    ``renders`` ({suffix: doc -> str}) beside it with the same stem, all renamed into place together."""
+    from interp_lab.io.atomic import atomic_dir
+    from interp_lab.report.write import report_bytes
 
-    return msgspec.json.format(msgspec.json.encode(doc, order="sorted"), indent=2) + b"\n"
+    target = Path(out)
+    if target.suffix != ".json":
+        target = target / default_name
+    files = {"json": (target.name, report_bytes(doc))} if with_json else {}
+    files.update({ext: (f"{target.stem}.{ext}", render(doc).encode("utf-8")) for ext, render in renders.items()})
+    with atomic_dir(target.parent) as tmp:
+        for fname, data in files.values():
+            (tmp / fname).write_bytes(data)
+    return {ext: target.parent / fname for ext, (fname, _) in files.items()}
 
 
 def write_matches(doc: dict[str, Any], out: str | os.PathLike, formats: tuple[str, ...] = FORMATS) -> dict[str, Path]:
-    """matches.json (at ``out``) and matches.md / matches.html beside it, all renamed into place together."""
-    from interp_lab.io.atomic import atomic_dir
+    """matches.json (at ``out``, or in the directory ``out``) and matches.md / matches.html beside it, all
+    renamed into place together."""
     from interp_lab.report.matches import render_html, render_markdown
 
     unknown = set(formats) - set(FORMATS)
     if unknown:
         raise UsageError(f"unknown formats {sorted(unknown)}")
-    target = Path(out)
-    if target.suffix != ".json":
-        target = target / "matches.json"  # a directory
-    stem = target.stem
-    files = {}
-    if "json" in formats:
-        files[target.name] = matches_bytes(doc)
-    if "md" in formats:
-        files[f"{stem}.md"] = render_markdown(doc).encode("utf-8")
-    if "html" in formats:
-        files[f"{stem}.html"] = render_html(doc).encode("utf-8")
-    with atomic_dir(target.parent) as tmp:
-        for fname, data in files.items():
-            (tmp / fname).write_bytes(data)
-    return {fname.rsplit(".", 1)[1]: target.parent / fname for fname in files}
+    renders = {"md": render_markdown, "html": render_html}
+    return _write_beside(out, "matches.json", doc, {k: v for k, v in renders.items() if k in formats},
+                         with_json="json" in formats)
 
 
 def export_attribution_graph(report: Any, out: str | os.PathLike, *, similarity: bool = False, k: int = 3,
                              alpha: float = 0.05, seed: int = 0) -> dict[str, Path]:
     """``report`` (a report dict, report.json or its directory) as an attribution graph: ``out`` (JSON) and
     an HTML view beside it, both or neither."""
-    import msgspec
-
-    from interp_lab.io.atomic import atomic_dir
     from interp_lab.report.graph import attribution_graph, render_graph_html
 
-    if isinstance(report, dict) or isinstance(getattr(report, "report", None), dict):
-        rep = report if isinstance(report, dict) else report.report
-    else:
-        from interp_lab.schemas.reports import read_report
-
-        path = Path(report)
-        rep = msgspec.to_builtins(read_report(path / "report.json" if path.is_dir() else path))
+    rep = _report_dict(report)
+    if rep is None:
+        rep = _read_report(_report_file(Path(report)))
     graph = attribution_graph(rep, similarity=similarity, k=k, alpha=alpha, seed=seed)
-    target = Path(out)
-    if target.suffix != ".json":
-        target = target / "graph.json"
-    files = {target.name: msgspec.json.format(msgspec.json.encode(graph, order="sorted"), indent=2) + b"\n",
-             f"{target.stem}.html": render_graph_html(graph).encode("utf-8")}
-    with atomic_dir(target.parent) as tmp:
-        for fname, data in files.items():
-            (tmp / fname).write_bytes(data)
-    return {fname.rsplit(".", 1)[1]: target.parent / fname for fname in files}
+    return _write_beside(out, "graph.json", graph, {"html": render_graph_html})

@@ -158,12 +158,13 @@ def match_cmd(
     json_out: bool = typer.Option(False, "--json", help="Print matches.json to stdout instead of a table."),
 ) -> None:
     """Match the features of two reports (or feature dumps) by their fingerprints, with calibrated p-values."""
-    from interp_lab.api.match import compare, matches_bytes
+    from interp_lab.api.match import compare
+    from interp_lab.report.write import report_bytes
 
     res = compare(left, right, out, k=k, weights=_weights(weights), null_pairs=null_pairs, alpha=alpha, seed=seed,
                   text_embeddings=text_embeddings)
     if json_out:
-        sys.stdout.buffer.write(matches_bytes(res.matches))
+        sys.stdout.buffer.write(report_bytes(res.matches))
         return
     render.matches_table(res.matches)
     render.written(res.paths)

@@ -31,6 +31,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from interp_lab.errors import UsageError
+from interp_lab.evidence.causal import normalize_criterion
+from interp_lab.evidence.stats import significant
 from interp_lab.schemas.records import MATCHES
 
 COMPONENTS = ("activation", "text", "vocab", "causal", "decoder")
@@ -378,7 +380,7 @@ def feature_set(entries: Sequence[Mapping[str, Any]], where: str = "features") -
         causal = {}
         for i, fp in enumerate(fps):
             for crit, v in (fp.get("causal") or {}).items():
-                key = " ".join(str(crit).lower().split())
+                key = normalize_criterion(str(crit))
                 col = causal.get(key)
                 if col is None:
                     col = causal[key] = np.full(n, np.nan, dtype=np.float32)
@@ -421,10 +423,6 @@ class MatchSettings:
                 "weights": dict(self.weights)}
 
 
-def _r(x: float, nd: int = 6) -> float:
-    return float(f"{float(x):.{nd}g}")
-
-
 def match(left: FeatureSet, right: FeatureSet, settings: MatchSettings = MatchSettings()) -> dict[str, Any]:
     """``method`` and ``matches`` of matches.json: every left feature's top-k right candidates with their
     combined score, each part's similarity and p-value, the combined p-value under the permutation null,
@@ -453,10 +451,10 @@ def match(left: FeatureSet, right: FeatureSet, settings: MatchSettings = MatchSe
     for e in range(len(li)):
         i, j = int(li[e]), int(ri[e])
         matches.append({
-            "left_feature": left.ids[i], "right_feature": right.ids[j], "score": _r(score[e]),
-            "components": {c: _r(t.components[c].ravel()[e]) for c in p.weights},
-            "component_p_values": {c: _r(part_p[c][e], 4) for c in p.weights},
-            "p_value": _r(pv[e], 4), "p_value_best_of": _r(best_of[e], 4),
+            "left_feature": left.ids[i], "right_feature": right.ids[j], "score": significant(score[e]),
+            "components": {c: significant(t.components[c].ravel()[e]) for c in p.weights},
+            "component_p_values": {c: significant(part_p[c][e], 4) for c in p.weights},
+            "p_value": significant(pv[e], 4), "p_value_best_of": significant(best_of[e], 4),
             "rank_left": int(rank_left[e]), "rank_right": int(rank_right[e]),
             "one_to_one": bool(kept[e]),
             "left_label": left.labels[i] if left.labels else None,
@@ -466,12 +464,12 @@ def match(left: FeatureSet, right: FeatureSet, settings: MatchSettings = MatchSe
         "components": p.info, "weights": p.weights,
         "combined": "weighted mean of the parts both sides have (weights renormalised over them), for each pair "
                     "over the parts both of its features have",
-        "null_model": null.method, "p_floor": _r(1.0 / (1 + len(null.scores)), 4),
+        "null_model": null.method, "p_floor": significant(1.0 / (1 + len(null.scores)), 4),
         "p_value_best_of": "1 - (1 - p)^n_right: the chance that the best of the right side's candidates "
                            "scores this high under the null (p_value is for one given pair)",
         "one_to_one": f"maximum total score over the top-{k} candidate graph (scipy LAPJVsp), each feature "
                       f"used at most once, no pair at or below the null's {1 - settings.alpha:.0%} quantile "
-                      f"({_r(floor, 4)})",
+                      f"({significant(floor, 4)})",
         "many_to_many": f"the {k} right features with the highest combined score for every left feature",
         "settings": settings.as_dict(),
     }

@@ -205,3 +205,11 @@ def sparkline(values: list[float], width: int = 320, h: int = 36) -> str:
     return (f'<svg width="{width}" height="{h}" viewBox="0 0 {width} {h}" role="img" aria-label="signature">'
             f'<line x1="0" y1="{zero:.1f}" x2="{width}" y2="{zero:.1f}" stroke="#d7dce4"/>'
             f'<polyline points="{pts}" fill="none" stroke="#2456c5" stroke-width="1"/></svg>')
+
+
+def page(title: str, body: str, css: str = "") -> str:
+    """A self-contained HTML page: ``title`` already escaped, ``body`` the markup inside <main>, the theme's
+    CSS plus ``css``."""
+    return ("<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" "
+            f"content=\"width=device-width,initial-scale=1\"><title>{title}</title><style>{CSS}{css}</style></head>"
+            f"<body><main>{body}</main></body></html>\n")

@@ -28,8 +28,7 @@ def attribution_graph(report: dict[str, Any], *, similarity: bool = False, k: in
         nodes.append({"id": c["feature_id"], "kind": "feature", "layer": c.get("layer"), "rank": c.get("rank"),
                       "tier": c.get("evidence_tier"), "direction": c.get("direction"), "label": c.get("label"),
                       "importance": c.get("importance")})
-        causal = f.d(c.get("causal"))
-        kinds = [(name, f.d(kd)) for name, kd in causal.items() if isinstance(kd, dict) and "mean_effect" in kd]
+        kinds = [(name, kd) for name, kd in f.causal_kinds(c) if "mean_effect" in kd]
         for name, kd in kinds:
             ctl = f.d(kd.get("controls"))
             edges.append({"source": c["feature_id"], "target": CRITERION, "kind": "causal", "intervention": name,
@@ -129,8 +128,7 @@ def render_graph_html(graph: dict[str, Any]) -> str:
              ".criterion circle{fill:#f5b041}text{font:12px sans-serif;text-anchor:middle}"
              "text.axis{fill:#666}")
     title = escape(f"{graph.get('criterion') or ''} — attribution graph")
-    return ("<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>" + title + "</title>"
-            f"<style>{theme.CSS}{style}</style></head><body><main><header><h1>{title}</h1><div class='meta'>model "
-            f"{escape(str(graph.get('model') or '-'))} · {len(graph['nodes']) - 1} features · "
-            f"{len(graph['edges'])} edges</div></header><svg width='{width:.0f}' height='{height:.0f}' "
-            f"viewBox='0 0 {width:.0f} {height:.0f}'>{''.join(svg)}</svg></main></body></html>\n")
+    body = (f"<header><h1>{title}</h1><div class='meta'>model {escape(str(graph.get('model') or '-'))} · "
+            f"{len(graph['nodes']) - 1} features · {len(graph['edges'])} edges</div></header>"
+            f"<svg width='{width:.0f}' height='{height:.0f}' viewBox='0 0 {width:.0f} {height:.0f}'>{''.join(svg)}</svg>")
+    return theme.page(title, body, style)

@@ -374,6 +374,4 @@ def render_html(report: dict[str, Any]) -> str:
     parts.append(f"<footer>{_e(report.get('schema_version'))} · {_e(created.get('package'))} "
                  f"{_e(created.get('version'))}</footer>")
     title = _e(f"{report.get('criterion') or 'report'} — feature report")
-    return (f"<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" "
-            f"content=\"width=device-width,initial-scale=1\"><title>{title}</title><style>{theme.CSS}</style></head>"
-            f"<body><main>{''.join(parts)}</main></body></html>\n")
+    return theme.page(title, "".join(parts))

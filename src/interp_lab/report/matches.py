@@ -101,6 +101,4 @@ def render_html(doc: dict[str, Any]) -> str:
     body.append(f"<div class='panel'><h2>One-to-one pairs ({len(pairs)}"
                 + (f", the best {SHOWN} shown" if len(pairs) > SHOWN else "") + ")</h2><table><thead><tr>"
                 + "".join(f"<th>{e(h)}</th>" for h in _head(parts)) + f"</tr></thead><tbody>{rows}</tbody></table></div>")
-    return ("<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" "
-            "content=\"width=device-width,initial-scale=1\"><title>Feature matches</title>"
-            f"<style>{theme.CSS}</style></head><body><main>{''.join(body)}</main></body></html>\n")
+    return theme.page("Feature matches", "".join(body))
