@@ -48,6 +48,15 @@ def smollm2():
 
 
 @pytest.fixture(scope="session")
+def gemma3():
+    """The second model (Gemma-3-270M), loaded once per test session."""
+    pytest.importorskip("torch")
+    from interp_lab.models.load import load_model
+
+    return load_model("gemma3-270m")
+
+
+@pytest.fixture(scope="session")
 def sae_store(smollm2, tmp_path_factory):
     """30k lee tokens of SmolLM2 layer 15: resid_post (SAEs), resid_mid -> mlp_out (transcoders)."""
     from sae_common import HOOK, TRANSCODER_IN, TRANSCODER_OUT

@@ -6,15 +6,9 @@ torch = pytest.importorskip("torch")
 
 from interp_lab.models.hooked import Edit, run  # noqa: E402
 from interp_lab.models.hooks import all_hooks, family_of, get_module  # noqa: E402
-from interp_lab.models.load import load_model  # noqa: E402
 
 pytestmark = [pytest.mark.realmodel, pytest.mark.slow]
 TEXTS = ["The bridge is 240 metres long and", "Rain fell on the old stone wall"]
-
-
-@pytest.fixture(scope="session")
-def gemma3():
-    return load_model("gemma3-270m")
 
 
 def batch(lm):

@@ -121,3 +121,29 @@ def test_written_reports_and_manifests_validate_against_their_types(tmp_path, sy
 
     with pytest.raises(InputError, match=r"bad.json: field cards\[0\]\.rank: Expected int, got str"):
         read_report(bad)
+
+
+@pytest.mark.realmodel
+def test_harvest_train_and_match_two_saes_in_one_config(tmp_path, smollm2):
+    """A config harvests a named corpus, trains two SAEs and matches them by decoder; rerun, it skips all."""
+    cfg = tmp_path / "seeds.yaml"
+    steps = ["steps:", "  - {name: harvest, command: harvest, model: smollm2-135m, dataset: lee, "
+             f"hooks: blocks.3.hook_resid_post, max_tokens: 6000, context_length: 64, out: {tmp_path}/store}}"]
+    for seed in (0, 1):
+        steps.append(f"  - {{name: sae{seed}, command: train-sae, store: '{{steps.harvest.out}}', layer: 3, "
+                     f"preset: minimal, tokens: 5000, seed: {seed}, ce_tokens: 0, out: {tmp_path}/sae{seed}}}")
+    for name, right in (("same", "sae0"), ("seeds", "sae1")):
+        steps.append(f"  - {{name: {name}, command: match, left: '{{steps.sae0.out}}', right: '{{steps.{right}.out}}', "
+                     f"weights: {{decoder: 1.0}}, k: 5, null_pairs: 2000, out: {tmp_path}/{name}.json}}")
+    cfg.write_text("\n".join(steps) + "\n")
+    res = run_config(cfg, manifest_out=tmp_path / "m.json")
+    harvest_inputs = res.manifest["steps"][0]["inputs"]
+    assert {"option": "dataset", "corpus": "lee"} in harvest_inputs
+    same = json.loads((tmp_path / "same.json").read_text())
+    seeds = json.loads((tmp_path / "seeds.json").read_text())
+    assert same["left"]["kind"] == "sae" and same["left"]["hook"] == "blocks.3.hook_resid_post"
+    assert same["summary"]["one_to_one_above"]["decoder"]["0.9"] == 1.0  # an SAE is its own match
+    shares = seeds["summary"]["one_to_one_above"]["decoder"]
+    assert shares["0.9"] <= shares["0.7"] <= shares["0.5"] < 1.0  # another seed learns other latents
+    again = run_config(cfg, manifest_out=tmp_path / "m.json")
+    assert [s["status"] for s in again.manifest["steps"]] == ["cached"] * 5

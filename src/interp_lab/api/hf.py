@@ -63,6 +63,10 @@ def collect_evidence(model: Any, criterion: str, options: HFOptions, seed: int, 
     from interp_lab.report.build import InputInfo
 
     units = units_for(backend, options)
+    if options.probes:  # checked before the model loads and the criterion compiles
+        from interp_lab.harvest.probes import read_probe_set
+
+        read_probe_set(options.probes)
     t0 = time.perf_counter()
     s = setup(model or "smollm2-135m", criterion, prompts=options.prompts, dataset=options.dataset,
               side_prompts=options.side_dataset, n_side=options.side_prompts, say=say)
@@ -78,6 +82,8 @@ def collect_evidence(model: Any, criterion: str, options: HFOptions, seed: int, 
         ev.inputs.append(_sae_input(options.sae, cand))
     if Path(criterion).is_file():
         ev.inputs.append(InputInfo.file("criterion", criterion))
+    if options.probes:
+        ev.inputs.append(InputInfo.file("probes", options.probes))
     source = Path(compiled.source)
     spec_dir = Path(criterion).parent if Path(criterion).is_file() else Path(".")
     for candidate in (source, spec_dir / source, Path(compiled.spec.prompts or "")):
@@ -142,6 +148,29 @@ def add_contexts(hf: HFRun, cards: list[dict[str, Any]], say: Progress) -> None:
             res["next_token_in_targets"] = sum(c["next_token_id"] in target_ids for c in res["contexts"])
         card["corpus_contexts"] = res
     hf.timings["contexts"] = time.perf_counter() - t
+
+
+def add_probe_signatures(hf: HFRun, cards: list[dict[str, Any]], say: Progress) -> None:
+    """With ``probes``: every card's ``fingerprint.activation`` becomes its values at the word spans of the
+    probe set (``harvest.probes``), keyed ``prompt_id@start-end`` so that another model's cards share the
+    keys; ``fingerprint.activation_probes`` says how they were read."""
+    o = hf.options
+    if not o.probes or not cards:
+        return
+    from interp_lab.harvest.probes import probe_signatures
+
+    t = time.perf_counter()
+    targets = hf.candidates.targets([c["feature_id"] for c in cards])
+    hook_of = {tg.feature_id: tg.hook for tg in targets}
+    sigs, info = probe_signatures(hf.lm, o.probes, targets, per_probe=o.probe_spans, cache=o.cache,
+                                  progress=lambda d, n: say(f"probe signatures over {Path(o.probes).name}", d, n))
+    for card in cards:
+        fp = card.setdefault("fingerprint", {})
+        fp["activation"] = sigs[card["feature_id"]]
+        hook = hook_of[card["feature_id"]]
+        fp["activation_probes"] = {**{k: v for k, v in info.items() if k != "excluded_outlier_tokens"},
+                                   "hook": hook, "excluded_outlier_tokens": info["excluded_outlier_tokens"][hook]}
+    hf.timings["probes"] = time.perf_counter() - t
 
 
 def add_vocab(hf: HFRun, cards: list[dict[str, Any]]) -> None:

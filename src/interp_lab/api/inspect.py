@@ -141,6 +141,7 @@ def inspect(
     if run_hf is not None:
         hf_api.add_contexts(run_hf, cards, say)
         hf_api.add_vocab(run_hf, cards)
+        hf_api.add_probe_signatures(run_hf, cards, say)
         timings.update({f"hf_{k}": v for k, v in run_hf.timings.items()})
     if criterion_spec is not None:
         ev.notes.append(f"criterion read from {criterion_spec['file']} (kind {criterion_spec['kind']})")

@@ -38,6 +38,8 @@ def load_side(obj: Any, name: str = "left", text_embeddings: bool = False) -> Si
     (MiniLM over their label and top examples; needs the embed extra)."""
     from interp_lab.evidence.match import feature_set
 
+    if _is_checkpoint(obj):
+        return _sae_side(Path(obj))
     entries, info = _entries(obj, name)
     notes: list[str] = []
     if info.get("kind") == "report" and info.get("criterion"):
@@ -55,6 +57,33 @@ def load_side(obj: Any, name: str = "left", text_embeddings: bool = False) -> Si
     fs, more = feature_set(entries, info.get("path") or f"{name} report")
     info["features"] = len(fs)
     return Side(fs, info, notes + more)
+
+
+def _is_checkpoint(obj: Any) -> bool:
+    return isinstance(obj, (str, os.PathLike)) and (Path(obj) / "cfg.json").is_file()
+
+
+def _sae_side(root: Path) -> Side:
+    """An SAE (or transcoder) checkpoint as a side: its latents with their decoder rows, in the basis of the
+    model and hook its cfg.json names, so that two SAEs of one hook can be matched latent by latent."""
+    import json
+
+    from interp_lab.evidence.match import FeatureSet
+    from interp_lab.io.hashing import sha256_file
+    from interp_lab.sae.checkpoint import WEIGHTS, load_sae
+
+    sae = load_sae(root)
+    meta = json.loads((root / "cfg.json").read_text()).get("metadata") or {}
+    hook = meta.get("hook_name")
+    layer = meta.get("hook_layer")
+    if layer is None and hook and hook.split(".")[1:2] and hook.split(".")[1].isdigit():
+        layer = int(hook.split(".")[1])
+    dec = sae.W_dec.detach().float().numpy()
+    ids = [f"L{layer}:F{i}" if layer is not None else f"F{i}" for i in range(len(dec))]
+    basis = {"model": meta.get("model_name"), "revision": meta.get("model_revision"), "hook": hook}
+    info = {"kind": "sae", "path": str(root), "sha256": sha256_file(root / WEIGHTS), "model": meta.get("model_name"),
+            "hook": hook, "architecture": sae.cfg.architecture, "d_sae": sae.cfg.d_sae, "features": len(ids)}
+    return Side(FeatureSet(ids, decoder=dec, basis=basis), info)
 
 
 def _with_causal(card: dict[str, Any], criterion: str) -> dict[str, Any]:

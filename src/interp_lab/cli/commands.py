@@ -27,6 +27,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(store_app, name="store")
     app.command("inspect")(inspect_cmd)
     app.command("harvest")(harvest_cmd)
+    app.command("probes")(probes_cmd)
     app.command("export-hf-records")(export_hf_records_cmd)
     app.command("lens")(lens_cmd)
     app.command("compile-criterion")(compile_criterion_cmd)
@@ -38,6 +39,7 @@ def register(app: typer.Typer) -> None:
     app.command("run")(run_cmd)
     app.command("match")(match_cmd)
     app.command("export-attribution-graph")(export_graph_cmd)
+    app.command("transfer")(transfer_cmd)
     app.command("demo")(demo_cmd)
     app.command("doctor")(doctor_cmd)
     app.command("validate")(validate_cmd)
@@ -95,6 +97,11 @@ def inspect_cmd(
     contexts_max_tokens: Optional[int] = typer.Option(None, "--contexts-max-tokens", min=1),
     contexts_dtype: str = typer.Option("bfloat16", "--contexts-dtype", help="hf: compute of the corpus scan "
                                                                             "(bfloat16 or float32)."),
+    probes: Optional[Path] = typer.Option(None, "--probes", help="hf: probe set (prompt JSONL with prompt_ids, "
+                                                                 "e.g. from `interp-lab probes`): the cards' "
+                                                                 "activation fingerprints become their values at "
+                                                                 "its word spans, comparable across tokenizers."),
+    probe_spans: int = typer.Option(4, "--probe-spans", min=1, help="hf: word spans read per probe."),
     no_cache: bool = typer.Option(False, "--no-cache", help="hf: recompute activations and context scans."),
 ) -> None:
     """Rank and explain the features that carry a criterion (with --model alone: on the model itself)."""
@@ -108,7 +115,8 @@ def inspect_cmd(
                    neuron_kinds=_kinds(neuron_kinds), direction_kinds=_kinds(direction_kinds),
                    n_controls=n_controls, strengths=settings.strengths, side_prompts=side_prompts,
                    batch_size=batch_size, contexts=contexts or None, contexts_cards=contexts_cards,
-                   contexts_max_tokens=contexts_max_tokens, contexts_dtype=contexts_dtype, cache=not no_cache)
+                   contexts_max_tokens=contexts_max_tokens, contexts_dtype=contexts_dtype, cache=not no_cache,
+                   probes=str(probes) if probes else None, probe_spans=probe_spans)
     on_model = records is None and features is None and backend in (None, "hf", "sae")
     with render.StageProgress(log=on_model) as progress:
         result = inspect(
@@ -168,6 +176,29 @@ def match_cmd(
         return
     render.matches_table(res.matches)
     render.written(res.paths)
+
+
+def transfer_cmd(
+    matches: Path = typer.Option(..., "--matches", help="matches.json of the two reports."),
+    left: Path = typer.Option(..., "--left", help="The left report (its features' own causal evidence)."),
+    right: Path = typer.Option(..., "--right", help="The right report (the model the matched features live in)."),
+    out: Path = typer.Option(..., "--out", help="Directory for transfer.json and transfer.md."),
+    top: int = typer.Option(5, "--top", min=1, help="Matched pairs tested."),
+    criterion: Optional[str] = typer.Option(None, "--criterion", help="Spec measured when interventions run here "
+                                                                      "(default: the left report's criterion)."),
+    model: Optional[str] = typer.Option(None, "--model", help="The right model (default: the right report's)."),
+    controls: int = typer.Option(20, "--controls", min=1, help="Random controls per feature and kind."),
+    seed: int = typer.Option(0, "--seed"),
+) -> None:
+    """Do matched features move the same criterion in the other model? (edits with controls)"""
+    from interp_lab.api.transfer import transfer
+
+    doc = transfer(matches, left, right, out=out, top=top, criterion=criterion, model=model, controls=controls,
+                   seed=seed)
+    s = doc["summary"]
+    typer.echo(f"{s['transfer']} of {s['tested']} matched pairs transfer ({s['do_not_transfer']} do not; "
+               f"base rate {s['base_rate']})")
+    render.written({k: Path(v) for k, v in doc["paths"].items()})
 
 
 def export_graph_cmd(
@@ -320,6 +351,22 @@ def harvest_cmd(
     resumed = f", resumed at batch {res.resumed_from_batch}" if res.resumed_from_batch else ""
     typer.echo(f"{out}: {res.rows:,} tokens x {len(res.manifest.hooks)} hooks in {len(res.manifest.shards)} shards; "
                f"{res.tokens_per_s:,.0f} tokens/s over {res.batches_run} batches{resumed}")
+
+
+def probes_cmd(
+    out: Path = typer.Option(..., "--out", help="Probe set to write (prompt JSONL)."),
+    dataset: str = typer.Option("lee+enwiki", "--dataset", help="Corpus (lee, enwiki, lee+enwiki) or a text / "
+                                                                 "prompt file whose documents are split."),
+    n: int = typer.Option(2400, "--n", min=1, help="Sentences, shared equally between the corpora."),
+    min_chars: int = typer.Option(60, "--min-chars", min=1),
+    max_chars: int = typer.Option(320, "--max-chars", min=1),
+    seed: int = typer.Option(0, "--seed"),
+) -> None:
+    """Build a probe set: corpus sentences whose word spans key activation signatures across models."""
+    from interp_lab.harvest.probes import make_probe_set, write_probe_set
+
+    rows = make_probe_set(dataset, n, min_chars=min_chars, max_chars=max_chars, seed=seed)
+    render.written({"probes": write_probe_set(rows, out)})
 
 
 def export_hf_records_cmd(

@@ -475,8 +475,24 @@ def match(left: FeatureSet, right: FeatureSet, settings: MatchSettings = MatchSe
     }
     summary = {"left_features": nl, "right_features": len(right), "pairs": len(matches),
                "one_to_one_pairs": int((assign >= 0).sum()),
-               "pairs_p_below_alpha": int((pv < settings.alpha).sum())}
+               "pairs_p_below_alpha": int((pv < settings.alpha).sum()),
+               "one_to_one_above": _share_above(t, kept.reshape(nl, k), nl)}
     return {"schema_version": MATCHES, "method": method, "summary": summary, "matches": matches}
+
+
+THRESHOLDS = (0.5, 0.7, 0.9)
+
+
+def _share_above(t: Any, kept: np.ndarray, n_left: int) -> dict[str, dict[str, float]]:
+    """Per part (and the combined score): the share of left features whose one-to-one pair scores above
+    each threshold (a left feature without a pair counts as below), e.g. decoder cosine > 0.7 between
+    two SAEs' latents."""
+    parts = {"score": t.score, **t.components}
+    out = {}
+    for c, v in parts.items():
+        got = np.where(kept, v, -np.inf).max(axis=1) if len(v) else np.zeros(0)
+        out[c] = {f"{x:g}": significant(float((got > x).sum()) / max(n_left, 1), 4) for x in THRESHOLDS}
+    return out
 
 
 def _p_of(null_sorted: np.ndarray, s: np.ndarray) -> np.ndarray:

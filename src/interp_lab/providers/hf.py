@@ -57,6 +57,8 @@ class HFOptions:
     contexts_max_tokens: int | None = None
     contexts_dtype: str = "bfloat16"  # compute of the corpus scan (about 2x faster on CPUs with bf16 units)
     cache: bool = True  # reuse cached last-token activations and context scans
+    probes: str | None = None  # probe set (prompt JSONL): the cards' activation fingerprints keyed by word span
+    probe_spans: int = 4  # word spans read per probe
 
     def settings(self, seed: int):
         from interp_lab.interventions.settings import InterventionSettings

@@ -65,7 +65,11 @@ def render_markdown(doc: dict[str, Any]) -> str:
     lines = ["# Feature matches", "", f"- **Left**: {_side(f.d(doc.get('left')))}",
              f"- **Right**: {_side(f.d(doc.get('right')))}",
              f"- {f.num(summary.get('pairs'))} candidate pairs, {f.num(summary.get('one_to_one_pairs'))} one-to-one, "
-             f"{f.num(summary.get('pairs_p_below_alpha'))} with p below alpha", ""]
+             f"{f.num(summary.get('pairs_p_below_alpha'))} with p below alpha"]
+    for part, shares in f.d(summary.get("one_to_one_above")).items():
+        lines.append(f"- left features whose one-to-one pair's {part} is above "
+                     + ", ".join(f"{t}: {f.num(100 * v)}%" for t, v in f.d(shares).items() if v is not None))
+    lines.append("")
     for n in f.lst(doc.get("notes")):
         lines.append(f"> {n}")
     lines += ["", "## Method", ""] + [f"- {x}" for x in _method_lines(doc)] + [""]

@@ -34,15 +34,22 @@ from interp_lab.runs.manifest import environment, now
 from interp_lab.schemas.records import RUN_MANIFEST
 
 # options that name input files (hashed into the step key) and output locations
-INPUT_OPTIONS = ("records", "features", "interventions", "left", "right", "report", "dataset", "store")
+INPUT_OPTIONS = ("records", "features", "interventions", "left", "right", "report", "dataset", "store", "matches",
+                 "transfers")
+# inputs that may also be plain text (a criterion), and the files named inside inspect's hf options
+MAYBE_FILES = ("criterion",)
+HF_FILES = ("probes", "prompts", "sae", "dataset")
 _REF = re.compile(r"\{steps\.([A-Za-z0-9_\-]+)\.(out|report)\}")
 
 
 def _commands() -> dict[str, Callable[..., Any]]:
     from interp_lab import api
     from interp_lab.api.sae import train_sae_step
+    from interp_lab.api.transfer import transfer, transfer_table
+    from interp_lab.harvest.run import harvest
 
-    return {"inspect": api.inspect, "train-sae": train_sae_step, "match": api.compare}
+    return {"inspect": api.inspect, "harvest": harvest, "train-sae": train_sae_step, "match": api.compare,
+            "transfer": transfer, "transfer-table": transfer_table}
 
 
 @dataclass
@@ -150,13 +157,23 @@ def _resolve(value: Any, outputs: dict[str, dict[str, str]], path: Path, field_n
     return value
 
 
+def _is_corpus_name(value: Any) -> bool:
+    """``lee``, ``enwiki`` or ``lee+enwiki`` (corpora shipped with gensim, named rather than a file)."""
+    from interp_lab.harvest.datasets import CORPORA
+
+    return isinstance(value, str) and not Path(value).exists() and all(n in CORPORA for n in value.split("+"))
+
+
 def _sha(path: Path) -> str | None:
     return sha256_file(path) if path.is_file() else None
 
 
 def _outputs_of(out: Path) -> list[dict[str, Any]]:
     skip = {"manifest.json", "run_manifest.json"}  # rewritten on every run
-    files = sorted(p for p in out.rglob("*") if p.is_file() and p.name not in skip) if out.is_dir() else []
+    if out.is_dir():
+        files = sorted(p for p in out.rglob("*") if p.is_file() and p.name not in skip)
+    else:  # a file output (matches.json) and its renderings beside it (matches.md, matches.html)
+        files = sorted(p for p in out.parent.glob(f"{out.stem}.*") if p.is_file()) if out.suffix else []
     return [{"file": str(p), "sha256": _sha(p)} for p in files]
 
 
@@ -190,9 +207,21 @@ def run_config(path: str | os.PathLike, *, manifest_out: str | os.PathLike | Non
     for step in steps:
         options = {k: _resolve(v, outputs, path, f"{step['name']}.{k}") for k, v in step["options"].items()}
         inputs = []
+        hf = options.get("hf") if isinstance(options.get("hf"), dict) else {}
+        for key in MAYBE_FILES:
+            if isinstance(options.get(key), str) and Path(options[key]).is_file():
+                inputs.append({"option": key, "path": str(Path(options[key]).resolve()),
+                               "sha256": _sha(Path(options[key]))})
+        for key in HF_FILES:
+            if isinstance(hf.get(key), str) and Path(hf[key]).exists():
+                inputs.append({"option": f"hf.{key}", "path": str(Path(hf[key]).resolve()), "sha256": _sha(Path(hf[key]))})
         for key in INPUT_OPTIONS:
-            if options.get(key) is not None:
-                p = Path(options[key])
+            values = options.get(key)
+            for value in values if isinstance(values, list) else [] if values is None else [values]:
+                if key == "dataset" and _is_corpus_name(value):
+                    inputs.append({"option": key, "corpus": value})
+                    continue
+                p = Path(value)
                 if not p.exists():
                     raise InputError(path, f"input file {str(p)!r} does not exist", field=f"{step['name']}.{key}")
                 inputs.append({"option": key, "path": str(p.resolve()), "sha256": _sha(p)})
