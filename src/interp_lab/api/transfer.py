@@ -226,7 +226,7 @@ def _run_here(ids: list[str], rrep: dict[str, Any], rdir: Path, criterion: str, 
                     settings=InterventionSettings(kinds=kinds, n_controls=controls, seed=seed))
     table = interventions_from_dicts(res.run.records, res.setup.compiled.spec.criterion, name="transfer")
     available = len(res.setup.compiled.split("heldout"))
-    return causal_evidence(table, CausalSettings(seed=seed), available)
+    return {fid: ev["kinds"] for fid, ev in causal_evidence(table, CausalSettings(seed=seed), available).items()}
 
 
 def write_transfer(doc: dict[str, Any], out: str | os.PathLike, formats: tuple[str, ...] = ("json", "md")):
