@@ -153,10 +153,13 @@ def transfer(matches: str | os.PathLike, left: str | os.PathLike, right: str | o
         skind, s = r["source"]
         tk = best_kind(measured.get(m["right_feature"]) or {}, family(skind))
         ok, why = verdict(s, None if tk is None else tk[1])
+        if not s.get("strong_causal"):
+            ok, why = None, "nothing to transfer: the left feature is not strong_causal on its own model"
         entry.update(source=_effect(skind, s), target=None if tk is None else _effect(*tk), transfers=ok, why=why)
         table.append(entry)
-    base = _base_rate([r["source"] for r in rows if r["source"] is not None], measured)
-    tested = [e for e in table if e["transfers"] is not None]
+    base = _base_rate([r["source"] for r in rows if r["source"] is not None and r["source"][1].get("strong_causal")],
+                      measured)
+    tested = [e for e in table if e["transfers"] is not None]  # pairs whose source is strong_causal
     result = {
         "schema_version": "interp-lab.transfer.v1",
         "criterion": crit,
@@ -172,12 +175,13 @@ def transfer(matches: str | os.PathLike, left: str | os.PathLike, right: str | o
                              "mean_ablate; adding: steer) on the right model's held-out prompts, with its "
                              "controls' 95th percentile",
             "transfers": "target strong_causal (CI excludes zero, n >= 100 or all available, beyond the "
-                         "controls' 95th percentile) with the sign of the source effect",
+                         "controls' 95th percentile) with the sign of the source effect; not tested (null) when "
+                         "the source itself is not strong_causal",
             "measured": "read from the right report's own interventions (same criterion, same held-out prompts "
                         "and controls)" if ran is None else
                         f"interventions run here on {len(todo)} feature(s); the rest read from the right report",
             "base_rate": "over every tested card of the right report, the share that passes the same test "
-                         "against each left feature (mean over the pairs)",
+                         "against each strong_causal left feature (mean over those pairs)",
         },
         "summary": {"pairs": len(table), "tested": len(tested), "transfer": sum(bool(e["transfers"]) for e in tested),
                     "do_not_transfer": sum(e["transfers"] is False for e in tested), "base_rate": base},
@@ -253,7 +257,7 @@ def table_rows(doc: dict[str, Any]) -> list[str]:
     out = []
     for e in doc["pairs"]:
         t = e.get("target")
-        verdict_ = "—" if e["transfers"] is None else ("**transfers**" if e["transfers"] else "does not")
+        verdict_ = "not tested" if e["transfers"] is None else ("**transfers**" if e["transfers"] else "does not")
         out.append(f"| {doc['criterion']} | {e['left_feature']} → {e['right_feature']} | {e['score']:.3f} | "
                    f"{e['p_value']:.3g} | {_ci(e.get('source'))} | {_ci(t)} | "
                    f"{_num(None if not t else t['controls_p95'], '{:.4g}')} | {verdict_} ({e['why']}) |")
@@ -268,9 +272,11 @@ def render_markdown(doc: dict[str, Any]) -> str:
     s = doc["summary"]
     lines = [f"# Causal transfer: {doc['left']['model']} → {doc['right']['model']}", "",
              f"Criterion: **{doc['criterion']}**", "",
-             f"{s['transfer']} of {s['tested']} matched pairs transfer, {s['do_not_transfer']} do not "
+             f"{s['transfer']} of {s['tested']} tested pairs transfer, {s['do_not_transfer']} do not "
              f"(base rate over the right report's tested cards: "
-             f"{'—' if s['base_rate'] is None else format(s['base_rate'], '.0%')}).", "",
+             f"{'—' if s['base_rate'] is None else format(s['base_rate'], '.0%')}); "
+             f"{s['pairs'] - s['tested']} of the {s['pairs']} pairs are not tested (their left feature is not "
+             "strong_causal on its own model).", "",
              *TABLE_HEAD, *table_rows(doc), "", "## Method", ""]
     lines += [f"- **{k}**: {v}" for k, v in doc["method"].items()]
     return "\n".join(lines) + "\n"
