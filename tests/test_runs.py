@@ -147,3 +147,36 @@ def test_harvest_train_and_match_two_saes_in_one_config(tmp_path, smollm2):
     assert shares["0.9"] <= shares["0.7"] <= shares["0.5"] < 1.0  # another seed learns other latents
     again = run_config(cfg, manifest_out=tmp_path / "m.json")
     assert [s["status"] for s in again.manifest["steps"]] == ["cached"] * 5
+
+
+@pytest.mark.realmodel
+def test_a_killed_run_resumes_after_its_last_finished_step(tmp_path, synthetic_files, smollm2):
+    """kill -9 during the second step: the manifest written after the first one lets the rerun skip it."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    cfg = tmp_path / "run.yaml"
+    manifest = tmp_path / "m.json"
+    cfg.write_text(
+        f"manifest: {manifest}\nsteps:\n"
+        f"  - {{name: first, command: inspect, criterion: c, records: {synthetic_files['records']}, "
+        f"out: {tmp_path / 'a'}, top_k: 3}}\n"
+        f"  - {{name: second, command: harvest, model: smollm2-135m, dataset: lee+enwiki, "
+        f"hooks: blocks.2.hook_resid_post, max_tokens: 400000, out: {tmp_path / 'store'}}}\n")
+    proc = subprocess.Popen([sys.executable, "-m", "interp_lab", "run", str(cfg)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if manifest.exists() and json.loads(manifest.read_text())["status"] == "running":
+            break
+        time.sleep(0.2)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    m = json.loads(manifest.read_text())
+    assert m["status"] == "running" and [s["name"] for s in m["steps"]] == ["first"]
+    cfg.write_text(cfg.read_text().replace("max_tokens: 400000", "max_tokens: 2000"))
+    res = run_config(cfg)
+    assert [s["status"] for s in res.steps] == ["cached", "ok"] and res.manifest["status"] == "ok"

@@ -250,6 +250,8 @@ def run_config(path: str | os.PathLike, *, manifest_out: str | os.PathLike | Non
             raise
         record.update(status="ok", ended=now(), seconds=round(time.perf_counter() - t, 4), outputs=_outputs_of(out))
         done.append(record)
+        if len(done) < len(steps):  # a run killed later resumes after this step
+            _write_manifest(mpath, config, path, done, started, "running")
     manifest = _write_manifest(mpath, config, path, done, started, "ok")
     return RunResult(manifest=manifest, manifest_path=mpath, steps=done, results=results)
 

@@ -96,7 +96,7 @@ class RunStep(msgspec.Struct, frozen=True):
 class RunManifest(msgspec.Struct, frozen=True):
     schema_version: Literal["interp-lab.run.v1"]
     tool: dict[str, Any]
-    status: Literal["ok", "failed"]
+    status: Literal["ok", "failed", "running"]
     steps: list[RunStep]
     config: dict[str, Any] = {}
 
