@@ -82,6 +82,9 @@ def test_steps_config_refers_to_earlier_outputs(tmp_path, synthetic_files):
     assert (tmp_path / "a-causal" / "report.json").exists()
     man = json.loads((tmp_path / "m.json").read_text())
     assert man["seed"] == 3 and len(man["steps"]) == 2
+    assert [s["status"] for s in run_config(cfg).steps] == ["cached", "cached"]
+    cfg.write_text(cfg.read_text().replace("top_k: 3", "top_k: 4"))  # the first step changes ...
+    assert [s["status"] for s in run_config(cfg).steps] == ["ok", "ok"]  # ... and the one reading its out reruns
 
 
 def test_bad_configs_name_file_line_and_field(tmp_path, cli):

@@ -203,18 +203,15 @@ def run_config(path: str | os.PathLike, *, manifest_out: str | os.PathLike | Non
     outputs: dict[str, dict[str, str]] = {}
     done: list[dict[str, Any]] = []
     results: dict[str, Any] = {}
+    fresh: set[str] = set()  # steps that ran (not cached) in this run
     started = now()
     for step in steps:
         options = {k: _resolve(v, outputs, path, f"{step['name']}.{k}") for k, v in step["options"].items()}
         inputs = []
         hf = options.get("hf") if isinstance(options.get("hf"), dict) else {}
-        for key in MAYBE_FILES:
-            if isinstance(options.get(key), str) and Path(options[key]).is_file():
-                inputs.append({"option": key, "path": str(Path(options[key]).resolve()),
-                               "sha256": _sha(Path(options[key]))})
-        for key in HF_FILES:
-            if isinstance(hf.get(key), str) and Path(hf[key]).exists():
-                inputs.append({"option": f"hf.{key}", "path": str(Path(hf[key]).resolve()), "sha256": _sha(Path(hf[key]))})
+        for key, value in [(k, options.get(k)) for k in MAYBE_FILES] + [(f"hf.{k}", hf.get(k)) for k in HF_FILES]:
+            if isinstance(value, str) and Path(value).exists():
+                inputs.append({"option": key, "path": str(Path(value).resolve()), "sha256": _sha(Path(value))})
         for key in INPUT_OPTIONS:
             values = options.get(key)
             for value in values if isinstance(values, list) else [] if values is None else [values]:
@@ -233,7 +230,11 @@ def run_config(path: str | os.PathLike, *, manifest_out: str | os.PathLike | Non
         prev = previous.get(step["name"])
         record: dict[str, Any] = {"name": step["name"], "command": step["command"], "options": options,
                                   "inputs": inputs, "key": step_key}
+        # a step reading the output of one that ran again runs again too (a store or checkpoint directory
+        # has no single file whose hash would say it changed)
+        upstream = set(_REF.findall(msgspec.json.encode(step["options"]).decode()))
         if (prev and prev.get("key") == step_key and prev.get("status") in ("ok", "cached")
+                and not {name for name, _ in upstream} & fresh
                 and prev.get("outputs") == _outputs_of(out)):
             record.update(status="cached", outputs=prev["outputs"], started=prev.get("started"),
                           ended=prev.get("ended"), seconds=None)
@@ -250,6 +251,7 @@ def run_config(path: str | os.PathLike, *, manifest_out: str | os.PathLike | Non
             raise
         record.update(status="ok", ended=now(), seconds=round(time.perf_counter() - t, 4), outputs=_outputs_of(out))
         done.append(record)
+        fresh.add(step["name"])
         if len(done) < len(steps):  # a run killed later resumes after this step
             _write_manifest(mpath, config, path, done, started, "running")
     manifest = _write_manifest(mpath, config, path, done, started, "ok")
