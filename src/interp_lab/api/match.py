@@ -71,13 +71,12 @@ def _sae_side(root: Path) -> Side:
     from interp_lab.evidence.match import FeatureSet
     from interp_lab.io.hashing import sha256_file
     from interp_lab.sae.checkpoint import WEIGHTS, load_sae
+    from interp_lab.sae.records import layer_of
 
     sae = load_sae(root)
     meta = json.loads((root / "cfg.json").read_text()).get("metadata") or {}
     hook = meta.get("hook_name")
-    layer = meta.get("hook_layer")
-    if layer is None and hook and hook.split(".")[1:2] and hook.split(".")[1].isdigit():
-        layer = int(hook.split(".")[1])
+    layer = meta.get("hook_layer", layer_of(hook) if hook else None)
     dec = sae.W_dec.detach().float().numpy()
     ids = [f"L{layer}:F{i}" if layer is not None else f"F{i}" for i in range(len(dec))]
     basis = {"model": meta.get("model_name"), "revision": meta.get("model_revision"), "hook": hook}

@@ -26,11 +26,12 @@ def family(kind: str) -> str:
     return "remove" if kind in ABLATION else "add"
 
 
-def best_kind(causal: dict[str, Any], fam: str | None = None) -> tuple[str, dict[str, Any]] | None:
+def best_kind(causal: dict[str, Any], families: str | set[str] | None = None) -> tuple[str, dict[str, Any]] | None:
     """The strongest intervention kind of a card's causal evidence (``strong_causal`` first, then |effect|),
-    among the kinds of family ``fam`` when given."""
+    among the kinds of ``families`` (one family or a set) when given."""
+    fams = {families} if isinstance(families, str) else families
     kinds = [(k, v) for k, v in (causal or {}).items()
-             if isinstance(v, dict) and v.get("mean_effect") is not None and (fam is None or family(k) == fam)]
+             if isinstance(v, dict) and v.get("mean_effect") is not None and (fams is None or family(k) in fams)]
     if not kinds:
         return None
     return max(kinds, key=lambda kv: (bool(kv[1].get("strong_causal")), abs(float(kv[1]["mean_effect"]))))
@@ -58,21 +59,27 @@ def _report(path: str | os.PathLike) -> tuple[dict[str, Any], Path]:
     return _read_report(p), p.parent
 
 
-def _matches(path: str | os.PathLike) -> dict[str, Any]:
+def _json_file(path: str | os.PathLike, name: str, type_: Any = Any) -> Any:
+    """``name`` (or the file ``name`` in the directory ``path``) decoded as ``type_``, as plain objects;
+    errors name the file."""
     import msgspec
 
-    from interp_lab.schemas.reports import MatchesFile
-
     p = Path(path)
-    p = p / "matches.json" if p.is_dir() else p
+    p = p / name if p.is_dir() else p
     if not p.exists():
         raise InputError(str(p), "file not found")
     try:
-        return msgspec.to_builtins(msgspec.json.decode(p.read_bytes(), type=MatchesFile))
+        return msgspec.to_builtins(msgspec.json.decode(p.read_bytes(), type=type_))
     except msgspec.ValidationError as exc:
-        raise InputError(str(p), f"not a matches.json ({exc})") from None
+        raise InputError(str(p), f"not a {name} ({exc})") from None
     except msgspec.DecodeError as exc:
         raise InputError(str(p), f"malformed JSON ({exc})") from None
+
+
+def _matches(path: str | os.PathLike) -> dict[str, Any]:
+    from interp_lab.schemas.reports import MatchesFile
+
+    return _json_file(path, "matches.json", MatchesFile)
 
 
 def top_pairs(matches: dict[str, Any], top: int) -> list[dict[str, Any]]:
@@ -128,8 +135,7 @@ def transfer(matches: str | os.PathLike, left: str | os.PathLike, right: str | o
         families = {family(k) for k in have}
         if family(src[0]) not in families:
             # compare on a family of edits the right report did run, else run the source's family here
-            alt = max((b for f in families if (b := best_kind(lcausal, f))), default=None,
-                      key=lambda kv: (bool(kv[1].get("strong_causal")), abs(float(kv[1]["mean_effect"]))))
+            alt = best_kind(lcausal, families) if families else None
             if alt is not None:
                 src = alt
             elif m["right_feature"] not in todo:
@@ -285,20 +291,11 @@ def render_markdown(doc: dict[str, Any]) -> str:
 def transfer_table(transfers: list[str | os.PathLike], out: str | os.PathLike) -> dict[str, Any]:
     """One table over several transfer.json files (a criterion each): table.md and table.json in ``out``,
     with the counts of pairs that transfer and that do not."""
-    import msgspec
-
     docs = []
     for t in transfers:
-        p = Path(t)
-        p = p / "transfer.json" if p.is_dir() else p
-        if not p.exists():
-            raise InputError(str(p), "file not found")
-        try:
-            docs.append(msgspec.json.decode(p.read_bytes()))
-        except msgspec.DecodeError as exc:
-            raise InputError(str(p), f"malformed JSON ({exc})") from None
+        docs.append(_json_file(t, "transfer.json"))
         if not isinstance(docs[-1], dict) or docs[-1].get("schema_version") != "interp-lab.transfer.v1":
-            raise InputError(str(p), "not a transfer.json", field="schema_version")
+            raise InputError(str(t), "not a transfer.json", field="schema_version")
     rows = [{"criterion": d["criterion"], "left_model": d["left"]["model"], "right_model": d["right"]["model"],
              **e} for d in docs for e in d["pairs"]]
     summary = {d["criterion"] + f" ({d['left']['model']} → {d['right']['model']})": d["summary"] for d in docs}

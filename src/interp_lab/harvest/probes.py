@@ -189,7 +189,7 @@ def span_activations(lm, probes_path: str | Path, hooks: Sequence[str], *, per_p
         pad = lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else 0
         by_probe = np.split(np.arange(len(loc.keys)), np.flatnonzero(np.diff(loc.probe)) + 1) if loc.keys else []
         rows_of = {int(loc.probe[r[0]]): r for r in by_probe if len(r)}
-        got = {h: np.full((len(loc.keys), 0), np.nan, dtype=np.float32) for h in todo}
+        got: dict[str, np.ndarray] = {}  # allocated at the first batch, when the hook widths are known
         order = np.argsort([len(x) for x in loc.ids], kind="stable")  # similar lengths batch together
         done = 0
         for s in range(0, len(order), batch_size):
@@ -202,7 +202,7 @@ def span_activations(lm, probes_path: str | Path, hooks: Sequence[str], *, per_p
                 a = acts[h].float()
                 norm = a.norm(dim=-1)
                 med = norm[valid].median()
-                if got[h].shape[1] == 0:
+                if h not in got:
                     got[h] = np.full((len(loc.keys), a.shape[-1]), np.nan, dtype=np.float32)
                 for b, i in enumerate(chunk):
                     rows = rows_of.get(i)
