@@ -87,6 +87,27 @@ def test_steps_config_refers_to_earlier_outputs(tmp_path, synthetic_files):
     assert [s["status"] for s in run_config(cfg).steps] == ["ok", "ok"]  # ... and the one reading its out reruns
 
 
+def test_a_moved_checkout_finds_its_steps_up_to_date(tmp_path, synthetic_files, monkeypatch):
+    """Inputs count by content: a study run in one directory and copied (as a clone would be) to another is
+    cached there, while an edited input still reruns its step."""
+    here = tmp_path / "here"
+    (here / "data").mkdir(parents=True)
+    shutil.copy(synthetic_files["records"], here / "data" / "records.jsonl")
+    (here / "run.yaml").write_text(
+        "manifest: m.json\nsteps:\n"
+        "  - {name: ranked, command: inspect, criterion: c, records: data/records.jsonl, out: a, top_k: 3}\n")
+    monkeypatch.chdir(here)
+    assert [s["status"] for s in run_config("run.yaml").steps] == ["ok"]
+    assert json.loads((here / "m.json").read_text())["steps"][0]["inputs"][0]["path"] == "data/records.jsonl"
+    there = tmp_path / "there"
+    shutil.copytree(here, there)
+    monkeypatch.chdir(there)
+    assert [s["status"] for s in run_config("run.yaml").steps] == ["cached"]
+    rec = there / "data" / "records.jsonl"
+    rec.write_text("".join(rec.read_text().splitlines(keepends=True)[:-1]))  # one record fewer
+    assert [s["status"] for s in run_config("run.yaml").steps] == ["ok"]
+
+
 def test_bad_configs_name_file_line_and_field(tmp_path, cli):
     bad = tmp_path / "bad.yaml"
     bad.write_text("out: x\ncriterion: c\nrecords: [unclosed\n")

@@ -177,6 +177,20 @@ def _outputs_of(out: Path) -> list[dict[str, Any]]:
     return [{"file": str(p), "sha256": _sha(p)} for p in files]
 
 
+def _step_key(command: str, options: dict[str, Any], inputs: list[dict[str, Any]], legacy: bool = False) -> str:
+    """What a step's output depends on: its command, its options as written and the content of its input files.
+
+    Input files count by content, not by where they sit, so a checkout in another directory (a fresh clone
+    of a study) finds its committed steps up to date. ``legacy`` gives the key of manifests written before
+    that, which hashed each input's absolute path too, so their finished steps are not run again."""
+    if legacy:
+        inputs = [{**i, "path": str(Path(i["path"]).resolve())} if "path" in i else i for i in inputs]
+    else:
+        inputs = [{k: v for k, v in i.items() if k != "path"} for i in inputs]
+    src = msgspec.json.encode({"command": command, "options": options, "inputs": inputs}, order="sorted")
+    return hashlib.sha256(src).hexdigest()
+
+
 def run_config(path: str | os.PathLike, *, manifest_out: str | os.PathLike | None = None,
                force: bool = False) -> RunResult:
     """Run every step of a config; write the run manifest; skip steps that are up to date."""
@@ -211,7 +225,7 @@ def run_config(path: str | os.PathLike, *, manifest_out: str | os.PathLike | Non
         hf = options.get("hf") if isinstance(options.get("hf"), dict) else {}
         for key, value in [(k, options.get(k)) for k in MAYBE_FILES] + [(f"hf.{k}", hf.get(k)) for k in HF_FILES]:
             if isinstance(value, str) and Path(value).exists():
-                inputs.append({"option": key, "path": str(Path(value).resolve()), "sha256": _sha(Path(value))})
+                inputs.append({"option": key, "path": value, "sha256": _sha(Path(value))})
         for key in INPUT_OPTIONS:
             values = options.get(key)
             for value in values if isinstance(values, list) else [] if values is None else [values]:
@@ -221,10 +235,8 @@ def run_config(path: str | os.PathLike, *, manifest_out: str | os.PathLike | Non
                 p = Path(value)
                 if not p.exists():
                     raise InputError(path, f"input file {str(p)!r} does not exist", field=f"{step['name']}.{key}")
-                inputs.append({"option": key, "path": str(p.resolve()), "sha256": _sha(p)})
-        key_src = msgspec.json.encode({"command": step["command"], "options": options, "inputs": inputs},
-                                      order="sorted")
-        step_key = hashlib.sha256(key_src).hexdigest()
+                inputs.append({"option": key, "path": value, "sha256": _sha(p)})
+        step_key = _step_key(step["command"], options, inputs)
         out = Path(options["out"])
         outputs[step["name"]] = {"out": str(out), "report": str(out / "report.json")}
         prev = previous.get(step["name"])
@@ -233,7 +245,8 @@ def run_config(path: str | os.PathLike, *, manifest_out: str | os.PathLike | Non
         # a step reading the output of one that ran again runs again too (a store or checkpoint directory
         # has no single file whose hash would say it changed)
         upstream = set(_REF.findall(msgspec.json.encode(step["options"]).decode()))
-        if (prev and prev.get("key") == step_key and prev.get("status") in ("ok", "cached")
+        if (prev and prev.get("key") in (step_key, _step_key(step["command"], options, inputs, legacy=True))
+                and prev.get("status") in ("ok", "cached")
                 and not {name for name, _ in upstream} & fresh
                 and prev.get("outputs") == _outputs_of(out)):
             record.update(status="cached", outputs=prev["outputs"], started=prev.get("started"),
@@ -263,7 +276,7 @@ def _write_manifest(mpath: Path, config: dict[str, Any], path: Path, steps: list
     manifest = {
         "schema_version": RUN_MANIFEST,
         **environment(),
-        "config": {"path": str(path.resolve()), "sha256": _sha(path), "resolved": config},
+        "config": {"path": str(path), "sha256": _sha(path), "resolved": config},
         "seed": config.get("seed", next((s["options"].get("seed") for s in steps if "seed" in s["options"]), 0)),
         "started": started,
         "ended": now(),
