@@ -68,6 +68,26 @@ def test_transfer_to_itself_reads_the_report(self_matches, tmp_path):
     table = transfer_table([tmp_path / "t" / "transfer.json"], tmp_path / "table")
     assert table["summary"]["total"]["tested"] == s["tested"]
     assert (tmp_path / "table" / "table.md").read_text().count(" → ") >= 6
+    twice = transfer_table([tmp_path / "t" / "transfer.json"] * 2, tmp_path / "table2")  # the same tests twice
+    assert twice["summary"]["total"]["tested"] == 2 * s["tested"]
+    assert twice["summary"]["distinct_pairs"] == {"tested": s["tested"], "transfer": s["transfer"], "one_way": 0,
+                                                  "do_not_transfer": 0}
+    assert f"{s['tested']} distinct pairs" in (tmp_path / "table2" / "table.md").read_text()
+
+
+def test_distinct_pairs_count_a_pair_tested_both_ways_once():
+    from interp_lab.api.transfer import distinct_pairs
+
+    def doc(left, right, pairs):
+        return {"criterion": "c", "left": {"model": left}, "right": {"model": right},
+                "pairs": [{"left_feature": a, "right_feature": b, "transfers": t} for a, b, t in pairs]}
+
+    there = doc("s", "g", [("A", "X", True), ("B", "Y", True), ("C", "Z", False), ("D", "W", None)])
+    back = doc("g", "s", [("X", "A", True), ("Y", "B", False), ("Z", "C", False), ("W", "D", True)])
+    # A-X both ways; B-Y one way; C-Z neither; D-W tested only from g (its s side was not causal)
+    assert distinct_pairs([there, back]) == {"tested": 4, "transfer": 2, "one_way": 1, "do_not_transfer": 1}
+    other_model = doc("s", "q", [("A", "X", False)])  # the same feature ids in another model pair are another pair
+    assert distinct_pairs([there, other_model])["tested"] == 4
 
 
 def test_transfer_bad_input(tmp_path, self_matches):

@@ -257,21 +257,43 @@ def _ci(e: dict[str, Any] | None) -> str:
     return f"{_num(e['mean_effect'])} [{_num(lo)}, {_num(hi)}] ({e['kind']})"
 
 
-def table_rows(doc: dict[str, Any]) -> list[str]:
-    """Markdown table rows: criterion, pair, match score, p-value, source effect, transfer effect with CI,
-    controls' 95th percentile, verdict."""
+def table_rows(doc: dict[str, Any], models: bool = False) -> list[str]:
+    """Markdown table rows: criterion, (with ``models``: left → right model,) pair, match score, p-value,
+    source effect, transfer effect with CI, controls' 95th percentile, verdict."""
     out = []
+    way = f" {doc['left']['model']} → {doc['right']['model']} |" if models else ""
     for e in doc["pairs"]:
         t = e.get("target")
         verdict_ = "not tested" if e["transfers"] is None else ("**transfers**" if e["transfers"] else "does not")
-        out.append(f"| {doc['criterion']} | {e['left_feature']} → {e['right_feature']} | {e['score']:.3f} | "
+        out.append(f"| {doc['criterion']} |{way} {e['left_feature']} → {e['right_feature']} | {e['score']:.3f} | "
                    f"{e['p_value']:.3g} | {_ci(e.get('source'))} | {_ci(t)} | "
                    f"{_num(None if not t else t['controls_p95'], '{:.4g}')} | {verdict_} ({e['why']}) |")
     return out
 
 
-TABLE_HEAD = ["| criterion | pair (left → right) | match score | p-value | source effect [95% CI] | "
-              "transfer effect [95% CI] | controls' p95 | verdict |", "|---|---|---|---|---|---|---|---|"]
+def table_head(models: bool = False) -> list[str]:
+    cols = ["criterion", *(["models"] if models else []), "pair (left → right)", "match score", "p-value",
+            "source effect [95% CI]", "transfer effect [95% CI]", "controls' p95", "verdict"]
+    return ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+
+
+def distinct_pairs(docs: list[dict[str, Any]]) -> dict[str, int]:
+    """The tested pairs counted once however many ways they were tested (the same two features of one
+    criterion matched and tested from each model's side): ``tested``, ``transfer`` (every way it was
+    tested), ``one_way`` (one way but not the other), ``do_not_transfer`` (no way)."""
+    from interp_lab.evidence.causal import normalize_criterion
+
+    seen: dict[tuple[Any, ...], list[bool]] = {}
+    for d in docs:
+        for e in d["pairs"]:
+            if e["transfers"] is None:
+                continue
+            ends = frozenset({(d["left"]["model"], e["left_feature"]), (d["right"]["model"], e["right_feature"])})
+            seen.setdefault((normalize_criterion(d["criterion"]), ends), []).append(bool(e["transfers"]))
+    verdicts = list(seen.values())
+    return {"tested": len(verdicts), "transfer": sum(all(v) for v in verdicts),
+            "one_way": sum(any(v) and not all(v) for v in verdicts),
+            "do_not_transfer": sum(not any(v) for v in verdicts)}
 
 
 def render_markdown(doc: dict[str, Any]) -> str:
@@ -283,7 +305,7 @@ def render_markdown(doc: dict[str, Any]) -> str:
              f"{'—' if s['base_rate'] is None else format(s['base_rate'], '.0%')}); "
              f"{s['pairs'] - s['tested']} of the {s['pairs']} pairs are not tested (their left feature is not "
              "strong_causal on its own model).", "",
-             *TABLE_HEAD, *table_rows(doc), "", "## Method", ""]
+             *table_head(), *table_rows(doc), "", "## Method", ""]
     lines += [f"- **{k}**: {v}" for k, v in doc["method"].items()]
     return "\n".join(lines) + "\n"
 
@@ -298,23 +320,30 @@ def transfer_table(transfers: list[str | os.PathLike], out: str | os.PathLike) -
             raise InputError(str(t), "not a transfer.json", field="schema_version")
     rows = [{"criterion": d["criterion"], "left_model": d["left"]["model"], "right_model": d["right"]["model"],
              **e} for d in docs for e in d["pairs"]]
-    summary = {d["criterion"] + f" ({d['left']['model']} → {d['right']['model']})": d["summary"] for d in docs}
-    total = {"tested": sum(s["tested"] for s in summary.values()),
-             "transfer": sum(s["transfer"] for s in summary.values()),
-             "do_not_transfer": sum(s["do_not_transfer"] for s in summary.values())}
-    doc = {"schema_version": "interp-lab.transfer_table.v1", "summary": {"by_criterion": summary, "total": total},
-           "rows": rows}
+    summary: dict[str, Any] = {}
+    for t, d in zip(transfers, docs):
+        name = d["criterion"] + f" ({d['left']['model']} → {d['right']['model']})"
+        summary[name if name not in summary else f"{name} [{t}]"] = d["summary"]  # two files of one criterion
+    total = {k: sum(d["summary"][k] for d in docs) for k in ("tested", "transfer", "do_not_transfer")}
+    distinct = distinct_pairs(docs)
+    doc = {"schema_version": "interp-lab.transfer_table.v1",
+           "summary": {"by_criterion": summary, "total": total, "distinct_pairs": distinct}, "rows": rows}
 
     def md(d: dict[str, Any]) -> str:
         lines = ["# Cross-model causal transfer", "",
-                 f"{total['transfer']} of {total['tested']} matched pairs transfer, {total['do_not_transfer']} do not.",
-                 "", "| criterion (models) | tested | transfer | do not | base rate |", "|---|---|---|---|---|"]
+                 f"{total['transfer']} of {total['tested']} tests of matched pairs transfer, "
+                 f"{total['do_not_transfer']} do not."]
+        if distinct["tested"] < total["tested"]:  # some pairs were tested both ways
+            lines.append(f"Counting a pair tested both ways once: {distinct['tested']} distinct pairs, "
+                         f"{distinct['transfer']} transfer every way they were tested, {distinct['one_way']} "
+                         f"one way only, {distinct['do_not_transfer']} in no direction.")
+        lines += ["", "| criterion (models) | tested | transfer | do not | base rate |", "|---|---|---|---|---|"]
         for name, s in summary.items():
             lines.append(f"| {name} | {s['tested']} | {s['transfer']} | {s['do_not_transfer']} | "
                          f"{'—' if s['base_rate'] is None else format(s['base_rate'], '.0%')} |")
-        lines += ["", *TABLE_HEAD]
+        lines += ["", *table_head(models=True)]
         for x in docs:
-            lines += table_rows(x)
+            lines += table_rows(x, models=True)
         lines += ["", "Effects are signed (positive: the feature promotes the criterion); the source effect is the "
                       "left feature's on its own model, the transfer effect the matched feature's on the other "
                       "model's held-out prompts; a pair transfers when the latter is strong_causal with the same "
