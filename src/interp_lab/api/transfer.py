@@ -302,7 +302,7 @@ def render_markdown(doc: dict[str, Any]) -> str:
              f"Criterion: **{doc['criterion']}**", "",
              f"{s['transfer']} of {s['tested']} tested pairs transfer, {s['do_not_transfer']} do not "
              f"(base rate over the right report's tested cards: "
-             f"{'—' if s['base_rate'] is None else format(s['base_rate'], '.0%')}); "
+             f"{_num(s['base_rate'], '{:.0%}')}); "
              f"{s['pairs'] - s['tested']} of the {s['pairs']} pairs are not tested (their left feature is not "
              "strong_causal on its own model).", "",
              *table_head(), *table_rows(doc), "", "## Method", ""]
@@ -340,7 +340,7 @@ def transfer_table(transfers: list[str | os.PathLike], out: str | os.PathLike) -
         lines += ["", "| criterion (models) | tested | transfer | do not | base rate |", "|---|---|---|---|---|"]
         for name, s in summary.items():
             lines.append(f"| {name} | {s['tested']} | {s['transfer']} | {s['do_not_transfer']} | "
-                         f"{'—' if s['base_rate'] is None else format(s['base_rate'], '.0%')} |")
+                         f"{_num(s['base_rate'], '{:.0%}')} |")
         lines += ["", *table_head(models=True)]
         for x in docs:
             lines += table_rows(x, models=True)
