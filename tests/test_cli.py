@@ -3,8 +3,13 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
 
 from interp_lab.io.records import read_records
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_inspect_prints_cards_and_writes_three_reports(tmp_path, cli, synthetic_files):
@@ -79,6 +84,46 @@ def test_version_and_help(cli):
     assert code == 0 and out.startswith("interp-lab ")
     code, out, _ = cli("inspect", "--help")
     assert code == 0 and "--records" in out and "--interventions" in out
+
+
+@pytest.mark.parametrize("args, says", [
+    ((), "Usage: interp-lab [OPTIONS] COMMAND"),                      # bare: the help, as no_args_is_help
+    (("nosuch",), "Error: No such command 'nosuch'."),
+    (("inspect", "--bogus"), "Error: No such option: --bogus"),
+    (("match", "--left", "x"), "Error: Missing option '--right'."),    # the flag, not the parameter name
+    (("inspect", "--criterion", "x", "--top-k", "0"), "Error: Invalid value for '--top-k'"),
+    (("inspect", "--criterion", "x", "--bootstrap", "1"), "Error: Invalid value for '--bootstrap'"),
+    (("store",), "Usage: interp-lab store [OPTIONS] COMMAND"),
+    (("store", "nosuch"), "Error: No such command 'nosuch'."),
+    (("models",), "Usage: interp-lab models [OPTIONS] COMMAND"),
+])
+def test_usage_errors_print_the_usage_line_and_exit_2(cli, args, says):
+    code, out, err = cli(*args)
+    assert code == 2, err
+    assert "internal error" not in err and says in err and err.startswith("Usage: interp-lab") and out == ""
+
+
+def test_usage_errors_from_the_installed_command():
+    """The console script (not only main()) exits 2 on a usage error and 0 on --help."""
+    bad = subprocess.run([sys.executable, "-m", "interp_lab", "match", "--left", "x"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "Missing option '--right'" in bad.stderr
+    ok = subprocess.run([sys.executable, "-m", "interp_lab", "--help"], capture_output=True, text=True)
+    assert ok.returncode == 0 and "Usage: interp-lab" in ok.stdout
+
+
+def test_typer_is_pinned_to_the_installed_minor():
+    """main() relies on typer's own click (see cli/main.py); pyproject allows one typer minor series."""
+    import typer
+
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python < 3.11
+        import tomli as tomllib
+
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    (pin,) = [d for d in deps if d.startswith("typer")]
+    major, minor = (int(x) for x in typer.__version__.split(".")[:2])
+    assert pin == f"typer>={major}.{minor},<{major}.{minor + 1}"
 
 
 def test_import_is_light():
