@@ -29,6 +29,7 @@ import msgspec
 from interp_lab.errors import InputError
 from interp_lab.io.atomic import write_bytes_atomic
 from interp_lab.io.hashing import sha256_file
+from interp_lab.io.specs import criterion_file
 from interp_lab.runs.manifest import environment, now
 from interp_lab.runs.options import check_options, cli_bounds, settable
 from interp_lab.schemas.records import RUN_MANIFEST
@@ -36,8 +37,9 @@ from interp_lab.schemas.records import RUN_MANIFEST
 # options that name input files (hashed into the step key) and output locations
 INPUT_OPTIONS = ("records", "features", "interventions", "left", "right", "report", "dataset", "store", "matches",
                  "transfers")
-# inputs that may also be plain text (a criterion), and the files named inside inspect's hf options
-MAYBE_FILES = ("criterion",)
+# a criterion: its text, or a spec file (an input then), as io.specs.criterion_file decides; and the files
+# named inside inspect's hf options
+CRITERION_OPTIONS = ("criterion",)
 HF_FILES = ("probes", "prompts", "sae", "dataset")
 _REF = re.compile(r"\{steps\.([A-Za-z0-9_\-]+)\.(out|report)\}")
 
@@ -252,7 +254,15 @@ def run_config(path: str | os.PathLike, *, manifest_out: str | os.PathLike | Non
         options = {k: _resolve(v, outputs, path, f"{step['name']}.{k}") for k, v in step["options"].items()}
         inputs = []
         hf = options.get("hf") if isinstance(options.get("hf"), dict) else {}
-        for key, value in [(k, options.get(k)) for k in MAYBE_FILES] + [(f"hf.{k}", hf.get(k)) for k in HF_FILES]:
+        for key in CRITERION_OPTIONS:
+            if isinstance(options.get(key), str):
+                try:
+                    spec = criterion_file(options[key])
+                except InputError as exc:
+                    raise InputError(path, f"{options[key]!r}: {exc.message}", field=f"{step['name']}.{key}") from None
+                if spec is not None:
+                    inputs.append({"option": key, "path": options[key], "sha256": _sha(spec)})
+        for key, value in [(f"hf.{k}", hf.get(k)) for k in HF_FILES]:
             if isinstance(value, str) and Path(value).exists():
                 inputs.append({"option": key, "path": value, "sha256": _sha(Path(value))})
         for key in INPUT_OPTIONS:
