@@ -124,7 +124,7 @@ def _check_expansion(data: Any, path: Path) -> None:
             open_.discard(id(node))
             size[id(node)] = 1 + len(node) - len(kids) + sum(size[id(k)] for k in kids)
             if size[id(node)] > MAX_VALUES:
-                raise InputError(path, f"its YAML aliases expand to more than {MAX_VALUES:,} values")
+                raise InputError(path, f"more than {MAX_VALUES:,} values, counting every use of a YAML alias")
         elif id(node) not in size:
             if id(node) in open_:
                 raise InputError(path, "a YAML alias refers to a value that contains it (a cycle)")
