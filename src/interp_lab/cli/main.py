@@ -62,9 +62,9 @@ def main(argv: list[str] | None = None) -> int:
         print("interp-lab: aborted", file=sys.stderr)
         return 130
     except typer.TyperException as exc:
-        # Usage errors. typer >= 0.2x runs its own copy of click (typer._click) whose ClickException, the
-        # base of UsageError, BadParameter, MissingParameter, NoSuchOption ..., derives from the public
-        # typer.TyperException; the standalone click package's classes never match what typer raises.
+        # Usage errors. typer 0.29 (pinned in pyproject.toml) runs its own copy of click (typer._click) whose
+        # ClickException, the base of UsageError, BadParameter, MissingParameter, NoSuchOption ..., derives
+        # from the public typer.TyperException; the standalone click package's classes never match them.
         _show(exc)
         return exc.exit_code
     except Exception as exc:  # bugs
