@@ -3,8 +3,13 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
 
 from interp_lab.io.records import read_records
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_inspect_prints_cards_and_writes_three_reports(tmp_path, cli, synthetic_files):
@@ -79,6 +84,45 @@ def test_version_and_help(cli):
     assert code == 0 and out.startswith("interp-lab ")
     code, out, _ = cli("inspect", "--help")
     assert code == 0 and "--records" in out and "--interventions" in out
+    code, out, _ = cli("--help")
+    assert code == 0 and out.startswith("Usage: interp-lab [OPTIONS] COMMAND")
+
+
+@pytest.mark.parametrize("args, says", [
+    ((), "Usage: interp-lab [OPTIONS] COMMAND"),                      # bare: the help, as no_args_is_help
+    (("nosuch",), "Error: No such command 'nosuch'."),
+    (("inspect", "--bogus"), "Error: No such option: --bogus"),
+    (("match", "--left", "x"), "Error: Missing option '--right'."),    # the flag, not the parameter name
+    (("inspect", "--criterion", "x", "--top-k", "0"), "Error: Invalid value for '--top-k'"),
+    (("inspect", "--criterion", "x", "--bootstrap", "1"), "Error: Invalid value for '--bootstrap'"),
+    (("store",), "Usage: interp-lab store [OPTIONS] COMMAND"),
+    (("store", "nosuch"), "Error: No such command 'nosuch'."),
+    (("models",), "Usage: interp-lab models [OPTIONS] COMMAND"),
+])
+def test_usage_errors_print_the_usage_line_and_exit_2(cli, args, says):
+    code, out, err = cli(*args)
+    assert code == 2, err
+    assert "internal error" not in err and says in err and err.startswith("Usage: interp-lab") and out == ""
+
+
+def test_a_usage_error_is_the_process_exit_status():
+    bad = subprocess.run([sys.executable, "-m", "interp_lab", "match", "--left", "x"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "Missing option '--right'" in bad.stderr
+
+
+def test_typer_is_pinned_to_the_installed_minor():
+    """main() relies on typer's own click (see cli/main.py); pyproject allows one typer minor series."""
+    import typer
+
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python < 3.11
+        import tomli as tomllib
+
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    (pin,) = [d for d in deps if d.startswith("typer")]
+    major, minor = (int(x) for x in typer.__version__.split(".")[:2])
+    assert pin == f"typer>={major}.{minor},<{major}.{minor + 1}"
 
 
 def test_import_is_light():
@@ -90,6 +134,32 @@ def test_import_is_light():
     code = "import sys, interp_lab.api, interp_lab.cli.main; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_the_api_is_reachable_from_the_package_without_torch():
+    """Every name of interp_lab.api is interp_lab.NAME, listed by __all__ and dir(), and loading it all
+    (``from interp_lab import *``) still imports no torch."""
+    code = ("import sys, interp_lab; from interp_lab import *; import interp_lab.api as api; "
+            "from interp_lab import compare, train_sae, eval_sae, transfer, MatchResult, SAETrainResult; "
+            "print(sorted(api.__all__) == sorted(set(interp_lab.__all__) - {'__version__'}), "
+            "set(api.__all__) <= set(dir(interp_lab)), "
+            "all(getattr(interp_lab, n) is getattr(api, n) for n in api.__all__), 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["True", "True", "True", "False"]
+
+
+def test_the_readme_python_examples_import():
+    """Each import in the README's Python examples resolves (the examples themselves need the model)."""
+    import ast
+    import re
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    imports = [n for b in blocks for n in ast.parse(b).body if isinstance(n, (ast.Import, ast.ImportFrom))]
+    assert any(isinstance(n, ast.ImportFrom) and n.module == "interp_lab" and "compare" in {a.name for a in n.names}
+               for n in imports)
+    for node in imports:
+        exec(compile(ast.Module([node], type_ignores=[]), "README.md", "exec"), {})
 
 
 def test_criterion_from_a_spec_file(tmp_path, cli, synthetic_files):

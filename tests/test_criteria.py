@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from interp_lab.criteria.compile import compile_criterion
+from interp_lab.errors import InputError
 from interp_lab.io.specs import load_criterion
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,6 +48,58 @@ def test_unit_prompts_are_verbatim_corpus_prefixes_cut_before_the_next_word():
 def test_units_spec_is_valid():
     spec = load_criterion(str(UNITS / "criterion.yaml"))
     assert spec.kind == "next_token" and "%" in spec.targets and " km" in spec.targets and spec.min_heldout == 100
+
+
+LONG = "the text is about" + " war and peace and" * 16  # 305 bytes: more than a file name may have
+
+
+@pytest.mark.parametrize("value, says", [
+    ("units/critrion.yaml", "criterion spec file not found"),  # a mistyped spec path
+    ("the spec is units.json", "criterion spec file not found"),  # ends like a file name: taken for one
+    ("specs/units", "criterion spec file not found"),  # a path separator and no whitespace
+    ("run.toml", "criterion spec file not found"),
+    ("dir.yaml", "a directory, not a criterion spec file"),
+    ("./notes.txt", "a criterion spec file is YAML (.yaml, .yml) or JSON (.json)"),
+    ("x/" + "y" * 300 + ".yaml", "criterion spec file not found"),  # a name too long is missing, not a crash
+])
+def test_a_criterion_that_names_a_file_must_be_a_spec_file(tmp_path, monkeypatch, value, says):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "dir.yaml").mkdir()
+    (tmp_path / "notes.txt").write_text("war\n")
+    with pytest.raises(InputError) as err:
+        load_criterion(value)
+    assert err.value.path == value and err.value.message.startswith(says)
+
+
+def test_criterion_text_is_text_however_long(tmp_path, monkeypatch):
+    from interp_lab.io.specs import criterion_file
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "war").write_text("not read")  # a file named like the text: the text is still text
+    for text in (LONG, "war", "a ratio of 3/4 or more", "the prompt\nnames units.yaml"):
+        assert criterion_file(text) is None and load_criterion(text).criterion == text
+    assert criterion_file(UNITS / "criterion.yaml") == UNITS / "criterion.yaml"
+    assert load_criterion(str(UNITS / "criterion.yaml")).kind == "next_token"
+
+
+def test_criterion_text_and_paths_from_the_cli_and_run_configs(tmp_path, cli, synthetic_files):
+    """A long criterion runs in a run config (was OSError 'File name too long'); a mistyped spec path stops
+    inspect with exit 2 and no report (was silently the criterion's text)."""
+    cfg = tmp_path / "long.yaml"
+    cfg.write_text(f"out: {tmp_path}/long\ncriterion: {LONG}\nrecords: {synthetic_files['records']}\n"
+                   "bootstrap: 50\n")
+    code, _, err = cli("run", cfg)
+    assert code == 0, err
+    assert json.loads((tmp_path / "long" / "report.json").read_text())["criterion"] == LONG
+    typo = tmp_path / "criterion.yml"
+    code, _, err = cli("inspect", "--criterion", typo, "--records", synthetic_files["records"],
+                       "--out", tmp_path / "typo")
+    assert code == 2 and err == f"interp-lab: error: {typo}: criterion spec file not found (a criterion is its " \
+                                "text, or a .yaml / .json spec file)\n"
+    assert not (tmp_path / "typo").exists()
+    cfg.write_text(f"out: {tmp_path}/typo\ncriterion: {typo}\nrecords: {synthetic_files['records']}\n")
+    code, _, err = cli("run", cfg)
+    assert code == 2 and f"{cfg}: field inspect.criterion: '{typo}': criterion spec file not found" in err
 
 
 def test_labelled_criterion_splits_and_min_heldout(tmp_path):

@@ -127,6 +127,79 @@ def test_bad_configs_name_file_line_and_field(tmp_path, cli):
     assert code == 2 and "field steps[0].command: unknown command 'explode'" in err
 
 
+def _alias_bomb(levels: int) -> str:
+    """YAML whose last anchor stands for 9**levels strings in a few hundred bytes."""
+    lines = ['a0: &a0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    lines += [f"a{i}: &a{i} [{','.join([f'*a{i - 1}'] * 9)}]" for i in range(1, levels + 1)]
+    return "\n".join(lines) + "\n"
+
+
+def test_yaml_aliases_cannot_blow_up_a_config(tmp_path, cli):
+    """A 9**6-value alias bomb (300 bytes) and a self-referring alias: one line naming the file, nothing
+    resolved or run. (A 9**9 one, 490 bytes, is refused the same way; on 4.0.0.dev0 it grew without bound.)"""
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text(_alias_bomb(6) + f"steps:\n  - {{command: inspect, criterion: c, records: {tmp_path}/none.jsonl, "
+                    f"out: {tmp_path}/o, hf: {{sae: *a6}}}}\n")
+    assert len(_alias_bomb(6)) < 400
+    code, _, err = cli("run", bomb)
+    assert code == 2 and err == f"interp-lab: error: {bomb}: more than 100,000 values, counting every use of a YAML alias\n"
+    loop = tmp_path / "loop.yaml"
+    loop.write_text(f"steps:\n  - {{command: inspect, criterion: c, out: {tmp_path}/o, hf: &h {{sae: [*h]}}}}\n")
+    code, _, err = cli("run", loop)
+    assert code == 2 and err == f"interp-lab: error: {loop}: a YAML alias refers to a value that contains it (a cycle)\n"
+    assert not (tmp_path / "o").exists() and not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("option, says", [
+    ("top_k: ten", "top_k: expected `int`, got `str`"),
+    ("bootstrap: 1", "bootstrap: expected at least 50 (as --bootstrap), got 1"),
+    ("top_k: true", "top_k: expected `int`, got `bool`"),
+    ("formats: [json, 3]", "formats: expected `str`, got `int` - at `$[1]`"),
+    ("hf: {n_controls: 0}", "hf.n_controls: expected at least 1 (as --controls), got 0"),
+    ("hf: {strengths: [1, big]}", "hf.strengths: expected `float`, got `str` - at `$[1]`"),
+    ("hf: {contols: 3}", "hf.contols: unknown option 'contols'"),
+    ("progress: print", "progress: unknown option 'progress' for inspect"),
+])
+def test_step_options_are_type_and_range_checked(tmp_path, cli, synthetic_files, option, says):
+    """A step option of the wrong type or outside the CLI's range stops the run before its first step."""
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text(f"steps:\n  - {{command: inspect, criterion: c, records: {synthetic_files['records']}, "
+                   f"out: {tmp_path}/first}}\n"
+                   f"  - {{command: inspect, criterion: c, out: {tmp_path}/second, {option}}}\n")
+    code, _, err = cli("run", cfg)
+    assert code == 2 and err.startswith(f"interp-lab: error: {cfg}: field steps[1].{says}"), err
+    assert len(err.splitlines()) == 1 and not (tmp_path / "first").exists()
+
+
+def test_every_range_the_cli_declares_holds_in_run_configs(tmp_path):
+    """Each run-config command's CLI minimums (and maximums) refuse the same values in a config; an option
+    of inspect's hf mapping is checked there. Fails when a CLI flag's name has no config counterpart."""
+    from dataclasses import fields
+
+    from interp_lab.errors import InputError
+    from interp_lab.providers.hf import HFOptions
+    from interp_lab.runs.config import _commands, normalize_steps
+    from interp_lab.runs.options import cli_bounds, settable
+
+    hf_fields = {f.name for f in fields(HFOptions)}
+    checked = 0
+    for command, fn in _commands().items():
+        for name, bound in cli_bounds(command).items():
+            for edge, bad in ((bound.min, -1), (bound.max, +1)):
+                if edge is None:
+                    continue
+                value = edge + bad if isinstance(edge, int) else edge + bad * 1e-3
+                if name in settable(fn):
+                    step, field = {name: value}, name
+                else:
+                    assert command == "inspect" and name in hf_fields, f"{command} {bound.flag}: no config option"
+                    step, field = {"hf": {name: value}}, f"hf.{name}"
+                with pytest.raises(InputError, match=f"steps\\[0\\].{field}: expected at (least|most) "):
+                    normalize_steps({"steps": [{"command": command, "out": "x", **step}]}, tmp_path / "c.yaml")
+                checked += 1
+    assert checked >= 25  # inspect 8, harvest 4, train-sae 14, match 2, transfer 2 today
+
+
 def test_written_reports_and_manifests_validate_against_their_types(tmp_path, synthetic_files):
     from interp_lab.schemas.reports import InspectionReport, RunManifest, read_document, read_report
 

@@ -1,7 +1,8 @@
 """interp-lab: criterion-driven mechanistic interpretability.
 
-``import interp_lab`` is light: the API functions load their machinery on
-first use, and nothing here imports torch.
+``import interp_lab`` is light: the API functions and result types of ``interp_lab.api`` are reachable
+here (``from interp_lab import inspect, compare``) but load their machinery on first use, and nothing
+here imports torch.
 """
 
 from __future__ import annotations
@@ -10,7 +11,10 @@ from typing import Any
 
 __version__ = "4.0.0.dev0"
 
-_API = ("inspect", "harvest", "intervene", "contrast", "steer", "InspectResult")
+# interp_lab.api.__all__, named here so that listing them needs no import (a test keeps the two equal)
+_API = ("ContrastResult", "InspectResult", "InterveneResult", "MatchResult", "SAETrainResult", "SteerResult",
+        "compare", "contrast", "eval_sae", "export_attribution_graph", "harvest", "inspect", "intervene",
+        "steer", "train_sae", "transfer", "transfer_table")
 
 
 def __getattr__(name: str) -> Any:
@@ -19,6 +23,10 @@ def __getattr__(name: str) -> Any:
 
         return getattr(api, name)
     raise AttributeError(f"module 'interp_lab' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_API))
 
 
 __all__ = ["__version__", *_API]

@@ -1,15 +1,27 @@
-"""The Python API: ``inspect()``, ``harvest()``, ``intervene()``, ``contrast()``, ``steer()`` ``train_sae()``, ``eval_sae()``,
-``compare()``.
+"""The Python API: ``inspect()``, ``harvest()``, ``intervene()``, ``contrast()``, ``steer()``, ``train_sae()``,
+``eval_sae()``, ``compare()``, ``export_attribution_graph()``, ``transfer()``, ``transfer_table()``, and their
+result types.
 
 Every CLI command is one call here plus argument parsing and rendering. Nothing here imports torch
-until a function that needs a model runs.
+until a function that needs a model runs. Each name is also reachable as ``interp_lab.NAME`` (loaded
+on first use).
 """
 
 from __future__ import annotations
 
 from interp_lab.api.inspect import InspectResult, harvest, inspect
-from interp_lab.api.interventions import contrast, intervene, steer
-from interp_lab.api.match import MatchResult, compare
-from interp_lab.api.sae import eval_sae, train_sae
+from interp_lab.api.interventions import (
+    ContrastResult,
+    InterveneResult,
+    SteerResult,
+    contrast,
+    intervene,
+    steer,
+)
+from interp_lab.api.match import MatchResult, compare, export_attribution_graph
+from interp_lab.api.sae import SAETrainResult, eval_sae, train_sae
+from interp_lab.api.transfer import transfer, transfer_table
 
-__all__ = ["InspectResult", "MatchResult", "compare", "contrast", "eval_sae", "harvest", "inspect", "intervene", "steer", "train_sae"]
+__all__ = ["ContrastResult", "InspectResult", "InterveneResult", "MatchResult", "SAETrainResult", "SteerResult",
+           "compare", "contrast", "eval_sae", "export_attribution_graph", "harvest", "inspect", "intervene",
+           "steer", "train_sae", "transfer", "transfer_table"]

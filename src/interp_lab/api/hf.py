@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from interp_lab.errors import UsageError
+from interp_lab.io.specs import criterion_file
 from interp_lab.providers.hf import Candidates, HFOptions
 
 Progress = Callable[..., None]
@@ -80,12 +81,13 @@ def collect_evidence(model: Any, criterion: str, options: HFOptions, seed: int, 
     ev.inputs.append(InputInfo(role="model", name=lm.name, params=lm.manifest()))
     if options.sae:
         ev.inputs.append(_sae_input(options.sae, cand))
-    if Path(criterion).is_file():
+    spec_file = criterion_file(criterion)
+    if spec_file is not None:
         ev.inputs.append(InputInfo.file("criterion", criterion))
     if options.probes:
         ev.inputs.append(InputInfo.file("probes", options.probes))
     source = Path(compiled.source)
-    spec_dir = Path(criterion).parent if Path(criterion).is_file() else Path(".")
+    spec_dir = spec_file.parent if spec_file is not None else Path(".")
     for candidate in (source, spec_dir / source, Path(compiled.spec.prompts or "")):
         if candidate.is_file():
             ev.inputs.append(InputInfo.file("prompts", candidate, rows=len(compiled.rows)))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ from interp_lab.evidence.examples import ExampleFinder, activation_signatures
 from interp_lab.evidence.rank import AssociationResult, RankSettings, rank_associations
 from interp_lab.io.records import RecordMatrix, read_records
 from interp_lab.providers import resolve_backend
+from interp_lab.providers.hf import HFOptions
 from interp_lab.report.build import InputInfo, build_report, layer_of
 from interp_lab.report.write import write_report
 
@@ -64,7 +65,7 @@ def inspect(
     synthetic: dict[str, Any] | None = None,
     formats: tuple[str, ...] = ("json", "md", "html"),
     progress: StageProgress | None = None,
-    hf: Any = None,
+    hf: HFOptions | Mapping[str, Any] | None = None,
 ) -> InspectResult:
     """Rank the features that carry ``criterion`` and write a report.
 
@@ -105,7 +106,6 @@ def inspect(
     run_hf = None
     if backend in ("hf", "sae"):
         from interp_lab.api import hf as hf_api
-        from interp_lab.providers.hf import HFOptions
 
         ev, run_hf = hf_api.collect_evidence(model, criterion_arg, HFOptions.from_value(hf), seed, say, backend)
         model = run_hf.lm.name

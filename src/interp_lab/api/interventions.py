@@ -53,7 +53,7 @@ def summarize(records: Sequence[dict[str, Any]], criterion: str) -> dict[str, di
 
 
 @dataclass
-class IntervenResult:
+class InterveneResult:
     run: Any  # interventions.run.InterventionRun
     evidence: dict[str, dict[str, Any]]
     paths: dict[str, Path] = field(default_factory=dict)
@@ -64,7 +64,7 @@ def intervene(model: Any, criterion: str, *, features: Sequence[str] = (), repor
               top_k: int | None = None, directions: str | None = None, prompts: str | None = None,
               side_prompts: str | None = None, settings: InterventionSettings = InterventionSettings(),
               out: str | os.PathLike | None = None, sae: str | os.PathLike | None = None,
-              progress: Progress | None = None) -> IntervenResult:
+              progress: Progress | None = None) -> InterveneResult:
     """Run the settings' intervention kinds, with controls, on features named or taken from a report.
     ``sae``: the checkpoint whose latents the ``L{layer}:F{i}`` ids name."""
     from interp_lab.interventions.contrast import load_directions
@@ -86,7 +86,7 @@ def intervene(model: Any, criterion: str, *, features: Sequence[str] = (), repor
               say=progress)
     run = run_interventions(s.lm, s.compiled.rows, targets, s.scorer, s.unrelated, criterion=s.compiled.spec.criterion,
                             settings=settings, progress=progress)
-    result = IntervenResult(run, summarize(run.records, s.compiled.spec.criterion), setup=s)
+    result = InterveneResult(run, summarize(run.records, s.compiled.spec.criterion), setup=s)
     if out is not None:
         write_records(run.records, out)
         result.paths["interventions"] = Path(out)

@@ -298,14 +298,17 @@ def train_sae_step(**options: Any) -> SAETrainResult:
 
 def _step_signature():
     """train_sae_step's options, so run configs check them: train_sae's own (but the callbacks and the
-    config object), TrainConfig's fields, and ``top_k``."""
+    config object), TrainConfig's fields (None: the preset's), and ``top_k``; annotations evaluated."""
     import inspect as pyinspect
+    import typing
     from dataclasses import fields
 
     P = pyinspect.Parameter
-    own = [p for n, p in pyinspect.signature(train_sae).parameters.items()
+    own = [p for n, p in pyinspect.signature(train_sae, eval_str=True).parameters.items()
            if n not in ("config", "on_step", "progress", "say")]
-    extra = [P(f.name, P.KEYWORD_ONLY, default=None) for f in fields(TrainConfig)] + [P("top_k", P.KEYWORD_ONLY, default=None)]
+    types = typing.get_type_hints(TrainConfig)
+    extra = [P(f.name, P.KEYWORD_ONLY, default=None, annotation=types[f.name] | None) for f in fields(TrainConfig)]
+    extra.append(P("top_k", P.KEYWORD_ONLY, default=None, annotation=types["k"] | None))
     return pyinspect.Signature(own + [p for p in extra if p.name not in {q.name for q in own}])
 
 

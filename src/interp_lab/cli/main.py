@@ -2,7 +2,9 @@
 
 Errors in the user's input print one line (file, line, field, what was
 expected) and exit with status 2; ``--debug`` anywhere on the command line
-shows the traceback instead.
+shows the traceback instead. Usage errors (an unknown command or option, a
+missing or out-of-range option, a bare ``interp-lab``) print click's usage
+line and exit with status 2, as click does.
 """
 
 from __future__ import annotations
@@ -47,7 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in args
     args = [a for a in args if a != "--debug"]
     try:
-        app(args=args, prog_name="interp-lab", standalone_mode=False)
+        # outside standalone mode a ``typer.Exit`` (``--help``, ``--version``, Ctrl-C) comes back as its code
+        code = app(args=args, prog_name="interp-lab", standalone_mode=False)
     except InterpLabError as exc:
         if debug:
             raise
@@ -58,18 +61,28 @@ def main(argv: list[str] | None = None) -> int:
     except typer.Abort:
         print("interp-lab: aborted", file=sys.stderr)
         return 130
-    except Exception as exc:  # click usage errors, and bugs
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            return exc.exit_code
+    except typer.TyperException as exc:
+        # Usage errors. typer 0.29 (pinned in pyproject.toml) runs its own copy of click (typer._click) whose
+        # ClickException, the base of UsageError, BadParameter, MissingParameter, NoSuchOption ..., derives
+        # from the public typer.TyperException; the standalone click package's classes never match them.
+        _show(exc)
+        return exc.exit_code
+    except Exception as exc:  # bugs
         if debug:
             raise
         print(f"interp-lab: internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)",
               file=sys.stderr)
         return 1
-    return 0
+    return code if isinstance(code, int) else 0
+
+
+def _show(exc: typer.TyperException) -> None:
+    """Print a usage error as click does: the usage line, a pointer to --help, ``Error: ...`` (stderr)."""
+    show = getattr(exc, "show", None)  # every ClickException has it; a bare TyperException does not
+    if show is not None:
+        show()
+    else:
+        print(f"Error: {exc.format_message()}", file=sys.stderr)
 
 
 if __name__ == "__main__":

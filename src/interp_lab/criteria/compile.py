@@ -28,7 +28,7 @@ from interp_lab.errors import InputError, UsageError
 from interp_lab.evidence.splits import split_codes
 from interp_lab.io.prompts import read_prompts
 from interp_lab.io.records import text_prompt_id
-from interp_lab.io.specs import load_criterion
+from interp_lab.io.specs import criterion_file, load_criterion
 from interp_lab.schemas.records import SPLITS, CriterionSpec
 
 DEFAULT_CORPUS = "lee+enwiki"
@@ -152,8 +152,9 @@ def compile_criterion(criterion: str | CriterionSpec, *, model: Any = None, prom
     semantic criterion when the spec names none.
     """
     spec = criterion if isinstance(criterion, CriterionSpec) else load_criterion(criterion)
-    if base_dir is None and isinstance(criterion, str) and Path(criterion).is_file():
-        base_dir = Path(criterion).parent
+    spec_file = None if isinstance(criterion, CriterionSpec) else criterion_file(criterion)
+    if base_dir is None and spec_file is not None:
+        base_dir = spec_file.parent
     target_ids: list[int] = []
     info: dict[str, Any] = {}
     group_of: dict[str, str] = {}

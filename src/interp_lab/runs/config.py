@@ -16,7 +16,6 @@ resumes where it stopped.
 from __future__ import annotations
 
 import hashlib
-import inspect as pyinspect
 import os
 import re
 import time
@@ -30,14 +29,17 @@ import msgspec
 from interp_lab.errors import InputError
 from interp_lab.io.atomic import write_bytes_atomic
 from interp_lab.io.hashing import sha256_file
+from interp_lab.io.specs import criterion_file
 from interp_lab.runs.manifest import environment, now
+from interp_lab.runs.options import check_options, cli_bounds, settable
 from interp_lab.schemas.records import RUN_MANIFEST
 
 # options that name input files (hashed into the step key) and output locations
 INPUT_OPTIONS = ("records", "features", "interventions", "left", "right", "report", "dataset", "store", "matches",
                  "transfers")
-# inputs that may also be plain text (a criterion), and the files named inside inspect's hf options
-MAYBE_FILES = ("criterion",)
+# a criterion: its text, or a spec file (an input then), as io.specs.criterion_file decides; and the files
+# named inside inspect's hf options
+CRITERION_OPTIONS = ("criterion",)
 HF_FILES = ("probes", "prompts", "sae", "dataset")
 _REF = re.compile(r"\{steps\.([A-Za-z0-9_\-]+)\.(out|report)\}")
 
@@ -100,7 +102,35 @@ def load_config(path: str | os.PathLike) -> dict[str, Any]:
         raise InputError(p, f"malformed {suffix.lstrip('.').upper()} ({msg})", line=line) from None
     if not isinstance(data, dict):
         raise InputError(p, "a config must be an object / table / mapping at the top level")
+    _check_expansion(data, p)
     return data
+
+
+MAX_VALUES = 100_000  # values in a config once YAML aliases are expanded; hand-written ones have hundreds
+
+
+def _check_expansion(data: Any, path: Path) -> None:
+    """Refuse a config whose YAML aliases refer to themselves or expand past ``MAX_VALUES`` values.
+
+    YAML shares an aliased node, so a few hundred bytes can stand for billions of values, which resolving,
+    hashing and the manifest would each expand. Sizes are counted once per shared node (no expansion)."""
+    size: dict[int, int] = {}  # id -> values in the expanded subtree
+    open_: set[int] = set()  # containers being counted: meeting one again is a cycle
+    stack: list[tuple[Any, bool]] = [(data, False)]
+    while stack:
+        node, done = stack.pop()
+        kids = [v for v in (node.values() if isinstance(node, dict) else node) if isinstance(v, (dict, list))]
+        if done:
+            open_.discard(id(node))
+            size[id(node)] = 1 + len(node) - len(kids) + sum(size[id(k)] for k in kids)
+            if size[id(node)] > MAX_VALUES:
+                raise InputError(path, f"more than {MAX_VALUES:,} values, counting every use of a YAML alias")
+        elif id(node) not in size:
+            if id(node) in open_:
+                raise InputError(path, "a YAML alias refers to a value that contains it (a cycle)")
+            open_.add(id(node))
+            stack.append((node, True))
+            stack.extend((k, False) for k in kids if id(k) not in size)
 
 
 def normalize_steps(config: dict[str, Any], path: Path) -> list[dict[str, Any]]:
@@ -128,7 +158,7 @@ def normalize_steps(config: dict[str, Any], path: Path) -> list[dict[str, Any]]:
             raise InputError(path, f"duplicate step name {name!r}", field=f"{where}.name".lstrip("."))
         names.add(name)
         options = raw.pop("options", {}) | raw
-        params = pyinspect.signature(commands[command]).parameters
+        params = settable(commands[command])
         for key in options:
             if key.replace("-", "_") not in params:
                 raise InputError(path, f"unknown option {key!r} for {command} (known: "
@@ -137,6 +167,7 @@ def normalize_steps(config: dict[str, Any], path: Path) -> list[dict[str, Any]]:
         options = {k.replace("-", "_"): v for k, v in options.items()}
         if "out" not in options:
             raise InputError(path, f"step {name!r} needs an 'out' directory", field=f"{where}.out".lstrip("."))
+        check_options(options, commands[command], cli_bounds(command), path, where)
         steps.append({"name": name, "command": command, "options": options})
     return steps
 
@@ -223,7 +254,15 @@ def run_config(path: str | os.PathLike, *, manifest_out: str | os.PathLike | Non
         options = {k: _resolve(v, outputs, path, f"{step['name']}.{k}") for k, v in step["options"].items()}
         inputs = []
         hf = options.get("hf") if isinstance(options.get("hf"), dict) else {}
-        for key, value in [(k, options.get(k)) for k in MAYBE_FILES] + [(f"hf.{k}", hf.get(k)) for k in HF_FILES]:
+        for key in CRITERION_OPTIONS:
+            if isinstance(options.get(key), str):
+                try:
+                    spec = criterion_file(options[key])
+                except InputError as exc:
+                    raise InputError(path, f"{options[key]!r}: {exc.message}", field=f"{step['name']}.{key}") from None
+                if spec is not None:
+                    inputs.append({"option": key, "path": options[key], "sha256": _sha(spec)})
+        for key, value in [(f"hf.{k}", hf.get(k)) for k in HF_FILES]:
             if isinstance(value, str) and Path(value).exists():
                 inputs.append({"option": key, "path": value, "sha256": _sha(Path(value))})
         for key in INPUT_OPTIONS:
