@@ -6,8 +6,9 @@ Two readers, one output (``Batch``):
   Parquet) reader, never creating a Python object per feature;
 * ``validated_batches`` decodes line by line with msgspec and knows the line
   of every row; it runs when the fast path meets anything it cannot take (a
-  ``features`` map, drifting types, malformed JSON) or any bad value, so that
-  every error names the file, the line and the field.
+  ``features`` map, drifting types, a field the first row lacks, malformed
+  JSON, a compressed stream cut short) or any bad value, so that every error
+  names the file, the line and the field.
 """
 
 from __future__ import annotations
