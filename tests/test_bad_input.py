@@ -125,3 +125,79 @@ def test_debug_shows_traceback_and_exit_code_in_a_real_process(tmp_path):
     assert plain.stderr.strip().count("\n") == 0
     debug = subprocess.run(cmd + ["--debug"], capture_output=True, text=True)
     assert debug.returncode != 0 and "Traceback" in debug.stderr and "InputError" in debug.stderr
+
+
+# Run in one child process, 20 times over: pyarrow's read-ahead thread outliving the file under it made a
+# bad file abort the process (exit 134) or hang, at exit or in the next read, after the right message.
+# Each case runs once through the CLI (exit code, stderr, stdout) and 19 more times through read_records,
+# the same reading below the CLI's deterministic error printing (a CLI call costs 40 ms of typer set-up).
+# A crash or hang fails the child itself.
+_REPEAT = r'''
+import contextlib, io, json, sys
+from interp_lab.cli.main import main
+from interp_lab.errors import InputError
+from interp_lab.io.records import read_records
+out = {}
+for name, args in json.loads(sys.argv[1]).items():
+    err, std = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(std):
+        code = main(args)
+    seen = {(code, err.getvalue(), std.getvalue())}
+    for _ in range(19):
+        try:
+            read_records(args[args.index("--records") + 1])
+            seen.add((0, "", ""))
+        except InputError as exc:
+            seen.add((exc.exit_code, f"interp-lab: error: {exc}\n", ""))
+    out[name] = sorted(seen)
+print(json.dumps(out))
+'''
+
+
+def test_bad_files_end_with_one_line_every_time(tmp_path):
+    import gzip
+    import json
+    import os
+
+    import zstandard
+
+    # ~20 MB (ten 2 MB blocks): the reader is still reading ahead when the first block fails
+    body = b"".join(msgspec.json.encode(r) + b"\n" for r in GOOD)
+    write(tmp_path / "first_block.jsonl", [*GOOD[:2], b'{"prompt_id": "x", "features": [\n', body * 3500])
+    gz, zst = gzip.compress(body * 20), zstandard.ZstdCompressor().compress(body * 20)
+    (tmp_path / "cut.jsonl.gz").write_bytes(gz[: len(gz) // 2])
+    (tmp_path / "cut.jsonl.zst").write_bytes(zst[: len(zst) // 2])
+    deep = b'{"prompt_id": "x", "features": [], "metadata": {"a": ' + b"[" * 100_000 + b"]" * 100_000 + b"}}\n"
+    write(tmp_path / "deep.jsonl", bad_rows(deep))
+    write(tmp_path / "utf8.jsonl", bad_rows(b'{"prompt_id": "x", "text": "caf\xe9 \xff", "features": []}\n'))
+    write(tmp_path / "nan_sig.jsonl", bad_rows(
+        b'{"prompt_id": "x", "features": [{"feature_id": "L1:F1", "activation": 1.0, '
+        b'"decoder_signature": [0.1, NaN]}]}\n'))
+    write(tmp_path / "inf_sig.jsonl", bad_rows(
+        b'{"prompt_id": "x", "features": [{"feature_id": "L1:F1", "activation": 1.0, '
+        b'"decoder_signature": [0.1, 1e999]}]}\n'))
+    (tmp_path / "a_directory").mkdir()
+    expected = {
+        "first_block.jsonl": "line 3: malformed JSON",
+        "cut.jsonl.gz": "cannot decompress",
+        "cut.jsonl.zst": "cannot decompress",
+        "deep.jsonl": "line 3: JSON nested too deeply",
+        "utf8.jsonl": "line 3: invalid UTF-8",
+        "nan_sig.jsonl": "line 3: field decoder_signature: NaN is not a valid JSON number",
+        "inf_sig.jsonl": "line 3: field features[0].decoder_signature[1]: number out of range",
+        "a_directory": "expected a file, got a directory",
+    }
+    runs = {name: ["inspect", "--criterion", "c", "--records", str(tmp_path / name), "--out",
+                   str(tmp_path / f"out-{name}")] for name in expected}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    child = subprocess.run([sys.executable, "-c", _REPEAT, json.dumps(runs)], capture_output=True,
+                           text=True, timeout=300, env=env)
+    assert child.returncode == 0, child.stderr[-2000:]
+    seen = json.loads(child.stdout)
+    for name, message in expected.items():
+        assert len(seen[name]) == 1, (name, seen[name])  # the same outcome all 20 times, CLI and API
+        code, err, out = seen[name][0]
+        assert code == 2 and out == "", (name, code, out)
+        assert err.count("\n") == 1 and err.startswith(f"interp-lab: error: {tmp_path / name}: "), (name, err)
+        assert message in err, (name, err)
+        assert not (tmp_path / f"out-{name}").exists()

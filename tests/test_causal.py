@@ -149,3 +149,35 @@ def test_small_effects_keep_their_precision_and_their_scale():
     k = evidence(rows)["L1:F1"]["kinds"]["ablate"]
     assert k["mean_effect"] == pytest.approx(3e-6, rel=0.01) and k["ci"][0] > 0
     assert k["baseline_mean"] == pytest.approx(2e-4)
+
+
+def test_controls_written_the_02_way_serve_every_feature_and_the_report_says_so(tmp_path, cli):
+    """The 0.2 README's controls: metadata.control_type and no control_for. They count for every feature of
+    the same kind and strength, exactly as control_for "*" does, and the report says they were read so."""
+    from conftest import EXAMPLES
+
+    rows = [msgspec.json.decode(line) for line in (EXAMPLES / "interventions.jsonl").read_bytes().splitlines()]
+    old = [{**r, "metadata": {k: v for k, v in r["metadata"].items() if k != "control_for"}} for r in rows]
+    n_old = sum(1 for r in old if r["metadata"].get("control_type"))
+    assert n_old == 6000 and not any("control_for" in r["metadata"] for r in old)
+    paths = {}
+    for name, rs in (("star", rows), ("v02", old)):
+        paths[name] = tmp_path / f"{name}.jsonl"
+        paths[name].write_bytes(b"".join(msgspec.json.encode(r) + b"\n" for r in rs))
+    star = inspect(None, "c", records=EXAMPLES / "activation_records.jsonl", interventions=paths["star"]).report
+    v02 = inspect(None, "c", records=EXAMPLES / "activation_records.jsonl", interventions=paths["v02"],
+                  out=tmp_path / "report").report
+    causal = [(c["feature_id"], c["causal"]) for c in star["cards"] if c.get("causal")]
+    assert causal and [c["feature_id"] for c in v02["cards"]] == [c["feature_id"] for c in star["cards"]]
+    by_id = {c["feature_id"]: c for c in v02["cards"]}
+    for fid, entry in causal:
+        for key, k in entry.items():  # a card's causal block: one entry per intervention kind
+            got = by_id[fid]["causal"][key]
+            assert got["controls"]["n"] == k["controls"]["n"] > 0  # was 0: the controls were dropped
+            assert got["controls"]["without_control_for"] == k["controls"]["n"]
+            assert got["strong_causal"] == k["strong_causal"] and got["placebo"] == k["placebo"]
+            assert "without_control_for" not in k["controls"]
+    note = (f"{n_old} control rows of v02.jsonl give metadata.control_type without control_for (the 0.2 form): "
+            "each was counted as a control for every tested feature of its intervention kind and strength")
+    assert note in v02["notes"] and not any("control_for" in n for n in star["notes"])
+    assert note in (tmp_path / "report" / "report.md").read_text()

@@ -188,3 +188,43 @@ def test_shard_files_are_what_safetensors_writes(tmp_path, dtype):
     assert (tmp_path / "ours.safetensors").read_bytes() == (tmp_path / "theirs.safetensors").read_bytes()
     assert sha == sha256_file(tmp_path / "ours.safetensors")
     assert torch.equal(load_file(str(tmp_path / "ours.safetensors"))["acts"], torch.cat(blocks))
+
+
+def test_one_harvest_at_a_time_and_a_killed_ones_lock_does_not_block_the_resume(lm, tmp_path):
+    """Two real processes: the second harvest into a store fails at once (exit 2, one line naming the store
+    and the first's pid) even with --overwrite, the first goes on; after kill -9 the resume completes."""
+    store = tmp_path / "s"
+    opts = ["--dataset", "lee", "--hooks", "blocks.3.hook_resid_post", "--max-tokens", "1000", "--context-length",
+            "64", "--batch-size", "4", "--shard-tokens", "128"]
+    cmd = [sys.executable, "-m", "interp_lab", "harvest", "--out", str(store), *opts]
+    first = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        lock, manifest = store / ".lock", store / "manifest.json"
+        deadline = time.time() + 120
+        while time.time() < deadline and first.poll() is None and not manifest.exists() and not (
+                lock.exists() and lock.read_text().strip() == str(first.pid)):
+            time.sleep(0.01)
+        assert lock.exists() and lock.read_text().strip() == str(first.pid)  # taken before the model loads
+        second = subprocess.run([*cmd, "--overwrite"], capture_output=True, text=True, timeout=120)
+        assert first.poll() is None  # the first was still running when the second gave up
+        assert second.returncode == 2, second.stderr
+        assert second.stderr.strip() == (f"interp-lab: error: {store} is being written by another process (pid "
+                                         f"{first.pid}); wait for it to finish or stop it, then run again (a "
+                                         "stopped harvest resumes)")
+        def shards():
+            return json.loads(manifest.read_text()).get("shards", []) if manifest.exists() else []
+
+        while time.time() < deadline and first.poll() is None and len(shards()) < 2:
+            time.sleep(0.02)  # the first goes on writing shards: let it write two, then kill it
+    finally:
+        if first.poll() is None:
+            os.kill(first.pid, signal.SIGKILL)
+        first.wait()
+    assert first.returncode == -signal.SIGKILL
+    m = json.loads(manifest.read_text())
+    assert not m["complete"] and len(m["shards"]) >= 2 and lock.read_text().strip() == str(first.pid)  # stale
+    res = harvest(lm, "lee", "blocks.3.hook_resid_post", store, max_tokens=1000, context_length=64, batch_size=4,
+                  shard_tokens=128)
+    assert res.resumed_from_batch > 0 and res.manifest.complete and res.rows == 1000
+    assert Store(store).acts("blocks.3.hook_resid_post").shape == (1000, 576)
+    assert not lock.exists()  # released and removed

@@ -193,6 +193,39 @@ def test_contrast_outputs_validate_and_feed_inspect(contrast_run, cli, tmp_path)
     assert card["evidence_tier"] == "causal" and card["causal"]["steer"]["strong_causal"]
 
 
+@pytest.mark.slow
+def test_the_summary_prints_the_verdict_inspect_records(contrast_run, tmp_path):
+    """export-hf-contrast and intervene print evidence.causal's verdict with the criterion's held-out prompts
+    as every prompt available, as inspect does from the records of the same prompts. The contrast run's
+    records cut to 60 held-out prompts: every one used, fewer than 100; the summary said "held-out n = 60 <
+    100", inspect "strong_causal"."""
+    from interp_lab.api import inspect
+    from interp_lab.api.interventions import summarize
+    from interp_lab.criteria.compile import Compiled
+    from interp_lab.io.specs import load_criterion
+
+    res, out = contrast_run
+    recs = [json.loads(line) for line in (out / "contrast-records.jsonl").read_text().splitlines()]
+    held = set(sorted(r["prompt_id"] for r in recs if r["split"] == "heldout")[:60])
+    recs = [r for r in recs if r["split"] != "heldout" or r["prompt_id"] in held]
+    ivs = [json.loads(line) for line in (out / "contrast-interventions.jsonl").read_text().splitlines()]
+    ivs = [r for r in ivs if r["prompt_id"] in held]
+    for name, rows in (("records", recs), ("interventions", ivs)):
+        (tmp_path / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    spec = load_criterion(str(UNITS / "criterion.yaml"))
+    compiled = Compiled(spec, [{k: r[k] for k in ("prompt_id", "text", "criterion_score", "split")} for r in recs],
+                        "next_token_mass")
+    summary = summarize(ivs, compiled)[res.best.feature_id]["kinds"]
+    report = inspect("smollm2-135m", str(UNITS / "criterion.yaml"), records=tmp_path / "records.jsonl",
+                     interventions=tmp_path / "interventions.jsonl").report
+    recorded = next(c for c in report["cards"] if c["feature_id"] == res.best.feature_id)["causal"]
+    assert set(summary) == set(recorded) == {"steer", "ablate"}
+    for kind, k in summary.items():
+        assert k["n"] == recorded[kind]["n"] == 60 and k["n_is_all_available"]
+        assert (k["strong_causal"], k["reasons"]) == (recorded[kind]["strong_causal"], recorded[kind]["reasons"])
+    assert summary["steer"]["strong_causal"]
+
+
 def test_intervene_and_steer_commands(smollm2, cli, tmp_path):
     rows = units_rows(45)
     p = tmp_path / "p.jsonl"

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import zstandard
 
+from interp_lab.errors import InputError
 from interp_lab.io.record_assembly import Assembler
 from interp_lab.io.record_batches import validated_batches
 from interp_lab.io.records import read_records, write_records_parquet
@@ -149,3 +150,73 @@ def test_fast_path_equals_validating_path_on_any_valid_file(tmp_path_factory, ro
     p = write(tmp_path_factory.mktemp("h") / "r.jsonl", valid)
     fast = read_records(p)
     same(fast, slow(p))
+
+
+def test_fast_path_takes_the_metadata_interp_lab_writes(tmp_path, rows):
+    # pyarrow reads with a schema learned from the first row and infers nothing; harvest-style metadata
+    # (nulls, nested labels, keys interp-lab does not read) must still take the fast path
+    meta = {"source": "hf", "hook": "blocks.3.hook_resid_post", "pooling": "max", "revision": None,
+            "labels": {"topic": "units", "n": 2}}
+    harvested = [{**r, "metadata": {**r["metadata"], **meta}} for r in rows]
+    p = write(tmp_path / "h.jsonl", harvested)
+    fast = read_records(p)
+    assert fast.reader == "fast" and fast.hooks == ["blocks.3.hook_resid_post"]
+    same(fast, slow(p))
+    # a row with a key the first row lacks (here a covariate) leaves it to the validating reader
+    extra = [*harvested[:5], {**harvested[5], "metadata": {**harvested[5]["metadata"],
+                                                            "covariates": {"len": 1, "src": "a", "new": 2}}},
+             *harvested[6:]]
+    with pytest.raises(InputError, match="line 1: field metadata.covariates.new: missing on this row"):
+        read_records(write(tmp_path / "x.jsonl", extra))
+
+
+def test_concatenated_compressed_members_are_read_whole(tmp_path, rows):
+    raw = [msgspec.json.encode(r) + b"\n" for r in rows]
+    gz = tmp_path / "r.jsonl.gz"
+    gz.write_bytes(gzip.compress(b"".join(raw[:30])) + gzip.compress(b"".join(raw[30:])))
+    zst = tmp_path / "r.jsonl.zst"
+    zc = zstandard.ZstdCompressor()
+    zst.write_bytes(zc.compress(b"".join(raw[:30])) + zc.compress(b"".join(raw[30:])))
+    plain = read_records(write(tmp_path / "plain.jsonl", rows))
+    same(read_records(gz), plain)
+    same(read_records(zst), plain)
+
+
+def test_parquet_refuses_what_jsonl_refuses(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    ok = pa.array(["p1", "p2", "p3"])
+    feats = pa.array([[{"feature_id": "a", "activation": 1.0}]] * 3)
+    bad_text = pa.Array.from_buffers(pa.string(), 3, ok.buffers()[:2] + [pa.py_buffer(b"p1p2p\xe9")])
+    pq.write_table(pa.table({"prompt_id": ok, "text": bad_text, "features": feats}), tmp_path / "utf8.parquet")
+    with pytest.raises(InputError, match=r"utf8.parquet: row 3: field text: invalid UTF-8"):
+        read_records(tmp_path / "utf8.parquet")
+    sig = pa.array([[{"feature_id": "a", "activation": 1.0, "decoder_signature": v}]
+                    for v in ([0.1], [0.2, float("nan")], [0.3])])
+    pq.write_table(pa.table({"prompt_id": ok, "features": sig}), tmp_path / "nan.parquet")
+    with pytest.raises(InputError, match=r"nan.parquet: row 2: field features.decoder_signature: expected a list "
+                                         r"of finite numbers"):
+        read_records(tmp_path / "nan.parquet")
+    cov = pa.StructArray.from_arrays([pa.array([1.0, float("inf"), 2.0])], names=["len"])
+    pq.write_table(pa.table({"prompt_id": ok, "features": feats,
+                             "metadata": pa.StructArray.from_arrays([cov], names=["covariates"])}),
+                   tmp_path / "cov.parquet")
+    with pytest.raises(InputError, match=r"cov.parquet: row 2: field metadata.covariates.len: expected a finite"):
+        read_records(tmp_path / "cov.parquet")
+
+
+def test_a_zstd_file_cut_at_a_block_boundary_is_refused(tmp_path):
+    # 128-byte lines: zstd's 128 KiB blocks end on a line boundary, so the rows before the cut are
+    # whole (python-zstandard's reader stopped there silently: 4096 of 5000 rows read, no error)
+    def line(i):
+        b = msgspec.json.encode({"prompt_id": f"p{i}", "text": "", "features": [{"feature_id": "a", "activation": 1.0}]})
+        return b.replace(b'"text":""', b'"text":"' + b"x" * (127 - len(b)) + b'"') + b"\n"
+
+    body = b"".join(line(i) for i in range(5000))
+    assert {len(x) for x in body.splitlines(keepends=True)} == {128}
+    p = tmp_path / "cut.jsonl.zst"
+    p.write_bytes(zstandard.ZstdCompressor(level=1).compress(body)[:-10])
+    with pytest.raises(InputError, match=r"cut.jsonl.zst: cannot decompress past line \d+ \(Truncated compressed "
+                                         r"stream\): the file is cut short or corrupt"):
+        read_records(p)

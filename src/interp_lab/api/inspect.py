@@ -129,6 +129,10 @@ def inspect(
         for fid, causal in causal_evidence(ev.table, causal_settings, available).items():
             entry = features_out.setdefault(fid, {"layer": layer_of(fid), "provenance": {"source": backend}})
             entry["causal"] = causal
+        if ev.table.controls_without_target:
+            ev.notes.append(f"{ev.table.controls_without_target} control rows of {ev.table.path} give "
+                            "metadata.control_type without control_for (the 0.2 form): each was counted as a "
+                            "control for every tested feature of its intervention kind and strength")
         if ev.table.rows_other_criterion:
             ev.warnings.append(f"{ev.table.rows_other_criterion} of {ev.table.rows_read} intervention rows name "
                                "another criterion and were left out (allow_intervention_criterion_mismatch to "

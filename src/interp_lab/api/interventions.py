@@ -44,12 +44,14 @@ def write_records(records: Sequence[dict[str, Any]], out: str | os.PathLike) -> 
     return write_jsonl(out, records)
 
 
-def summarize(records: Sequence[dict[str, Any]], criterion: str) -> dict[str, dict[str, Any]]:
-    """Causal evidence per feature and kind (evidence.causal) for what was just run."""
+def summarize(records: Sequence[dict[str, Any]], compiled: Any, seed: int = 0) -> dict[str, dict[str, Any]]:
+    """Causal evidence per feature and kind for what was just run on the ``compiled`` criterion's prompts, with
+    the verdicts ``inspect`` records for these records (``evidence.causal`` with its settings; the criterion's
+    held-out prompts are every one available, as the records of the same prompts tell inspect)."""
     from interp_lab.evidence.causal import CausalSettings, causal_evidence, interventions_from_dicts
 
-    table = interventions_from_dicts(list(records), criterion, name="interventions")
-    return causal_evidence(table, CausalSettings())
+    table = interventions_from_dicts(list(records), compiled.spec.criterion, name="interventions")
+    return causal_evidence(table, CausalSettings(seed=seed), len(compiled.split("heldout")))
 
 
 @dataclass
@@ -86,7 +88,7 @@ def intervene(model: Any, criterion: str, *, features: Sequence[str] = (), repor
               say=progress)
     run = run_interventions(s.lm, s.compiled.rows, targets, s.scorer, s.unrelated, criterion=s.compiled.spec.criterion,
                             settings=settings, progress=progress)
-    result = InterveneResult(run, summarize(run.records, s.compiled.spec.criterion), setup=s)
+    result = InterveneResult(run, summarize(run.records, s.compiled, settings.seed), setup=s)
     if out is not None:
         write_records(run.records, out)
         result.paths["interventions"] = Path(out)
@@ -160,7 +162,7 @@ def contrast(model: Any, criterion: str, *, prompts: str | None = None, layers: 
                                 criterion=s.compiled.spec.criterion,
                                 settings=settings.replace(kinds=tuple(kinds)),
                                 progress=say)
-        evidence = summarize(ran.records, s.compiled.spec.criterion)
+        evidence = summarize(ran.records, s.compiled, settings.seed)
     meta = {"model": s.lm.name, "revision": s.lm.revision or "", "criterion": s.compiled.spec.criterion,
             "best": best.feature_id}
     base = Path(out_dir) if out_dir is not None else None

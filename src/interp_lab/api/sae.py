@@ -272,7 +272,7 @@ def sae_interventions(sae: str | os.PathLike, model: Any, criterion: str, out: s
     n = write_records(run.records, out)
     return {"path": str(out), "rows": n, "features": [space.feature_id(i) for i in chosen],
             "discovery_difference": {space.feature_id(i): round(float(diff[i]), 6) for i in chosen},
-            "evidence": summarize(run.records, s.compiled.spec.criterion)}
+            "evidence": summarize(run.records, s.compiled, settings.seed)}
 
 
 def train_sae_step(**options: Any) -> SAETrainResult:

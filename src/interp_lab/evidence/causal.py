@@ -49,7 +49,7 @@ class InterventionTable:
     prompt_id: np.ndarray  # object
     split: np.ndarray  # int8 code
     control_type: np.ndarray  # object: None, random_feature, random_direction, placebo
-    control_for: np.ndarray  # object
+    control_for: np.ndarray  # object: a feature_id, or "*" for every feature of the control's kind and strength
     score_kinds: list[str]
     models: list[str]
     sources: list[str]
@@ -57,6 +57,13 @@ class InterventionTable:
     rows_other_criterion: int
     split_source: str
     lines: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    # control rows that name no control_for (the 0.2 form), read as controls for every feature ("*")
+    control_for_implied: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+
+    @property
+    def controls_without_target(self) -> int:
+        """How many control rows name no control_for (and serve every feature of their kind and strength)."""
+        return int(self.control_for_implied.sum())
 
     @property
     def n(self) -> int:
@@ -89,7 +96,7 @@ def interventions_table(records: Iterable[tuple[int, InterventionRecord]], crite
                         allow_mismatch: bool, name: str) -> InterventionTable:
     want = normalize_criterion(criterion) if criterion else None
     cols: dict[str, list] = {k: [] for k in ("fid", "kind", "strength", "effect", "side", "base", "pid",
-                                             "split", "ctype", "cfor", "line")}
+                                             "split", "ctype", "cfor", "implied", "line")}
     score_kinds: set[str] = set()
     models: set[str] = set()
     sources: set[str] = set()
@@ -111,6 +118,7 @@ def interventions_table(records: Iterable[tuple[int, InterventionRecord]], crite
         cols["split"].append(-1 if rec.split is None else SPLITS.index(rec.split))
         cols["ctype"].append(rec.control_type)
         cols["cfor"].append(rec.control_for)
+        cols["implied"].append(rec.control_type is not None and rec.control_for is None)
         cols["line"].append(number)
         if meta.get("score_kind"):
             score_kinds.add(str(meta["score_kind"]))
@@ -123,6 +131,9 @@ def interventions_table(records: Iterable[tuple[int, InterventionRecord]], crite
     missing = np.array([p is None for p in pid], dtype=bool)
     if missing.any():
         pid[missing] = [f"line-{n}" for n in np.asarray(cols["line"])[missing]]
+    implied = np.asarray(cols["implied"], dtype=bool)
+    control_for = np.array(cols["cfor"], dtype=object)
+    control_for[implied] = "*"  # the 0.2 README's controls: control_type alone, for the whole file
     split = np.asarray(cols["split"], dtype=np.int8)
     need = split < 0
     source = "given"
@@ -140,7 +151,7 @@ def interventions_table(records: Iterable[tuple[int, InterventionRecord]], crite
         prompt_id=pid,
         split=split,
         control_type=np.array(cols["ctype"], dtype=object),
-        control_for=np.array(cols["cfor"], dtype=object),
+        control_for=control_for,
         score_kinds=sorted(score_kinds),
         models=sorted(models),
         sources=sorted(sources),
@@ -148,6 +159,7 @@ def interventions_table(records: Iterable[tuple[int, InterventionRecord]], crite
         rows_other_criterion=other,
         split_source=source,
         lines=np.asarray(cols["line"], dtype=np.int64),
+        control_for_implied=implied,
     )
 
 
@@ -259,6 +271,12 @@ def _one_kind(t: InterventionTable, fid: str, kind: str, strength: float | None,
             "fraction_exceeded": _r(frac, 4),
             "effects": [_r(e) for e in np.sort(ctl_effects)],
         }
+        implied = randoms & t.control_for_implied
+        if implied.any():
+            control_block["without_control_for"] = int(len(np.unique(t.feature_id[implied].astype(str))))
+            control_block["without_control_for_is"] = (
+                "controls that name no control_for (the 0.2 form), counted for every feature of this kind "
+                "and strength")
     placebo_block = None
     if placebo.any():
         pvals = _prompt_means(t.effect[placebo], t.prompt_id[placebo])

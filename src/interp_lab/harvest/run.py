@@ -20,6 +20,7 @@ import pyarrow as pa
 from interp_lab.errors import UsageError
 from interp_lab.harvest.datasets import Document, dataset_hash, iter_documents
 from interp_lab.store.format import StoreManifest
+from interp_lab.store.lock import StoreLock
 from interp_lab.store.writer import StoreWriter
 
 STORE_DTYPES = ("float16", "bfloat16", "float32")
@@ -136,70 +137,73 @@ def harvest(
     ``model`` is a registered name, a local directory, a Hugging Face id, or an already loaded
     ``LoadedModel``.
     """
-    import torch
-
-    from interp_lab.models.hooked import hook_widths, run
-    from interp_lab.models.hooks import expand
-    from interp_lab.models.load import LoadedModel, load_model
-
     if dtype not in STORE_DTYPES:
         raise UsageError(f"unknown --dtype {dtype!r} (use {', '.join(STORE_DTYPES)})")
     if batch_size < 1 or shard_tokens < 1:
         raise UsageError("--batch-size and the shard size must be at least 1")
-    lm = model if isinstance(model, LoadedModel) else load_model(str(model))
-    names = [h.name for h in expand(hooks if isinstance(hooks, str) else ",".join(hooks), lm.model)]
-    docs = list(iter_documents(dataset))
-    if not docs:
-        raise UsageError(f"{dataset}: no documents")
-    seqs = make_sequences(lm.tokenizer, docs, context_length, max_tokens)
-    batches = [seqs[i: i + batch_size] for i in range(0, len(seqs), batch_size)]
-    widths = hook_widths(lm, names)
-    manifest = StoreManifest(
-        schema_version="", model=lm.name, revision=lm.revision, family=lm.family,
-        tokenizer=type(lm.tokenizer).__name__, dtype=dtype, hooks=names, d=widths,
-        dataset=dataset if "/" not in dataset else Path(dataset).name, dataset_hash=dataset_hash(docs),
-        documents=len(docs), context_length=context_length, batch_size=batch_size, max_tokens=max_tokens,
-        shard_rows=shard_tokens, total_batches=len(batches),
-    )
-    writer = StoreWriter(out, manifest, overwrite=overwrite)
-    start_batch = writer.completed_batches
-    label_keys = sorted({k for d in docs for k in d.labels})
-    meta_keys = sorted({k for d in docs for k in d.metadata})
-    store_dtype = getattr(torch, dtype)
-    pad = lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else 0
-    total_tokens = sum(len(s.ids) for s in seqs)
-    done_tokens = skipped = sum(len(s.ids) for b in batches[:start_batch] for s in b)
-    buf: dict[str, list[np.ndarray]] = {h: [] for h in names}
-    tok_tables: list[pa.Table] = []
-    buf_rows, shard_first = 0, start_batch
-    t0 = time.perf_counter()
-    ran = 0
-    for bi in range(start_batch, len(batches)):
-        batch = batches[bi]
-        ids, mask = pad_right([s.ids for s in batch], pad)
-        res = run(lm.model, {"input_ids": ids, "attention_mask": mask}, names, logits=False, store_dtype=store_dtype)
-        keep = mask.bool()
-        for h in names:
-            buf[h].append(_to_numpy(res.acts[h][keep]))
-        rows = int(keep.sum())
-        tok_tables.append(_token_rows(batch, docs, lm.tokenizer, writer.manifest.rows + buf_rows, label_keys,
-                                      meta_keys))
-        buf_rows += rows
-        ran += 1
-        done_tokens += rows
-        if progress:
-            progress(done_tokens, total_tokens)
-        if buf_rows >= shard_tokens or bi == len(batches) - 1:
-            writer.write_shard(buf, pa.concat_tables(tok_tables),
-                               (shard_first, bi + 1))
-            buf = {h: [] for h in names}
-            tok_tables, buf_rows, shard_first = [], 0, bi + 1
-    writer.finish()
-    seconds = time.perf_counter() - t0
-    computed = done_tokens - skipped
-    return HarvestResult(out=Path(out), rows=writer.manifest.rows, batches_run=ran, resumed_from_batch=start_batch,
-                         seconds=seconds, tokens_per_s=computed / seconds if seconds > 0 else 0.0,
-                         manifest=writer.manifest)
+    # the store's lock before torch and the model load: a second harvest into this store fails at once,
+    # naming the first, which goes on unharmed
+    with StoreLock(out) as lock:
+        import torch
+
+        from interp_lab.models.hooked import hook_widths, run
+        from interp_lab.models.hooks import expand
+        from interp_lab.models.load import LoadedModel, load_model
+
+        lm = model if isinstance(model, LoadedModel) else load_model(str(model))
+        names = [h.name for h in expand(hooks if isinstance(hooks, str) else ",".join(hooks), lm.model)]
+        docs = list(iter_documents(dataset))
+        if not docs:
+            raise UsageError(f"{dataset}: no documents")
+        seqs = make_sequences(lm.tokenizer, docs, context_length, max_tokens)
+        batches = [seqs[i: i + batch_size] for i in range(0, len(seqs), batch_size)]
+        widths = hook_widths(lm, names)
+        manifest = StoreManifest(
+            schema_version="", model=lm.name, revision=lm.revision, family=lm.family,
+            tokenizer=type(lm.tokenizer).__name__, dtype=dtype, hooks=names, d=widths,
+            dataset=dataset if "/" not in dataset else Path(dataset).name, dataset_hash=dataset_hash(docs),
+            documents=len(docs), context_length=context_length, batch_size=batch_size, max_tokens=max_tokens,
+            shard_rows=shard_tokens, total_batches=len(batches),
+        )
+        writer = StoreWriter(out, manifest, overwrite=overwrite, lock=lock)
+        start_batch = writer.completed_batches
+        label_keys = sorted({k for d in docs for k in d.labels})
+        meta_keys = sorted({k for d in docs for k in d.metadata})
+        store_dtype = getattr(torch, dtype)
+        pad = lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else 0
+        total_tokens = sum(len(s.ids) for s in seqs)
+        done_tokens = skipped = sum(len(s.ids) for b in batches[:start_batch] for s in b)
+        buf: dict[str, list[np.ndarray]] = {h: [] for h in names}
+        tok_tables: list[pa.Table] = []
+        buf_rows, shard_first = 0, start_batch
+        t0 = time.perf_counter()
+        ran = 0
+        for bi in range(start_batch, len(batches)):
+            batch = batches[bi]
+            ids, mask = pad_right([s.ids for s in batch], pad)
+            res = run(lm.model, {"input_ids": ids, "attention_mask": mask}, names, logits=False, store_dtype=store_dtype)
+            keep = mask.bool()
+            for h in names:
+                buf[h].append(_to_numpy(res.acts[h][keep]))
+            rows = int(keep.sum())
+            tok_tables.append(_token_rows(batch, docs, lm.tokenizer, writer.manifest.rows + buf_rows, label_keys,
+                                          meta_keys))
+            buf_rows += rows
+            ran += 1
+            done_tokens += rows
+            if progress:
+                progress(done_tokens, total_tokens)
+            if buf_rows >= shard_tokens or bi == len(batches) - 1:
+                writer.write_shard(buf, pa.concat_tables(tok_tables),
+                                   (shard_first, bi + 1))
+                buf = {h: [] for h in names}
+                tok_tables, buf_rows, shard_first = [], 0, bi + 1
+        writer.finish()
+        seconds = time.perf_counter() - t0
+        computed = done_tokens - skipped
+        return HarvestResult(out=Path(out), rows=writer.manifest.rows, batches_run=ran, resumed_from_batch=start_batch,
+                             seconds=seconds, tokens_per_s=computed / seconds if seconds > 0 else 0.0,
+                             manifest=writer.manifest)
 
 
 def _to_numpy(t):

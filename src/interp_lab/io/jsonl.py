@@ -10,6 +10,7 @@ import gzip
 import io
 import os
 import re
+import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any, TypeVar
@@ -42,43 +43,75 @@ def compression_of(path: str | os.PathLike) -> str | None:
     return None
 
 
-def open_binary(path: str | os.PathLike) -> IO[bytes]:
-    """Open a file for reading bytes, decompressing gzip / zstd transparently."""
+def readable_file(path: str | os.PathLike, shown: str | os.PathLike | None = None) -> Path:
+    """``path`` as a ``Path`` if it is a file this process can read; else ``InputError`` naming ``shown``."""
     p = Path(path)
+    shown = p if shown is None else shown
     if not p.exists():
-        raise InputError(p, "file not found")
+        raise InputError(shown, "file not found")
     if p.is_dir():
-        raise InputError(p, "expected a file, got a directory")
-    kind = compression_of(p)
-    if kind == "gzip":
-        return gzip.open(p, "rb")
-    if kind == "zstd":
-        import zstandard
+        raise InputError(shown, "expected a file, got a directory")
+    if not os.access(p, os.R_OK):
+        raise InputError(shown, "permission denied (cannot read the file)")
+    return p
 
-        return io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(open(p, "rb"), closefd=True))
-    return open(p, "rb")
+
+def open_native(path: str | os.PathLike):
+    """``(raw, stream)``: the file as a pyarrow ``OSFile`` and the stream of its bytes, decompressed natively.
+
+    pyarrow's own decompressors refuse a gzip or zstd stream that ends before its end marker (a file
+    cut short), which Python's ``zstandard`` reader passes silently, and nothing here calls back into
+    Python, so pyarrow's background reader can keep the stream safely (see ``fast_batches``).
+    ``raw.tell()`` is the position in the file on disk.
+    """
+    import pyarrow as pa
+
+    p = readable_file(path)
+    raw = pa.OSFile(str(p))
+    kind = compression_of(p)
+    return raw, (raw if kind is None else pa.CompressedInputStream(raw, kind))
+
+
+def open_binary(path: str | os.PathLike) -> IO[bytes]:
+    """Open a file for reading bytes, decompressing gzip / zstd transparently.
+
+    A compressed file that is cut short or corrupt raises ``OSError`` while it is read.
+    """
+    p = readable_file(path)
+    if compression_of(p) is None:
+        return open(p, "rb")
+    return io.BufferedReader(open_native(p)[1], 1 << 16)
 
 
 def iter_lines(path: str | os.PathLike) -> Iterator[tuple[int, bytes]]:
     """Yield ``(line_number, line)`` for each non-blank line (1-based numbers).
 
-    Raises ``InputError`` for an empty file (no non-blank line).
+    Raises ``InputError`` for an empty file (no non-blank line) or one that cannot be read to its end.
     """
-    any_line = False
+    any_line, number = False, 0
     with open_binary(path) as fh:
         try:
             for number, line in enumerate(fh, start=1):
                 if line.strip():
                     any_line = True
                     yield number, line
-        except (OSError, EOFError) as exc:  # corrupt gzip / zstd stream
-            raise InputError(path, f"cannot decompress: {exc}") from None
+        except OSError as exc:  # a gzip / zstd stream cut short or corrupt
+            what = "decompress" if compression_of(path) else "read"
+            where = f" past line {number}" if number else ""
+            raise InputError(path, f"cannot {what}{where} ({exc}): the file is cut short or corrupt") from None
     if not any_line:
         raise InputError(path, "file is empty (expected at least one JSON line)")
 
 
+# what decoding one line can raise: msgspec's errors, and RecursionError for JSON nested deeper than
+# msgspec can follow (it stops at Python's recursion limit instead of overflowing the stack)
+DECODE_ERRORS = (msgspec.DecodeError, msgspec.ValidationError, RecursionError)
+
+
 _AT = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.S)
-_NONFINITE = re.compile(rb'"([^"\\]+)"\s*:\s*-?(NaN|Infinity|inf|nan)\b')
+_AT_BYTE = re.compile(r"\(byte (\d+)\)")
+_NONFINITE = re.compile(rb"(NaN|Infinity|inf|nan)\b")  # not JSON, but what other writers put for non-finite
+_KEY = re.compile(rb'"([^"\\]+)"\s*:')
 
 
 def validation_error(path: str | os.PathLike, line: int, exc: Exception, raw: bytes = b"",
@@ -87,7 +120,9 @@ def validation_error(path: str | os.PathLike, line: int, exc: Exception, raw: by
     text = str(exc)
     m = _AT.match(text)
     msg, field = (m.group("msg"), (m.group("path") or "").lstrip(".")) if m else (text, "")
-    if msg.startswith("@"):
+    if isinstance(exc, RecursionError):
+        msg = f"JSON nested too deeply (the reader follows at most about {sys.getrecursionlimit()} levels)"
+    elif msg.startswith("@"):
         # our own checks: "@field: message", relative to the path msgspec reports
         inner, _, msg = msg[1:].partition(": ")
         field = f"{field}.{inner}" if field else inner
@@ -104,10 +139,14 @@ def validation_error(path: str | os.PathLike, line: int, exc: Exception, raw: by
     elif isinstance(exc, msgspec.ValidationError):
         msg = msg.replace("`", "")
     else:  # a DecodeError that is not a ValidationError: the line is not valid JSON
-        bad = _NONFINITE.search(raw)
-        if bad:
-            field = bad.group(1).decode("utf-8", "replace")
-            msg = f"{bad.group(2).decode()} is not a valid JSON number (expected a finite number)"
+        at = _AT_BYTE.search(msg)
+        bad = _NONFINITE.match(raw, int(at.group(1))) if at else None
+        if bad:  # the field is the last key before the bad token (a list's, for a value in a list)
+            keys = _KEY.findall(raw, 0, bad.start())
+            field = keys[-1].decode("utf-8", "replace") if keys else field
+            msg = f"{bad.group(1).decode()} is not a valid JSON number (expected a finite number)"
+        elif "UTF-8" in msg:
+            msg = "invalid UTF-8 (JSON text must be UTF-8; re-encode the file)"
         else:
             msg = f"malformed JSON ({msg.removeprefix('JSON is malformed: ')})"
     return InputError(path, msg, line=line, field=field or None, unit=unit)
@@ -119,7 +158,7 @@ def read_jsonl(path: str | os.PathLike, record_type: type[T]) -> Iterator[tuple[
     for number, raw in iter_lines(path):
         try:
             yield number, decoder.decode(raw)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        except DECODE_ERRORS as exc:
             raise validation_error(path, number, exc, raw) from None
 
 

@@ -7,7 +7,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from interp_lab.errors import InputError
-from interp_lab.io.record_batches import META_KEYS, Batch
+from interp_lab.io.record_batches import META_KEYS, Batch, FastPathUnsupported
 from interp_lab.io.record_matrix import (
     NO_SPLIT,
     NO_TOKEN,
@@ -52,6 +52,18 @@ class Assembler:
         if sv.null_count < len(sv):
             fail(np.asarray(pc.fill_null(pc.not_equal(sv, ACTIVATION_RECORD), False)), "schema_version",
                  f"unknown schema_version (this reader knows {ACTIVATION_RECORD!r})")
+        strings = {"prompt_id": b.prompt_id, "text": b.text, "split": b.split, "model": b.model,
+                   "schema_version": b.schema_version,
+                   **{f"metadata.{k}": v for k, v in b.meta.items()},
+                   **{f"metadata.covariates.{k}": v for k, v in b.covariates.items()}}
+        for name, arr in strings.items():
+            bad = _bad_utf8(arr)
+            if bad is not None:
+                raise RowError(n0 + bad, name, _NOT_UTF8)
+        for k, arr in b.covariates.items():
+            if pa.types.is_floating(arr.type):
+                fail(~np.asarray(pc.fill_null(pc.is_finite(arr), True)), f"metadata.covariates.{k}",
+                     "expected a finite number")
         pid, text = b.prompt_id, b.text
         if pid.null_count:
             missing = np.asarray(pc.is_null(pid))
@@ -100,6 +112,7 @@ class Assembler:
         if bad.any():
             raise RowError(n0 + int(row_of[np.flatnonzero(bad)[0]]), "features.activation",
                            "expected a finite number")
+        self._check_entries(flat, row_of, n0)
         enc = fids if pa.types.is_dictionary(fids.type) else pc.dictionary_encode(fids)
         mapping = self._global_codes(enc.dictionary)
         codes = enc.indices.to_numpy(zero_copy_only=False).astype(np.int32, copy=False)
@@ -122,6 +135,26 @@ class Assembler:
             if k not in b.covariates:
                 chunks.append(pa.nulls(n))
         self.n += n
+
+    @staticmethod
+    def _check_entries(flat: pa.StructArray, row_of: np.ndarray, n0: int) -> None:
+        """Feature ids and labels are UTF-8, decoder signatures finite numbers (entry i is on row n0 + row_of[i])."""
+        names = {flat.type.field(i).name for i in range(flat.type.num_fields)}
+        for name in ("feature_id", "label"):
+            bad = _bad_utf8(flat.field(name)) if name in names else None
+            if bad is not None:
+                raise RowError(n0 + int(row_of[bad]), f"features.{name}", _NOT_UTF8)
+        if "decoder_signature" not in names:
+            return
+        sig = flat.field("decoder_signature")
+        if not (pa.types.is_list(sig.type) or pa.types.is_large_list(sig.type)) or not (
+                pa.types.is_floating(sig.type.value_type) or pa.types.is_integer(sig.type.value_type)):
+            raise FastPathUnsupported(f"decoder_signature has type {sig.type}")
+        values = pc.list_flatten(sig)
+        bad = np.flatnonzero(~np.asarray(pc.fill_null(pc.is_finite(values), False)))
+        if bad.size:
+            entry = pc.list_parent_indices(sig)[int(bad[0])].as_py()
+            raise RowError(n0 + int(row_of[entry]), "features.decoder_signature", "expected a list of finite numbers")
 
     def _global_codes(self, local: pa.Array) -> np.ndarray:
         """Map a batch's feature-id dictionary onto the ids seen so far (new ids get new codes)."""
@@ -246,6 +279,38 @@ class _Growable:
         """The filled part (a view: the untouched tail never became resident)."""
         out, self.buf = self.buf[: self.n], np.empty(0, dtype=self.buf.dtype)
         return out
+
+
+_NOT_UTF8 = "invalid UTF-8 (text must be UTF-8 encoded)"
+
+
+def _bad_utf8(arr: pa.Array) -> int | None:
+    """The index of the first string of ``arr`` that is not valid UTF-8, or None.
+
+    pyarrow's JSON and Parquet readers pass invalid UTF-8 through into string arrays.
+    """
+    if pa.types.is_dictionary(arr.type):
+        bad = _bad_utf8(arr.dictionary)
+        if bad is None:
+            return None
+        hit = np.flatnonzero(np.asarray(pc.fill_null(pc.equal(arr.indices, bad), False)))
+        return int(hit[0]) if hit.size else 0
+    if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
+        return None
+    try:
+        arr.validate(full=True)
+        return None
+    except pa.ArrowInvalid:
+        pass
+    lo, hi = 0, len(arr)  # the first bad string is in [lo, hi)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        try:
+            arr.slice(lo, mid - lo).validate(full=True)
+            lo = mid
+        except pa.ArrowInvalid:
+            hi = mid
+    return lo
 
 
 def _distinct(arr: pa.ChunkedArray | None) -> list[str]:

@@ -6,8 +6,9 @@ Two readers, one output (``Batch``):
   Parquet) reader, never creating a Python object per feature;
 * ``validated_batches`` decodes line by line with msgspec and knows the line
   of every row; it runs when the fast path meets anything it cannot take (a
-  ``features`` map, drifting types, malformed JSON) or any bad value, so that
-  every error names the file, the line and the field.
+  ``features`` map, drifting types, a field the first row lacks, malformed
+  JSON, a compressed stream cut short) or any bad value, so that every error
+  names the file, the line and the field.
 """
 
 from __future__ import annotations
@@ -15,13 +16,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from interp_lab.io.jsonl import iter_lines, open_binary, validation_error
+from interp_lab.io.jsonl import DECODE_ERRORS, iter_lines, open_native, validation_error
 from interp_lab.schemas.records import ActivationRecord
 
 _FEATURE_STRUCT = pa.struct(
@@ -46,6 +48,8 @@ JSON_SCHEMA = pa.schema(
     ]
 )
 META_KEYS = ("source", "hook", "token", "token_str")  # metadata fields carried per row
+_ROW = pa.struct([*JSON_SCHEMA, pa.field("metadata", pa.struct([(k, pa.string()) for k in META_KEYS]))])
+_FIRST_ROW_DEPTH = 16  # a first row nested deeper than this is left to the validating reader
 Progress = Callable[[int, "int | None"], None]
 
 
@@ -165,28 +169,78 @@ def fast_batches(path: Path, progress: Progress | None = None) -> Iterator[Batch
             if progress:
                 progress(done, total)
         return
-    stream = open_binary(path)
-    raw = getattr(stream, "fileobj", None) or getattr(stream, "raw", None) or stream
+    schema = _json_schema(path)
+    raw, stream = open_native(path)
     size = path.stat().st_size
     try:
+        # The reader reads ahead on pyarrow's IO threads. It gets a native stream (never a Python file:
+        # closing one under a read in flight aborted the process or hung it at exit) and keeps it: the
+        # file closes when the reader is freed, after its read-ahead has stopped, however the loop ends.
         reader = pj.open_json(
             stream,
             # 2 MB blocks: faster than larger ones here; a longer line makes pyarrow fail and the
             # validating reader take over
             read_options=pj.ReadOptions(block_size=2 << 20, use_threads=True),
-            parse_options=pj.ParseOptions(explicit_schema=JSON_SCHEMA, unexpected_field_behavior="infer"),
+            # Nothing left to infer: pyarrow's inference recurses once per level of nesting and
+            # overflows the stack (a segfault) on a value nested ~10^4 deep. A field the schema lacks,
+            # or a value of another type, fails here and the validating reader takes over.
+            parse_options=pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="error"),
         )
         for rb in reader:
             yield _from_arrow(rb)
             if progress:
                 try:
                     progress(min(raw.tell(), size), size)
-                except (OSError, AttributeError, ValueError):
+                except (OSError, ValueError):
                     progress(0, None)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, OSError) as exc:
+        # OSError: a compressed stream cut short or corrupt (the validating reader names the line)
         raise FastPathUnsupported(str(exc)) from None
+
+
+def _json_schema(path: Path) -> pa.Schema:
+    """The schema pyarrow reads the file with: the fields interp-lab reads, and any other the first row has.
+
+    Every other row must fit it, or the validating reader takes over; pyarrow infers nothing.
+    """
+    lines = iter_lines(path)
+    try:
+        _, first = next(lines)
     finally:
-        stream.close()
+        lines.close()
+    try:
+        row = msgspec.json.decode(first)
+    except DECODE_ERRORS as exc:
+        raise FastPathUnsupported(f"first row: {exc}") from None
+    if not isinstance(row, dict):
+        raise FastPathUnsupported("first row is not a JSON object")
+    return pa.schema(list(_typed_like(row, _ROW)))
+
+
+def _typed_like(value: Any, declared: pa.DataType | None, depth: int = 0) -> pa.DataType:
+    """``declared`` widened by the object keys ``value`` has beyond it; the arrow type of ``value`` if None.
+
+    Numbers become float64 (an integer reads into it too); null and empty lists become strings.
+    """
+    if depth > _FIRST_ROW_DEPTH:
+        raise FastPathUnsupported("first row nested deeply")
+    if isinstance(value, dict) and (declared is None or pa.types.is_struct(declared)):
+        fields = {f.name: f.type for f in declared} if declared is not None else {}
+        for key, v in value.items():
+            fields[key] = _typed_like(v, fields.get(key), depth + 1)
+        return pa.struct(list(fields.items()))
+    if isinstance(value, list) and (declared is None or pa.types.is_list(declared)):
+        item = None if declared is None else declared.value_type
+        for v in value:
+            item = _typed_like(v, item, depth + 1)
+        return pa.list_(pa.string() if item is None else item)
+    if declared is not None:
+        return declared  # a value of another type fails at parse time, and the validating reader names it
+    if isinstance(value, bool):
+        return pa.bool_()
+    if isinstance(value, (int, float)):
+        return pa.float64()
+    return pa.string()
 
 
 def validated_batches(path: Path, lines_out: list[np.ndarray], rows_per_batch: int = 8192) -> Iterator[Batch]:
@@ -234,7 +288,7 @@ def validated_batches(path: Path, lines_out: list[np.ndarray], rows_per_batch: i
     for number, raw in iter_lines(path):
         try:
             rec = decoder.decode(raw)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        except DECODE_ERRORS as exc:
             raise validation_error(path, number, exc, raw) from None
         if isinstance(rec.features, dict):
             feats = [{"feature_id": k, "activation": v} for k, v in rec.features.items()]

@@ -15,6 +15,7 @@ are stored as float32; statistics accumulate in float64.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,7 +26,7 @@ import numpy as np
 import pyarrow as pa
 
 from interp_lab.errors import InputError
-from interp_lab.io.jsonl import compression_of
+from interp_lab.io.jsonl import DECODE_ERRORS, compression_of, readable_file, validation_error
 from interp_lab.io.record_assembly import Assembler, check_prompt_splits, dedupe
 from interp_lab.io.record_batches import (
     JSON_SCHEMA,
@@ -50,10 +51,8 @@ def read_records(path: str | os.PathLike, *, display: str | None = None,
     Raises ``InputError`` naming file, line (row for Parquet) and field for any bad input.
     ``progress(done, total)`` reports bytes (JSONL) or rows (Parquet) as they are read.
     """
-    p = Path(path)
     shown = display or str(path)
-    if not p.exists():
-        raise InputError(shown, "file not found")
+    p = readable_file(path, shown)
     if p.suffix == ".parquet":
         return _read_parquet(p, shown, progress)
     # at least ~30 bytes of JSON per feature entry: an upper bound for a plain file
@@ -128,11 +127,29 @@ def _read_parquet(p: Path, shown: str, progress: Progress | None = None) -> Reco
         raise InputError(shown, f"unsupported column type ({exc})") from None
     meta = (pf.schema_arrow.metadata or {}).get(FEATURE_META_KEY)
     if meta:
-        extra: dict[str, Any] = msgspec.json.decode(meta)
-        m.feature_labels.update(extra.get("labels", {}))
-        m.feature_layers.update(extra.get("layers", {}))
-        m.feature_decoders.update(extra.get("decoders", {}))
+        try:
+            extra = msgspec.json.decode(meta, type=_FeatureMeta)
+        except DECODE_ERRORS as exc:
+            err = validation_error(shown, 0, exc, meta)
+            err.line, err.field = None, ".".join(filter(None, [FEATURE_META_KEY.decode(), err.field]))
+            raise err from None
+        m.feature_labels.update(extra.labels)
+        m.feature_layers.update(extra.layers)
+        m.feature_decoders.update(extra.decoders)
     return m
+
+
+class _FeatureMeta(msgspec.Struct):
+    """Per-feature labels, layers and decoder signatures, kept in the Parquet schema metadata."""
+
+    labels: dict[str, str] = {}
+    layers: dict[str, int] = {}
+    decoders: dict[str, list[float]] = {}
+
+    def __post_init__(self) -> None:
+        for fid, sig in self.decoders.items():
+            if not all(map(math.isfinite, sig)):
+                raise ValueError(f"@decoders.{fid}: expected a list of finite numbers")
 
 
 def write_records_parquet(m: RecordMatrix, path: str | os.PathLike) -> None:

@@ -61,16 +61,16 @@ def records_store(records: str | os.PathLike, out: str | os.PathLike, *, layer: 
                         tokenizer="", dtype="float32", hooks=[hook], d={hook: width}, dataset=str(src),
                         dataset_hash=digest, documents=n, context_length=1, batch_size=n,
                         max_tokens=max_records, shard_rows=n, total_batches=1)
-    w = StoreWriter(out, man)
-    if not w.manifest.complete:  # a finished store of the same file is reused
-        pids = [str(p) for p in m.prompt_ids[keep]]
-        scores = m.scores[keep]
-        tokens = pa.table({"row": pa.array(np.arange(n), pa.int64()), "doc_id": pa.array(np.arange(n), pa.int32()),
-                           "prompt_id": pa.array(pids, pa.string()),
-                           # position 1: a record is not a window's first token, which training leaves out
-                           "position": pa.array(np.ones(n), pa.int32()), "doc_position": pa.array(np.zeros(n), pa.int32()),
-                           "token_id": pa.array(np.full(n, -1), pa.int32()), "token_str": pa.array([""] * n, pa.string()),
-                           "criterion_score": pa.array([None if np.isnan(s) else float(s) for s in scores], pa.float64())})
-        w.write_shard({hook: dense}, tokens, (0, 1))
-        w.finish()
+    with StoreWriter(out, man) as w:
+        if not w.manifest.complete:  # a finished store of the same file is reused
+            pids = [str(p) for p in m.prompt_ids[keep]]
+            scores = m.scores[keep]
+            tokens = pa.table({"row": pa.array(np.arange(n), pa.int64()), "doc_id": pa.array(np.arange(n), pa.int32()),
+                               "prompt_id": pa.array(pids, pa.string()),
+                               # position 1: a record is not a window's first token, which training leaves out
+                               "position": pa.array(np.ones(n), pa.int32()), "doc_position": pa.array(np.zeros(n), pa.int32()),
+                               "token_id": pa.array(np.full(n, -1), pa.int32()), "token_str": pa.array([""] * n, pa.string()),
+                               "criterion_score": pa.array([None if np.isnan(s) else float(s) for s in scores], pa.float64())})
+            w.write_shard({hook: dense}, tokens, (0, 1))
+            w.finish()
     return Path(out), hook

@@ -63,6 +63,8 @@ class FeatureEntry(msgspec.Struct, frozen=True):
 
     def __post_init__(self) -> None:
         _check_finite("activation", self.activation)
+        if self.decoder_signature is not None and not all(map(math.isfinite, self.decoder_signature)):
+            raise _bad("decoder_signature", "expected a list of finite numbers")
         if not self.feature_id:
             raise _bad("feature_id", "expected a non-empty string")
 

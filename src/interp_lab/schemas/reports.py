@@ -106,7 +106,7 @@ _KINDS = {INSPECTION_REPORT: InspectionReport, MATCHES: MatchesFile, RUN_MANIFES
 
 def read_document(path: str | os.PathLike, kind: type[msgspec.Struct] = InspectionReport) -> Any:
     """Read and validate one JSON document (a report, matches file or run manifest)."""
-    from interp_lab.io.jsonl import validation_error
+    from interp_lab.io.jsonl import DECODE_ERRORS, validation_error
 
     try:
         raw = open(path, "rb").read()
@@ -114,7 +114,7 @@ def read_document(path: str | os.PathLike, kind: type[msgspec.Struct] = Inspecti
         raise InputError(path, "file not found") from None
     try:
         return msgspec.json.decode(raw, type=kind)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+    except DECODE_ERRORS as exc:
         err = validation_error(path, 0, exc, raw)
         err.line = None  # a whole-document format: the field path says where
         raise err from None

@@ -16,6 +16,7 @@ from interp_lab.errors import UsageError
 from interp_lab.io.atomic import atomic_path, write_bytes_atomic
 from interp_lab.io.hashing import sha256_file
 from interp_lab.store.format import STORE_SCHEMA, Shard, StoreManifest, shard_file, tokens_part
+from interp_lab.store.lock import StoreLock
 
 
 def settings_key(m: StoreManifest) -> str:
@@ -23,10 +24,35 @@ def settings_key(m: StoreManifest) -> str:
 
 
 class StoreWriter:
-    """Appends shards to a store directory; resumes one whose settings match."""
+    """Appends shards to a store directory; resumes one whose settings match.
 
-    def __init__(self, out: str | os.PathLike, manifest: StoreManifest, *, overwrite: bool = False):
+    Holds the store's lock (``lock``, or one it takes) until ``close()`` or the end of a ``with`` block:
+    a second writer of the same store fails at once instead of interleaving shards with the first.
+    """
+
+    def __init__(self, out: str | os.PathLike, manifest: StoreManifest, *, overwrite: bool = False,
+                 lock: StoreLock | None = None):
         self.root = Path(out)
+        self._own_lock = lock is None
+        self.lock = StoreLock(self.root) if lock is None else lock
+        try:
+            self._open(manifest, overwrite)
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Release the store's lock if this writer took it."""
+        if self._own_lock:
+            self.lock.release()
+
+    def __enter__(self) -> StoreWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _open(self, manifest: StoreManifest, overwrite: bool) -> None:
         manifest.schema_version = STORE_SCHEMA
         manifest.settings_key = settings_key(manifest)
         path = self.root / "manifest.json"
