@@ -86,6 +86,9 @@ def test_train_sae_causal_out_checks_its_criterion_before_training(records_store
     code, _, err = cli("train-sae", "--records", RECORDS, "--out", tmp_path / "sae", "--causal-out",
                        tmp_path / "iv.jsonl", "--criterion", spec)
     one_line_error(code, err, "--causal-out", "--records")
+    code, _, err = cli("train-sae", "--store", st.root, "--hook", hook, "--out", tmp_path / "sae",
+                       "--records-out", tmp_path / "latents.parquet")
+    one_line_error(code, err, "--records-out", "latents.parquet", "JSONL")
     assert not (tmp_path / "sae").exists() and not (tmp_path / ".sae.training").exists()
 
 

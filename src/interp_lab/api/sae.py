@@ -106,6 +106,11 @@ def train_sae(*, out: str | os.PathLike, store: str | os.PathLike | None = None,
         raise UsageError(f"--records-pooling: {records_pooling!r} is not {' or '.join(POOLINGS)}")
     if records_out is not None and hook_out is not None:
         raise UsageError("--records-out: records are written for SAEs, not transcoders")
+    from interp_lab.io.jsonl import check_jsonl_out
+
+    for option, path in (("--records-out", records_out), ("--causal-out", causal_out)):
+        if path is not None:
+            check_jsonl_out(path, option)
     if causal_out is not None:
         if criterion is None or hook_out is not None:
             raise UsageError("--causal-out needs --criterion, and an SAE (not a transcoder)")

@@ -589,6 +589,10 @@ def store_encode(
 
     if records_pooling not in POOLINGS:
         raise UsageError(f"--records-pooling {records_pooling!r}: use {' or '.join(POOLINGS)}")
+    if records_out is not None:
+        from interp_lab.io.jsonl import check_jsonl_out
+
+        check_jsonl_out(records_out, "--records-out")
     st = Store(path)
     with render.StageProgress(log=True) as progress:
         out = encode_store(st, sae, sae_id=sae_id, batch_size=batch_size,
