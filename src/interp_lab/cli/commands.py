@@ -652,10 +652,11 @@ def store_tag(
     remove: list[str] = typer.Option([], "--remove"),
 ) -> None:
     """Add or remove tags (kept in store.json; the harvested files are untouched)."""
+    from interp_lab.report._format import printable
     from interp_lab.store.queries import tag
     from interp_lab.store.reader import Store
 
-    typer.echo(", ".join(tag(Store(path), add, remove)) or "(no tags)")
+    typer.echo(printable(", ".join(tag(Store(path), add, remove))) or "(no tags)")  # tags come from store.json
 
 
 @store_app.command("rename")
@@ -694,7 +695,9 @@ def compile_criterion_cmd(
     counts = ", ".join(f"{k} {v}" for k, v in c.counts.items())
     typer.echo(f"wrote {out}: {n} prompts from {c.source} scored by {c.score_kind} ({counts})")
     if c.info:
-        typer.echo(", ".join(f"{k} {v}" for k, v in c.info.items()))
+        from interp_lab.report._format import printable
+
+        typer.echo(printable(", ".join(f"{k} {v}" for k, v in c.info.items())))  # words of the vocabulary
 
 
 def _kinds(text: str) -> tuple[str, ...]:
