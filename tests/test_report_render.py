@@ -123,9 +123,14 @@ def test_token_contexts_are_highlighted(token_sample):
 
 def test_fingerprints_are_summarized_not_dumped(causal_sample):
     page = render_html(causal_sample)
-    last = list(causal_sample["cards"][0]["fingerprint"]["activation"])[-1]
+    act = causal_sample["cards"][0]["fingerprint"]["activation"]
     assert "256 entries" in page and "<details><summary>Fingerprint" in page
-    assert f"<code>{last}</code>" not in page and last not in render_markdown(causal_sample)
+    blocks = re.findall(r"<details><summary>Fingerprint.*?</details>", page, re.S)
+    assert len(blocks) == len(causal_sample["cards"]) and all(b.count("<code>") <= 8 for b in blocks)
+    largest = sorted(act, key=lambda k: -abs(act[k]))
+    assert f"<code>{largest[0]}</code>" in blocks[0] and f"<code>{largest[-1]}</code>" not in blocks[0]
+    line = next(ln for ln in render_markdown(causal_sample).splitlines() if ln.startswith("Fingerprint"))
+    assert f"(largest: {largest[0]} " in line and line.count("syn-") == 4
 
 
 def test_malicious_labels_and_texts_are_escaped(token_sample, causal_sample):

@@ -70,8 +70,9 @@ def test_train_sae_then_eval_sae_on_the_model(sae_store, tmp_path, capsys):
                "--records-out", str(tmp_path / "records.jsonl")])
     assert rc == 0
     summary = json.loads(out.read_text())
-    ckpt = Path(summary["checkpoint"])
-    assert ckpt == tmp_path / "trained" / "sae" and (ckpt / "cfg.json").exists() and (ckpt / "density.png").exists()
+    assert summary["checkpoint"] == "sae"  # relative to the summary, like every path it records
+    ckpt = out.parent / summary["checkpoint"]
+    assert (ckpt / "cfg.json").exists() and (ckpt / "density.png").exists()
     cfg = json.loads((ckpt / "cfg.json").read_text())
     assert cfg["d_sae"] == 1152 and cfg["k"] == 24 and cfg["metadata"]["hook_name"] == HOOK
     s = summary["spliced"]
@@ -132,9 +133,11 @@ def test_train_sae_from_activation_records(smollm2, tmp_path, capsys):
     assert cfg["d_in"] == 576 and cfg["d_sae"] == 1152 and cfg["metadata"]["hook_name"] == "records.L15"
     man = json.loads((out / "manifest.json").read_text())
     m = json.loads((out / "metrics.json").read_text())
+    from interp_lab.io.paths import resolve_recorded
     from interp_lab.store.reader import Store
 
-    assert Store(man["store"]).rows == 120  # the sample
+    assert man["store"].startswith("<cache>/stores/records-")  # a store made for the run, in the cache
+    assert Store(resolve_recorded(man["store"], out)).rows == 120  # the sample
     assert 4 <= m["heldout"]["tokens"] <= 30  # a tenth of it held out, by prompt id
     assert m["heldout"]["fvu"] < 0.8 and "spliced" not in m
 
@@ -187,9 +190,10 @@ def test_train_sae_harvests_when_given_a_model_and_dataset(smollm2, tmp_path, ca
             "--tokens", "6000", "--batch-size", "256", "--ce-tokens", "0"]
     assert main([*args, "--out", str(tmp_path / "a")]) == 0, capsys.readouterr().err
     man = json.loads((tmp_path / "a" / "manifest.json").read_text())
+    from interp_lab.io.paths import resolve_recorded
     from interp_lab.store.reader import Store
 
-    st = Store(man["store"])
+    st = Store(resolve_recorded(man["store"], tmp_path / "a"))
     assert st.hooks == ["blocks.3.hook_resid_post"] and st.rows >= 6000 and man["tokens_seen"] >= 6000
     assert man["revision"] == smollm2.revision
     assert main([*args, "--out", str(tmp_path / "b")]) == 0

@@ -15,6 +15,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -208,11 +209,15 @@ def pipeline_settings(hf: HFRun) -> dict[str, Any]:
     }
 
 
-def run_info(hf: HFRun) -> dict[str, Any]:
-    """For the manifest only (it differs between a fresh run and a cached rerun; report.json must not)."""
+def run_info(hf: HFRun, base: str | os.PathLike) -> dict[str, Any]:
+    """For the manifest in the directory ``base`` only (it differs between a fresh run and a cached rerun;
+    report.json must not)."""
+    from interp_lab.io.paths import recorded_path
+
     run = hf.run
     path = hf.candidates.acts_path
-    return {"activations": hf.candidates.info["activations"], "activations_file": None if path is None else str(path),
+    return {"activations": hf.candidates.info["activations"],
+            "activations_file": None if path is None else recorded_path(path, base),
             "intervention_runs": None if run is None else run.runs,
             "intervention_targets_from_cache": None if run is None else run.cached_targets}
 
@@ -241,8 +246,7 @@ def _sae_input(path: str, cand: Candidates):
     from interp_lab.report.build import InputInfo
 
     sae = cand.info["sae"]
-    return InputInfo(role="sae", name=Path(path).name, sha256=cand.latents.fingerprint or None,
-                     path=str(Path(path).resolve()),
+    return InputInfo(role="sae", name=Path(path).name, sha256=cand.latents.fingerprint or None, path=str(path),
                      params={k: sae[k] for k in ("hook", "architecture", "d_sae")})
 
 

@@ -184,7 +184,7 @@ def inspect(
         say("writing the report", 0, None)
         result.paths = write_report(report, out, formats, inputs=ev.inputs, timings=timings,
                                     extra=hf_api.extra_files(run_hf) if run_hf else None,
-                                    run_info=hf_api.run_info(run_hf) if run_hf else None)
+                                    run_info=hf_api.run_info(run_hf, out) if run_hf else None)
     return result
 
 

@@ -66,15 +66,13 @@ def _is_checkpoint(obj: Any) -> bool:
 def _sae_side(root: Path) -> Side:
     """An SAE (or transcoder) checkpoint as a side: its latents with their decoder rows, in the basis of the
     model and hook its cfg.json names, so that two SAEs of one hook can be matched latent by latent."""
-    import json
-
     from interp_lab.evidence.match import FeatureSet
     from interp_lab.io.hashing import sha256_file
-    from interp_lab.sae.checkpoint import WEIGHTS, load_sae
+    from interp_lab.sae.checkpoint import WEIGHTS, _read_cfg, load_sae, read_metadata
     from interp_lab.sae.records import layer_of
 
     sae = load_sae(root)
-    meta = json.loads((root / "cfg.json").read_text()).get("metadata") or {}
+    meta = read_metadata(_read_cfg(root)[1])
     hook = meta.get("hook_name")
     layer = meta.get("hook_layer", layer_of(hook) if hook else None)
     dec = sae.W_dec.detach().float().numpy()

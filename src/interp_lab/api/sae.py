@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from interp_lab.errors import UsageError
+from interp_lab.io.paths import recorded_path
 from interp_lab.sae.config import HELDOUT_MARGIN, PRESETS, TrainConfig
 
 SCHEMA = "interp-lab.sae_metrics.v1"
@@ -65,7 +66,7 @@ def train_sae(*, out: str | os.PathLike, store: str | os.PathLike | None = None,
               checkpoint_every: int = 25, resume: bool = True, evaluate: bool = True, ce_tokens: int = 8192,
               records_out: str | os.PathLike | None = None, records_pooling: str = "max",
               causal_out: str | os.PathLike | None = None, criterion: str | None = None, causal_features: int = 5,
-              on_step: Callable[[dict[str, float]], None] | None = None,
+              fit_batch: bool = True, on_step: Callable[[dict[str, float]], None] | None = None,
               progress: Callable[..., None] | None = None,
               say: Callable[[str], None] | None = None) -> SAETrainResult:
     """Train an SAE (or, with ``hook_out``, a transcoder) and write its checkpoint to ``out``.
@@ -78,7 +79,9 @@ def train_sae(*, out: str | os.PathLike, store: str | os.PathLike | None = None,
     and, with ``ce_tokens`` > 0, CE-loss recovered and KL (the model is loaded) to metrics.json.
     ``records_out`` writes activation records of the latents, one row per document of the store;
     ``causal_out`` intervention records of the ``causal_features`` latents most associated with
-    ``criterion`` (``sae_interventions``).
+    ``criterion`` (``sae_interventions``). With ``records`` and ``fit_batch``, a batch size above an
+    eighth of the records is lowered to that (a small file still gets several steps per pass);
+    ``train_sae_step`` turns it off when the batch size is given.
 
     Under ``torchrun --nproc_per_node N`` the N processes train the SAE together (docs/SAE.md,
     "Distributed training"); rank 0 alone writes, evaluates and reports.
@@ -89,18 +92,37 @@ def train_sae(*, out: str | os.PathLike, store: str | os.PathLike | None = None,
     from interp_lab.sae.data import split_rows
     from interp_lab.sae.distributed import process_group
     from interp_lab.sae.metrics import reconstruction_metrics
+    from interp_lab.sae.records import POOLINGS
     from interp_lab.sae.train import train_sae as _train
     from interp_lab.store.reader import Store
 
+    # every option is checked here, before a store is written, a model loaded or a step trained
     if preset not in PRESETS:
         raise UsageError(f"unknown preset {preset!r} ({', '.join(PRESETS)})")
-    if causal_out is not None and (criterion is None or hook_out is not None):
-        raise UsageError("--causal-out needs --criterion, and an SAE (not a transcoder)")
     cfg = config or PRESETS[preset]
-    if records_out is not None and records_pooling not in ("max", "mean"):
-        raise UsageError(f"--records-pooling: {records_pooling!r} is not max or mean")
+    if records is not None and (store is not None or hook_out is not None):
+        raise UsageError("--records trains an SAE on the records alone: no --store or --hook-out with it")
+    if records_out is not None and records_pooling not in POOLINGS:
+        raise UsageError(f"--records-pooling: {records_pooling!r} is not {' or '.join(POOLINGS)}")
     if records_out is not None and hook_out is not None:
         raise UsageError("--records-out: records are written for SAEs, not transcoders")
+    from interp_lab.io.jsonl import check_jsonl_out
+
+    for option, path in (("--records-out", records_out), ("--causal-out", causal_out)):
+        if path is not None:
+            check_jsonl_out(path, option)
+    if causal_out is not None:
+        if criterion is None or hook_out is not None:
+            raise UsageError("--causal-out needs --criterion, and an SAE (not a transcoder)")
+        if records is not None:
+            raise UsageError("--causal-out intervenes on a model's hook; an SAE trained on --records reads none")
+        from interp_lab.criteria.compile import check_criterion
+
+        check_criterion(criterion)
+    if records is None and store is None and (model is None or dataset is None):
+        raise UsageError("give --store, or --hf-model and --dataset to harvest the activations first")
+    if records is None and hook is None and layer is None:
+        raise UsageError("give --hook or --layer (the hook is then blocks.{layer}.hook_resid_post)")
     with process_group() as ranks:
         lead = ranks is None or ranks.lead
         if not lead:
@@ -112,27 +134,23 @@ def train_sae(*, out: str | os.PathLike, store: str | os.PathLike | None = None,
             from interp_lab.io.hashing import sha256_file
             from interp_lab.sae.from_records import records_store
 
-            if store is not None or hook_out is not None:
-                raise UsageError("--records trains an SAE on the records alone: no --store or --hook-out with it")
             key = hashlib.sha256(json.dumps([sha256_file(records), layer, max_records]).encode()).hexdigest()[:16]
             store, hook = once(lambda: records_store(records, cache_dir() / "stores" / f"records-{key}", layer=layer,
                                                      max_records=max_records))
             ce_tokens = 0  # no model tokens behind records
             n = Store(store).rows
-            if cfg.batch_size > n // 8:  # record files are small: keep several steps per pass
+            if fit_batch and cfg.batch_size > n // 8:  # record files are small: keep several steps per pass
                 cfg = replace(cfg, batch_size=max(8, n // 8))
         if hook is None:
-            if layer is None:
-                raise UsageError("give --hook or --layer (the hook is then blocks.{layer}.hook_resid_post)")
             hook = f"blocks.{layer}.hook_resid_post"
         hooks = (hook,) if hook_out is None else (hook, hook_out)
         if store is None:
-            if model is None or dataset is None:
-                raise UsageError("give --store, or --hf-model and --dataset to harvest the activations first")
             store = once(lambda: harvest_for_sae(model, dataset, hooks, cfg.tokens if cfg.epochs is None else None,
                                                  progress=None if progress is None else
                                                  (lambda done, total: progress("harvesting tokens", done, total))))
         st = Store(store)
+        if evaluate and ce_tokens > 0:
+            _check_revision(model or st.manifest.model, st)
         ckpt, summary = _out_paths(out)
         state_dir = ckpt.parent / f".{ckpt.name}.training"
         if not resume and state_dir.exists() and lead:
@@ -145,13 +163,18 @@ def train_sae(*, out: str | os.PathLike, store: str | os.PathLike | None = None,
         seconds = time.time() - t0
         path, metrics = ckpt, {}
         if lead:
+            # SAE Lens v6 metadata (checkpoint.saelens_metadata adds its version keys); model_revision is ours
+            # a records file by its path from the checkpoint (the cached store of it names it as first given)
+            dataset = st.manifest.dataset if records is None else recorded_path(records, ckpt)
             meta = {"model_name": st.manifest.model, "hook_name": hook, "context_size": st.manifest.context_length,
-                    "prepend_bos": False, "model_revision": st.manifest.revision}
+                    "prepend_bos": False, "dataset_path": dataset, "model_revision": st.manifest.revision}
+            if records is None:
+                meta["seqpos_slice"] = [1, None]  # each window's first position (the attention sink) left out
             if hook_out:
                 meta["hook_name_out"] = hook_out
             manifest = {"schema_version": "interp-lab.sae.v1", "architecture": cfg.architecture,
                         "sae_config": asdict(res.sae.cfg), "train_config": asdict(res.config or cfg), "hooks": list(hooks),
-                        "store": str(Path(st.root).resolve()), "dataset": st.manifest.dataset,
+                        "store": recorded_path(st.root, ckpt), "dataset": dataset,
                         "dataset_hash": st.manifest.dataset_hash, "model": st.manifest.model,
                         "revision": st.manifest.revision, "scale_in": res.scale_in, "scale_out": res.scale_out,
                         "outlier_threshold": res.outlier_threshold, "tokens_seen": res.tokens_seen,
@@ -173,18 +196,35 @@ def train_sae(*, out: str | os.PathLike, store: str | os.PathLike | None = None,
                                                                    pooling=records_pooling, sae_id=str(path))}
             if causal_out is not None:
                 got = sae_interventions(path, model or st.manifest.model, criterion, causal_out, top=causal_features,
-                                        say=say)
+                                        progress=progress)
                 metrics["interventions"] = {k: v for k, v in got.items() if k != "evidence"}
             if summary is not None:
                 from interp_lab.io.atomic import write_bytes_atomic
 
-                write_bytes_atomic(summary, (json.dumps({**metrics, "checkpoint": str(path)}, indent=2,
-                                                        sort_keys=True) + "\n").encode())
+                # the metrics' paths are relative to the checkpoint; the summary's to its own directory
+                here = summary.parent
+                doc = {**metrics, "checkpoint": recorded_path(path, here), "store": recorded_path(st.root, here)}
+                if "sae" in doc:
+                    doc["sae"] = doc["checkpoint"]
+                write_bytes_atomic(summary, (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode())
             shutil.rmtree(state_dir, ignore_errors=True)
         if ranks is not None:
             ranks.barrier()  # the others exit once rank 0 has written and evaluated
     return SAETrainResult(path, metrics, Path(st.root), hooks, res.tokens_seen, res.resumed_at, seconds,
                           0 if ranks is None else ranks.rank, res.world_size)
+
+
+def _check_revision(model: str | Any, st: Any) -> None:
+    """A registered model whose revision is not the store's cannot splice its SAE in: said before any
+    training or model load (other models are checked once loaded)."""
+    from interp_lab.models.load import LoadedModel
+    from interp_lab.models.registry import lookup
+
+    spec = None if isinstance(model, LoadedModel) else lookup(str(model))
+    revision = model.revision if isinstance(model, LoadedModel) else getattr(spec, "sha256", None)
+    if revision and st.manifest.revision and revision != st.manifest.revision:
+        raise UsageError(f"model {getattr(model, 'name', model)!r} is revision {revision[:12]}, the store was "
+                         f"harvested from {st.manifest.revision[:12]}")
 
 
 def eval_sae(sae: str | os.PathLike, *, store: str | os.PathLike, hook: str | None = None, hook_out: str | None = None,
@@ -194,7 +234,7 @@ def eval_sae(sae: str | os.PathLike, *, store: str | os.PathLike, hook: str | No
     ``out`` (default ``sae/metrics.json``) with the density histogram beside it (``density.png``).
     ``model`` (default: the store's) is loaded to splice the SAE in; ``ce_tokens=0`` skips that."""
     from interp_lab.io.atomic import write_bytes_atomic
-    from interp_lab.sae.checkpoint import _read_cfg, load_sae
+    from interp_lab.sae.checkpoint import _read_cfg, load_sae, read_metadata
     from interp_lab.sae.data import split_rows
     from interp_lab.sae.evaluate import density_histogram, spliced_metrics
     from interp_lab.sae.metrics import reconstruction_metrics
@@ -203,18 +243,23 @@ def eval_sae(sae: str | os.PathLike, *, store: str | os.PathLike, hook: str | No
     root = Path(sae)
     coder = load_sae(root)
     _, cfg = _read_cfg(root)
-    meta = cfg.get("metadata") or {}
+    meta = read_metadata(cfg)
     hook = hook or meta.get("hook_name")
     hook_out = hook_out or meta.get("hook_name_out")
     if not hook:
         raise UsageError(f"{root / 'cfg.json'}: no metadata.hook_name; give --hook")
     st = Store(store)
+    if ce_tokens > 0:
+        _check_revision(model or st.manifest.model, st)
     rows = split_rows(st).heldout
     rec = reconstruction_metrics(coder, st, hook, rows, hook_out=hook_out, frequencies=True)
     freq = rec.pop("frequencies")
-    metrics: dict[str, Any] = {"schema_version": SCHEMA, "sae": str(root), "architecture": cfg.get("architecture"),
-                               "d_in": coder.cfg.d_in, "d_sae": coder.cfg.d_sae, "hook": hook, "hook_out": hook_out,
-                               "store": str(Path(st.root).resolve()), "model": st.manifest.model,
+    target = Path(out) if out is not None else root / "metrics.json"
+    # paths relative to metrics.json's directory (io.paths)
+    metrics: dict[str, Any] = {"schema_version": SCHEMA, "sae": recorded_path(root, target.parent),
+                               "architecture": cfg.get("architecture"), "d_in": coder.cfg.d_in,
+                               "d_sae": coder.cfg.d_sae, "hook": hook, "hook_out": hook_out,
+                               "store": recorded_path(st.root, target.parent), "model": st.manifest.model,
                                "revision": st.manifest.revision,
                                "heldout": {"documents": "10% of documents by id hash, first position left out", **rec}}
     if ce_tokens > 0:
@@ -222,25 +267,28 @@ def eval_sae(sae: str | os.PathLike, *, store: str | os.PathLike, hook: str | No
 
         name = model or st.manifest.model
         lm = load_model(name, say=say)
-        if st.manifest.revision and lm.revision and lm.revision != st.manifest.revision:
-            raise UsageError(f"model {name!r} is revision {lm.revision[:12]}, the store was harvested from "
-                             f"{st.manifest.revision[:12]}")
+        _check_revision(lm, st)
         metrics["spliced"] = spliced_metrics(coder, lm, st, hook, rows, hook_out=hook_out, max_tokens=ce_tokens)
-    target = Path(out) if out is not None else root / "metrics.json"
     if plot:
         png = density_histogram(freq, target.with_name("density.png"), f"{root.name}: {hook}")
-        metrics["density_histogram"] = png.name
+        metrics["density_histogram"] = None if png is None else png.name
+        if png is None:
+            from interp_lab.io.figures import missing_note
+
+            metrics["notes"] = [missing_note("density.png")]
+            if say:
+                say(f"note: {metrics['notes'][0]}")
     write_bytes_atomic(target, (json.dumps(metrics, indent=2, sort_keys=True) + "\n").encode())
     return metrics
 
 
 def sae_interventions(sae: str | os.PathLike, model: Any, criterion: str, out: str | os.PathLike, *, top: int = 5,
                       prompts: str | None = None, settings: Any = None,
-                      say: Callable[..., None] | None = None) -> dict[str, Any]:
+                      progress: Callable[..., None] | None = None) -> dict[str, Any]:
     """Intervention records (formats.md) for the ``top`` latents of ``sae`` most associated with the
     criterion on discovery prompts (difference of mean last-token activation between the classes),
     each ablated / steered with controls on held-out prompts (evidence.md rule 7); what ``inspect
-    --interventions`` reads."""
+    --interventions`` reads. ``progress(stage, done, total)`` hears of each stage."""
     import numpy as np
     import torch
 
@@ -254,7 +302,7 @@ def sae_interventions(sae: str | os.PathLike, model: Any, criterion: str, out: s
 
     settings = settings or InterventionSettings()
     space = latent_space(sae)
-    s = setup(model, criterion, prompts=prompts, n_side=settings.side_prompts, say=say)
+    s = setup(model, criterion, prompts=prompts, n_side=settings.side_prompts, say=progress)
     rows = s.compiled.split("discovery")
     if not rows:
         raise UsageError(f"criterion {criterion!r}: no discovery prompts to choose latents on")
@@ -268,7 +316,7 @@ def sae_interventions(sae: str | os.PathLike, model: Any, criterion: str, out: s
     chosen = [int(i) for i in np.argsort(-np.abs(diff), kind="stable")[:top]]
     targets = [Target(space, i) for i in chosen]
     run = run_interventions(s.lm, s.compiled.rows, targets, s.scorer, s.unrelated, criterion=s.compiled.spec.criterion,
-                            settings=settings, progress=say)
+                            settings=settings, progress=progress)
     n = write_records(run.records, out)
     return {"path": str(out), "rows": n, "features": [space.feature_id(i) for i in chosen],
             "discovery_difference": {space.feature_id(i): round(float(diff[i]), 6) for i in chosen},
@@ -291,6 +339,7 @@ def train_sae_step(**options: Any) -> SAETrainResult:
         raise UsageError(f"unknown preset {preset!r} ({', '.join(PRESETS)})")
     given = {k: options.pop(k) for k in list(options) if k in names}
     cfg = with_overrides(PRESETS[preset], **given)
+    options.setdefault("fit_batch", given.get("batch_size") is None)  # a batch size given is kept
     if given.get("epochs") is not None and given.get("tokens") is None:
         cfg = replace(cfg, tokens=None)  # the passes alone set the length
     return train_sae(config=cfg, **options)
@@ -305,7 +354,7 @@ def _step_signature():
 
     P = pyinspect.Parameter
     own = [p for n, p in pyinspect.signature(train_sae, eval_str=True).parameters.items()
-           if n not in ("config", "on_step", "progress", "say")]
+           if n not in ("config", "fit_batch", "on_step", "progress", "say")]
     types = typing.get_type_hints(TrainConfig)
     extra = [P(f.name, P.KEYWORD_ONLY, default=None, annotation=types[f.name] | None) for f in fields(TrainConfig)]
     extra.append(P("top_k", P.KEYWORD_ONLY, default=None, annotation=types["k"] | None))

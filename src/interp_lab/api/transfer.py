@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from interp_lab.errors import InputError, UsageError
+from interp_lab.report import _format as fmt
+from interp_lab.report import mdtext as md
 
 ABLATION = ("ablate", "mean_ablate", "clamp_down", "patch")
 
@@ -251,23 +253,24 @@ def _num(x: Any, fmt: str = "{:+.4g}") -> str:
 
 
 def _ci(e: dict[str, Any] | None) -> str:
+    """An effect with its interval and kind, as Markdown."""
     if not e:
         return "—"
     lo, hi = e.get("ci") or (None, None)
-    return f"{_num(e['mean_effect'])} [{_num(lo)}, {_num(hi)}] ({e['kind']})"
+    return f"{_num(e['mean_effect'])} [{_num(lo)}, {_num(hi)}] ({md.inline(e['kind'])})"
 
 
 def table_rows(doc: dict[str, Any], models: bool = False) -> list[str]:
     """Markdown table rows: criterion, (with ``models``: left → right model,) pair, match score, p-value,
     source effect, transfer effect with CI, controls' 95th percentile, verdict."""
     out = []
-    way = f" {doc['left']['model']} → {doc['right']['model']} |" if models else ""
+    way = [md.inline(f"{doc['left']['model']} → {doc['right']['model']}")] if models else []
     for e in doc["pairs"]:
         t = e.get("target")
         verdict_ = "not tested" if e["transfers"] is None else ("**transfers**" if e["transfers"] else "does not")
-        out.append(f"| {doc['criterion']} |{way} {e['left_feature']} → {e['right_feature']} | {e['score']:.3f} | "
-                   f"{e['p_value']:.3g} | {_ci(e.get('source'))} | {_ci(t)} | "
-                   f"{_num(None if not t else t['controls_p95'], '{:.4g}')} | {verdict_} ({e['why']}) |")
+        out.append(md.row([md.inline(doc["criterion"]), *way, md.inline(f"{e['left_feature']} → {e['right_feature']}"),
+                           f"{e['score']:.3f}", f"{e['p_value']:.3g}", _ci(e.get("source")), _ci(t), _num(None if not t else t["controls_p95"], "{:.4g}"),
+                           f"{verdict_} ({md.inline(e['why'])})"]))
     return out
 
 
@@ -298,15 +301,15 @@ def distinct_pairs(docs: list[dict[str, Any]]) -> dict[str, int]:
 
 def render_markdown(doc: dict[str, Any]) -> str:
     s = doc["summary"]
-    lines = [f"# Causal transfer: {doc['left']['model']} → {doc['right']['model']}", "",
-             f"Criterion: **{doc['criterion']}**", "",
+    lines = [f"# Causal transfer: {md.inline(doc['left']['model'])} → {md.inline(doc['right']['model'])}", "",
+             f"Criterion: {md.strong_token(doc['criterion'])}", "",
              f"{s['transfer']} of {s['tested']} tested pairs transfer, {s['do_not_transfer']} do not "
              f"(base rate over the right report's tested cards: "
              f"{_num(s['base_rate'], '{:.0%}')}); "
              f"{s['pairs'] - s['tested']} of the {s['pairs']} pairs are not tested (their left feature is not "
              "strong_causal on its own model).", "",
              *table_head(), *table_rows(doc), "", "## Method", ""]
-    lines += [f"- **{k}**: {v}" for k, v in doc["method"].items()]
+    lines += [f"- {md.strong_token(k)}: {md.inline(v)}" for k, v in doc["method"].items()]
     return "\n".join(lines) + "\n"
 
 
@@ -329,7 +332,7 @@ def transfer_table(transfers: list[str | os.PathLike], out: str | os.PathLike) -
     doc = {"schema_version": "interp-lab.transfer_table.v1",
            "summary": {"by_criterion": summary, "total": total, "distinct_pairs": distinct}, "rows": rows}
 
-    def md(d: dict[str, Any]) -> str:
+    def render(d: dict[str, Any]) -> str:
         lines = ["# Cross-model causal transfer", "",
                  f"{total['transfer']} of {total['tested']} tests of matched pairs transfer, "
                  f"{total['do_not_transfer']} do not."]
@@ -339,8 +342,8 @@ def transfer_table(transfers: list[str | os.PathLike], out: str | os.PathLike) -
                          f"one way only, {distinct['do_not_transfer']} in no direction.")
         lines += ["", "| criterion (models) | tested | transfer | do not | base rate |", "|---|---|---|---|---|"]
         for name, s in summary.items():
-            lines.append(f"| {name} | {s['tested']} | {s['transfer']} | {s['do_not_transfer']} | "
-                         f"{_num(s['base_rate'], '{:.0%}')} |")
+            lines.append(md.row([md.inline(name), *(fmt.num(s[k]) for k in ("tested", "transfer", "do_not_transfer")),
+                                 _num(s["base_rate"], "{:.0%}")]))
         lines += ["", *table_head(models=True)]
         for x in docs:
             lines += table_rows(x, models=True)
@@ -353,5 +356,5 @@ def transfer_table(transfers: list[str | os.PathLike], out: str | os.PathLike) -
 
     from interp_lab.api.match import _write_beside
 
-    _write_beside(Path(out) / "table.json", "table.json", doc, {"md": md})
+    _write_beside(Path(out) / "table.json", "table.json", doc, {"md": render})
     return doc

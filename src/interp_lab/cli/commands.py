@@ -302,7 +302,7 @@ def models_pull(
     spec = lookup(name)
     if spec is None:
         raise UsageError(f"{name!r} is not a registered model (see `interp-lab models list`)")
-    path = pull(spec, force=force, say=lambda msg: render.err.print(msg))
+    path = pull(spec, force=force, say=render.say)
     typer.echo(f"{spec.name}: {path} (revision {spec.sha256})")
 
 
@@ -321,7 +321,7 @@ def models_info(
         from interp_lab.models.hooks import all_hooks
         from interp_lab.models.load import load_model
 
-        lm = load_model(name, say=lambda msg: render.err.print(msg))
+        lm = load_model(name, say=render.say)
         info.update(lm.manifest())
         info["hooks"] = all_hooks(lm.model)
     sys.stdout.buffer.write(msgspec.json.format(msgspec.json.encode(info), indent=2) + b"\n")
@@ -393,7 +393,7 @@ def export_hf_records_cmd(
 def _load_with_progress(model: str):
     from interp_lab.models.load import load_model
 
-    return load_model(model, say=lambda msg: render.err.print(msg))
+    return load_model(model, say=render.say)
 
 
 def lens_cmd(
@@ -414,34 +414,50 @@ def lens_cmd(
 
     from interp_lab.errors import UsageError
     from interp_lab.harvest.records import parse_layers
-    from interp_lab.models.lens import TunedLens, evaluate, lens_table, middle_layers
+    from interp_lab.models.lens import TunedLens, check_metric, evaluate, lens_table, middle_layers
 
+    # every option is checked before the model loads
     if (prompt is None) == (dataset is None):
         raise UsageError("give exactly one of --prompt and --dataset")
-    lm = _load_with_progress(model)
-    chosen = middle_layers(lm.n_layers) if layers == "middle" else parse_layers(layers, lm.n_layers)
-    lens = TunedLens.load(tuned) if tuned else None
+    toks = [t for t in tokens.split(",") if t] if tokens else []
     if prompt is not None:
-        toks = [t for t in tokens.split(",") if t] if tokens else []
         if not toks:
             raise UsageError("--tokens is needed with --prompt (the token(s) the metric is about)")
+        check_metric(metric, len(toks))
+    if layers not in ("all", "middle", ""):
+        parse_layers(layers, 1 << 30)  # the syntax now, the range once the model is known
+    lens = TunedLens.load(tuned) if tuned else None
+    texts = None
+    if dataset is not None:
+        from interp_lab.harvest.datasets import iter_documents
+
+        texts = [d.text for _, d in zip(range(max_docs), iter_documents(dataset))]
+        if not texts:
+            raise UsageError(f"--dataset {dataset}: no documents")
+    lm = _load_with_progress(model)
+    if lens is not None and lens.model_name and lens.model_name != lm.name:
+        raise UsageError(f"--tuned {tuned}: a lens trained on {lens.model_name}, not {lm.name}")
+    chosen = middle_layers(lm.n_layers) if layers == "middle" else parse_layers(layers, lm.n_layers)
+    if prompt is not None:
         table = lens_table(lm, prompt, chosen, tuned=lens, metric=metric, tokens=toks)
         render.lens_table(table)
         if out is not None:
             from interp_lab.io.atomic import write_bytes_atomic
+            from interp_lab.io.figures import missing_note
             from interp_lab.report.plots import heatmap_html, heatmap_png
 
             values = [r["metric"] for r in table["rows"]]
             title = f"{table['lens']} lens, {metric} of {', '.join(repr(t) for t in toks)}: {prompt}"
             labels = [f"L{r['layer']}" for r in table["rows"]]
-            heatmap_html(values, labels, table["tokens"], title, out / "lens.html")
-            heatmap_png(values, labels, table["tokens"], title, out / "lens.png")
-            write_bytes_atomic(out / "lens.json", json.dumps(table, indent=1).encode())
-            render.written({"json": out / "lens.json", "html": out / "lens.html", "png": out / "lens.png"})
+            written = {"json": out / "lens.json", "html": out / "lens.html"}
+            heatmap_html(values, labels, table["tokens"], title, written["html"])
+            if heatmap_png(values, labels, table["tokens"], title, out / "lens.png", required=False):
+                written["png"] = out / "lens.png"
+            else:
+                render.note(missing_note("lens.png"))
+            write_bytes_atomic(written["json"], json.dumps(table, indent=1).encode())
+            render.written(written)
         return
-    from interp_lab.harvest.datasets import iter_documents
-
-    texts = [d.text for _, d in zip(range(max_docs), iter_documents(dataset))]
     res = evaluate(lm, texts, chosen, lens)
     render.lens_kl(res)
     if out is not None:
@@ -472,7 +488,7 @@ def train_lens_cmd(
     docs = [d.text for d in iter_documents(dataset)]
     train, held = docs[:max_docs], docs[max_docs: max_docs + heldout_docs]
     lens = train_tuned_lens(lm, train, chosen, steps=steps, context=context_length, seed=seed,
-                            log=lambda msg: render.err.print(msg))
+                            log=render.say)
     metrics = evaluate(lm, held, chosen, lens, context=context_length) if held else {}
     lens.save(out, {"heldout_kl": {str(k): v for k, v in metrics.items()}, "train_docs": len(train),
                     "heldout_docs": len(held), "steps": steps, "dataset": dataset})
@@ -573,6 +589,10 @@ def store_encode(
 
     if records_pooling not in POOLINGS:
         raise UsageError(f"--records-pooling {records_pooling!r}: use {' or '.join(POOLINGS)}")
+    if records_out is not None:
+        from interp_lab.io.jsonl import check_jsonl_out
+
+        check_jsonl_out(records_out, "--records-out")
     st = Store(path)
     with render.StageProgress(log=True) as progress:
         out = encode_store(st, sae, sae_id=sae_id, batch_size=batch_size,
@@ -616,9 +636,10 @@ def store_diff(
     by: str = typer.Option("mean", "--by", help="mean or rate: which difference orders the output."),
 ) -> None:
     """Channels whose mean or firing rate differs most between two stores or two labelled subsets."""
-    from interp_lab.store.queries import diff
+    from interp_lab.store.queries import check_order, diff
     from interp_lab.store.reader import Store
 
+    check_order(by)
     sa = Store(a)
     d = diff(sa, hook, b=Store(b) if b else None, where_a=where_a, where_b=where_b, threshold=threshold)
     _print_json({"hook": hook, "a": d.a, "b": d.b, "n_a": d.n_a, "n_b": d.n_b, "top": d.top(k, by)})
@@ -631,10 +652,11 @@ def store_tag(
     remove: list[str] = typer.Option([], "--remove"),
 ) -> None:
     """Add or remove tags (kept in store.json; the harvested files are untouched)."""
+    from interp_lab.report._format import printable
     from interp_lab.store.queries import tag
     from interp_lab.store.reader import Store
 
-    typer.echo(", ".join(tag(Store(path), add, remove)) or "(no tags)")
+    typer.echo(printable(", ".join(tag(Store(path), add, remove))) or "(no tags)")  # tags come from store.json
 
 
 @store_app.command("rename")
@@ -673,7 +695,9 @@ def compile_criterion_cmd(
     counts = ", ".join(f"{k} {v}" for k, v in c.counts.items())
     typer.echo(f"wrote {out}: {n} prompts from {c.source} scored by {c.score_kind} ({counts})")
     if c.info:
-        typer.echo(", ".join(f"{k} {v}" for k, v in c.info.items()))
+        from interp_lab.report._format import printable
+
+        typer.echo(printable(", ".join(f"{k} {v}" for k, v in c.info.items())))  # words of the vocabulary
 
 
 def _kinds(text: str) -> tuple[str, ...]:

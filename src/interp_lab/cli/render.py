@@ -1,4 +1,8 @@
-"""Terminal rendering of API results (rich tables on stdout)."""
+"""Terminal rendering of API results (rich tables on stdout).
+
+Every string that came from a file or the user (labels, ids, model and criterion names, paths, tokens)
+goes through ``_esc``: rich markup in it is shown, not interpreted, and control characters (terminal
+escapes) are dropped."""
 
 from __future__ import annotations
 
@@ -25,55 +29,73 @@ def heldout_effect(card: dict[str, Any]) -> str:
     return fmt.with_ci(h["effect"], h.get("effect_ci")) if "effect" in h else "-"
 
 
+def _table(title: str, columns: Any, **column: Any) -> Table:
+    """A table whose title and column names (which may come from files) are shown as written."""
+    t = Table(title=_esc(title), title_justify="left")
+    for col in columns:
+        t.add_column(_esc(col), **column)
+    return t
+
+
+def _row(t: Table, *cells: Any) -> None:
+    t.add_row(*(_esc(c) for c in cells))
+
+
 def cards_table(report: dict[str, Any]) -> None:
     for w in report.get("warnings", []):
-        err.print(f"[bold yellow]warning:[/] {w}")
+        err.print(f"[bold yellow]warning:[/] {_esc(w)}")
     title = f"{report.get('criterion')}  ·  model {report.get('model') or '-'}  ·  backend {report.get('backend')}"
     if report.get("synthetic"):
         title += "  ·  SYNTHETIC"
-    t = Table(title=title, title_justify="left")
-    for col in ("#", "feature", "tier", "direction", "importance", "held-out effect [95% CI]", "causal", "label"):
-        t.add_column(col, overflow="fold")
+    t = _table(title, ("#", "feature", "tier", "direction", "importance", "held-out effect [95% CI]", "causal",
+                       "label"), overflow="fold")
     for c in report["cards"]:
-        flags = f" ({', '.join(c['flags'])})" if c.get("flags") else ""
-        t.add_row(str(c["rank"]), c["feature_id"], c["evidence_tier"] + flags, c.get("direction") or "-",
-                  _fmt(c.get("importance")), heldout_effect(c), fmt.causal_verdict(c), c.get("label") or "")
+        flags = f" ({', '.join(map(str, c['flags']))})" if c.get("flags") else ""
+        _row(t, c["rank"], c["feature_id"], f"{c['evidence_tier']}{flags}", c.get("direction") or "-",
+             _fmt(c.get("importance")), heldout_effect(c), fmt.causal_verdict(c), c.get("label") or "")
     console.print(t)
     s = report.get("summary", {})
     if "features_tested" in s:
-        console.print(f"{s['features_tested']} features tested, {s['significant_on_discovery']} significant on "
-                      f"discovery (q < 0.05); tiers: "
-                      + ", ".join(f"{k} {v}" for k, v in s["tiers"].items()))
+        console.print(_esc(f"{s['features_tested']} features tested, {s['significant_on_discovery']} significant on "
+                           f"discovery (q < 0.05); tiers: " + ", ".join(f"{k} {v}" for k, v in s["tiers"].items())))
 
 
 def matches_table(doc: dict[str, Any], shown: int = 20) -> None:
     for n in doc.get("notes", []):
-        err.print(f"[bold yellow]note:[/] {n}")
+        note(n)
     parts = list(doc["method"]["weights"])
-    t = Table(title=f"one-to-one matches  ·  {', '.join(f'{p} {w:.2f}' for p, w in doc['method']['weights'].items())}",
-              title_justify="left")
-    for col in ("left", "right", "score", "p", *parts, "labels"):
-        t.add_column(col, overflow="fold")
+    t = _table(f"one-to-one matches  ·  {', '.join(f'{p} {w:.2f}' for p, w in doc['method']['weights'].items())}",
+               ("left", "right", "score", "p", *parts, "labels"), overflow="fold")
     kept = sorted((m for m in doc["matches"] if m["one_to_one"]), key=lambda m: -m["score"])
     for m in kept[:shown]:
-        labels = " / ".join(x or "-" for x in (m.get("left_label"), m.get("right_label")))
-        t.add_row(m["left_feature"], m["right_feature"], _fmt(m["score"]), f"{m['p_value']:.3g}",
-                  *(_fmt(m["components"][p]) for p in parts), labels if labels != "- / -" else "")
+        labels = " / ".join(str(x or "-") for x in (m.get("left_label"), m.get("right_label")))
+        _row(t, m["left_feature"], m["right_feature"], _fmt(m["score"]), f"{m['p_value']:.3g}",
+             *(_fmt(m["components"][p]) for p in parts), labels if labels != "- / -" else "")
     console.print(t)
     s = doc["summary"]
     console.print(f"{s['left_features']:,} x {s['right_features']:,} features; {s['pairs']:,} candidate pairs, "
                   f"{s['one_to_one_pairs']:,} one-to-one, {s['pairs_p_below_alpha']:,} with p below alpha")
 
 
+def say(message: Any) -> None:
+    """A progress or status message on stderr (messages name files, models and paths: shown as written)."""
+    err.print(_esc(message, "\n"))
+
+
+def note(message: str) -> None:
+    err.print(f"[bold yellow]note:[/] {_esc(message)}")
+
+
 def written(paths: dict[str, Path]) -> None:
     for p in paths.values():
-        console.print(f"wrote {p}")
+        console.print(f"wrote {_esc(p)}")
 
 
 def run_summary(result: Any) -> None:
     for step in result.steps:
-        console.print(f"step {step['name']}: {step['status']}" + (f" ({step['seconds']:.2f} s)" if step.get("seconds") is not None else ""))
-    console.print(f"manifest: {result.manifest_path}")
+        console.print(_esc(f"step {step['name']}: {step['status']}"
+                           + (f" ({step['seconds']:.2f} s)" if step.get("seconds") is not None else "")))
+    console.print(f"manifest: {_esc(result.manifest_path)}")
 
 
 def demo(result: Any) -> None:
@@ -81,50 +103,43 @@ def demo(result: Any) -> None:
     console.print()
     console.print("[bold]Planted truth vs what the ranker reported (synthetic data):[/]")
     for line in result.checks:
-        console.print(f"  {line}")
+        console.print(f"  {_esc(line)}")
     written(result.paths)
 
 
 def models_table(rows: list[dict[str, Any]]) -> None:
-    t = Table(title="registered models", title_justify="left")
-    for col in ("name", "family", "layers", "d_model", "cached", "license", "description"):
-        t.add_column(col)
+    t = _table("registered models", ("name", "family", "layers", "d_model", "cached", "license", "description"))
     for r in rows:
-        t.add_row(r["name"], r["family"], str(r["n_layers"]), str(r["d_model"]), "yes" if r["cached"] else "no",
-                  r["license"], r["description"])
+        _row(t, r["name"], r["family"], r["n_layers"], r["d_model"], "yes" if r["cached"] else "no", r["license"],
+             r["description"])
     console.print(t)
     console.print("Any Hugging Face id or local model directory works too (needs network for ids).")
 
 
 def lens_table(table: dict[str, Any]) -> None:
-    t = Table(title=f"{table['lens']} lens · {table['prompt']!r} · {table['metric']} of "
-                    f"{', '.join(repr(x) for x in table['metric_tokens'])} at the last token", title_justify="left")
-    for col in ("layer", "top tokens at the last position", "KL to final", table["metric"]):
-        t.add_column(col)
+    t = _table(f"{table['lens']} lens · {table['prompt']!r} · {table['metric']} of "
+               f"{', '.join(repr(x) for x in table['metric_tokens'])} at the last token",
+               ("layer", "top tokens at the last position", "KL to final", table["metric"]))
     for r in table["rows"]:
         tops = "  ".join(f"{tok!r} {p:.2f}" for tok, p in r["top_tokens"])
-        t.add_row(str(r["layer"]), tops, f"{r['kl_to_final']:.3f}", f"{r['metric'][-1]:.4f}")
+        _row(t, r["layer"], tops, f"{r['kl_to_final']:.3f}", f"{r['metric'][-1]:.4f}")
     console.print(t)
-    console.print("final: " + "  ".join(f"{tok!r} {p:.2f}" for tok, p in table["final_top"]))
+    console.print(_esc("final: " + "  ".join(f"{tok!r} {p:.2f}" for tok, p in table["final_top"])))
 
 
 def lens_kl(res: dict[int, dict[str, float]]) -> None:
-    t = Table(title="mean KL(final || lens) in nats, per layer", title_justify="left")
-    t.add_column("layer")
-    t.add_column("logit lens")
-    t.add_column("tuned lens")
+    t = _table("mean KL(final || lens) in nats, per layer", ("layer", "logit lens", "tuned lens"))
     for layer, v in res.items():
-        t.add_row(str(layer), f"{v['logit_lens']:.3f}", f"{v['tuned_lens']:.3f}" if "tuned_lens" in v else "-")
+        _row(t, layer, f"{v['logit_lens']:.3f}", f"{v['tuned_lens']:.3f}" if "tuned_lens" in v else "-")
     console.print(t)
 
 
 def store_list(rows: list[dict[str, Any]]) -> None:
-    t = Table(title=f"{len(rows)} stores", title_justify="left")
-    for col in ("path", "name", "model", "dataset", "tokens", "hooks", "complete", "tags", "created"):
-        t.add_column(col, overflow="fold")
+    t = _table(f"{len(rows)} stores", ("path", "name", "model", "dataset", "tokens", "hooks", "complete", "tags",
+                                       "created"), overflow="fold")
     for r in rows:
-        t.add_row(r["path"], str(r["name"]), r["model"], r["dataset"], f"{r['tokens']:,}", str(r["hooks"]),
-                  "yes" if r["complete"] else "no", ", ".join(r["tags"]), r["created"])
+        _row(t, r["path"], r["name"], r["model"], r["dataset"], f"{r['tokens']:,}", r["hooks"],
+             "yes" if r["complete"] else "no", ", ".join(map(str, r["tags"])), r["created"])
     console.print(t)
 
 
@@ -133,28 +148,27 @@ def contexts(rows: list[dict[str, Any]]) -> None:
         text = "".join((f"[bold reverse]{_esc(c['token'])}[/]" if c["focus"] else _esc(c["token"]))
                        for c in r["context"])
         act = f"{r['activation']:.3f}  " if "activation" in r else ""
-        console.print(f"{act}[dim]row {r['row']} doc {r['doc_id']} pos {r['position']}[/]  {text}")
+        where = _esc(f"row {r['row']} doc {r['doc_id']} pos {r['position']}")
+        console.print(f"{act}[dim]{where}[/]  {text}")
 
 
-def _esc(s: Any) -> str:
+def _esc(s: Any, newline: str = "⏎") -> str:
+    """``s`` shown as written: rich markup escaped, control characters dropped, newlines as ``newline``."""
     from rich.markup import escape
 
-    return escape(str(s)).replace("\n", "⏎")
+    return escape(fmt.printable(s)).replace("\n", newline)
 
 
 def doctor(info: dict[str, Any]) -> None:
-    console.print(f"interp-lab {info['version']} on Python {info['python']} ({info['platform']})")
-    t = Table(title="extras", title_justify="left")
-    t.add_column("extra")
-    t.add_column("status")
-    t.add_column("packages")
+    console.print(_esc(f"interp-lab {info['version']} on Python {info['python']} ({info['platform']})"))
+    t = _table("extras", ("extra", "status", "packages"))
     for name, ex in info["extras"].items():
-        t.add_row(name, "installed" if ex["ok"] else "missing", ", ".join(
+        _row(t, name, "installed" if ex["ok"] else "missing", ", ".join(
             f"{p} {v or 'missing'}" for p, v in ex["packages"].items()))
     console.print(t)
-    console.print(f"cache: {info['cache']['path']} ({info['cache']['bytes'] / 1e6:.1f} MB)")
+    console.print(_esc(f"cache: {info['cache']['path']} ({info['cache']['bytes'] / 1e6:.1f} MB)"))
     for line in info.get("notes", []):
-        console.print(f"note: {line}")
+        console.print(f"note: {_esc(line)}")
 
 
 class StageProgress:
@@ -184,14 +198,14 @@ class StageProgress:
             import time
 
             self._t0 = self._t0 or time.perf_counter()
-            print(f"[{time.perf_counter() - self._t0:7.1f} s] {stage}", file=sys.stderr, flush=True)
+            print(f"[{time.perf_counter() - self._t0:7.1f} s] {fmt.printable(stage)}", file=sys.stderr, flush=True)
             self._stage = stage
         if self._progress is None:
             return
         if stage != self._stage:
             if self._task is not None:
                 self._progress.remove_task(self._task)
-            self._task = self._progress.add_task(stage, total=total, detail="")
+            self._task = self._progress.add_task(_esc(stage), total=total, detail="")
             self._stage = stage
         self._progress.update(self._task, completed=done, total=total)
         task = self._progress.tasks[-1]
@@ -200,7 +214,7 @@ class StageProgress:
         detail = f"{done / scale:,.0f} / {total / scale:,.0f} {unit}".strip() if total else ""
         if task.speed:
             detail += f"  {task.speed / scale:,.0f} {unit or stage.split()[-1]}/s"
-        self._progress.update(self._task, detail=f"{detail}  {note}" if note else detail)
+        self._progress.update(self._task, detail=_esc(f"{detail}  {note}" if note else detail))
 
     def __exit__(self, *exc) -> None:
         if self._progress is not None:
@@ -209,48 +223,42 @@ class StageProgress:
 
 def causal_summary(evidence: dict[str, Any], strengths: dict[str, Any]) -> None:
     """Per feature and kind: held-out mean effect, CI, n, the controls' threshold and the verdict."""
-    t = Table(title="held-out causal effects (signed: + promotes the criterion)", title_justify="left")
-    for col in ("feature", "kind", "strength", "effect [95% CI]", "n", "controls: n (threshold)", "placebo",
-                "side effect (KL)", "verdict"):
-        t.add_column(col, overflow="fold")
+    t = _table("held-out causal effects (signed: + promotes the criterion)",
+               ("feature", "kind", "strength", "effect [95% CI]", "n", "controls: n (threshold)", "placebo",
+                "side effect (KL)", "verdict"), overflow="fold")
     for fid, e in evidence.items():
         for k in e["kinds"].values():
             side = k.get("side_effect") or {}
             ctl = k["controls"]
             pl = k.get("placebo") or {}
-            verdict = "strong_causal" if k["strong_causal"] else "; ".join(k["reasons"])
-            t.add_row(fid, k["kind"], _fmt(k.get("strength"), 2), fmt.with_ci(k["mean_effect"], k["ci"]), str(k["n"]),
-                      f"{ctl['n']} ({_fmt(ctl.get('threshold'), 4)})" if ctl["n"] else "0",
-                      _fmt(pl.get("mean"), 4), _fmt(side.get("mean"), 4), verdict)
+            verdict = "strong_causal" if k["strong_causal"] else "; ".join(map(str, k["reasons"]))
+            _row(t, fid, k["kind"], _fmt(k.get("strength"), 2), fmt.with_ci(k["mean_effect"], k["ci"]), k["n"],
+                 f"{ctl['n']} ({_fmt(ctl.get('threshold'), 4)})" if ctl["n"] else "0",
+                 _fmt(pl.get("mean"), 4), _fmt(side.get("mean"), 4), verdict)
     console.print(t)
     for fid, s in strengths.items():
         side = s.get("calibration_side_effects") or {}
         gains = ", ".join(f"{k}: {fmt.signed(v)}" + (f" (KL {fmt.num(side[k])})" if k in side else "")
                           for k, v in s["calibration_gains"].items())
-        console.print(f"{fid}: steering strength {s['chosen']:g} chosen on {s['calibration_prompts']} calibration "
-                      f"prompts, {s['rule']} (mean gain by strength: {gains})")
+        console.print(_esc(f"{fid}: steering strength {s['chosen']:g} chosen on {s['calibration_prompts']} "
+                           f"calibration prompts, {s['rule']} (mean gain by strength: {gains})"))
 
 
 def directions_table(directions: list[Any], best: Any) -> None:
-    t = Table(title="contrast directions (AUROC of the projection per split)", title_justify="left")
-    for col in ("feature", "method", "discovery", "calibration", "heldout", ""):
-        t.add_column(col)
+    t = _table("contrast directions (AUROC of the projection per split)",
+               ("feature", "method", "discovery", "calibration", "heldout", ""))
     for d in directions:
-        t.add_row(d.feature_id, d.method, *(_fmt(d.auroc.get(s)) for s in ("discovery", "calibration", "heldout")),
-                  "best (calibration)" if d is best else "")
+        _row(t, d.feature_id, d.method, *(_fmt(d.auroc.get(s)) for s in ("discovery", "calibration", "heldout")),
+             "best (calibration)" if d is best else "")
     console.print(t)
 
 
 def steer(res: Any) -> None:
-    console.print(f"{res.feature} at {res.hook}, strength {res.strength:g} x {res.unit:.2f} (median norm there)")
-    from rich.markup import escape
-
-    p = escape(res.prompt)
-    console.print(f"[bold]baseline:[/] {p}[cyan]{escape(res.baseline)}[/]")
-    console.print(f"[bold]steered:[/]  {p}[magenta]{escape(res.steered)}[/]")
-    t = Table(title="next token", title_justify="left")
-    for col in ("baseline", "p", "steered", "p"):
-        t.add_column(col)
+    console.print(_esc(f"{res.feature} at {res.hook}, strength {res.strength:g} x {res.unit:.2f} (median norm there)"))
+    p, base, steered = (_esc(x, "\n") for x in (res.prompt, res.baseline, res.steered))
+    console.print(f"[bold]baseline:[/] {p}[cyan]{base}[/]")
+    console.print(f"[bold]steered:[/]  {p}[magenta]{steered}[/]")
+    t = _table("next token", ("baseline", "p", "steered", "p"))
     for (a, pa), (b, pb) in zip(res.baseline_top, res.steered_top):
-        t.add_row(repr(a), f"{pa:.4f}", repr(b), f"{pb:.4f}")
+        _row(t, repr(a), f"{pa:.4f}", repr(b), f"{pb:.4f}")
     console.print(t)

@@ -93,7 +93,7 @@ def train_sae_cmd(
                              resume=not fresh, ce_tokens=ce_tokens,
                              records_out=records_out, records_pooling=records_pooling, causal_out=causal_out,
                              criterion=criterion, causal_features=causal_features, on_step=on_step, progress=progress,
-                             say=lambda m: render.err.print(m))
+                             say=render.say)
     if res.rank != 0:
         return  # torchrun: rank 0 reports
     resumed = f" (resumed at {res.resumed_at:,})" if res.resumed_at else ""
@@ -135,6 +135,6 @@ def eval_sae_cmd(
     from interp_lab.api.sae import eval_sae
 
     m = eval_sae(sae, store=store, hook=hook, hook_out=hook_out, model=model, out=out, ce_tokens=ce_tokens,
-                 say=lambda msg: render.err.print(msg))
+                 say=render.say)
     typer.echo(f"wrote {out or sae / 'metrics.json'}")
     typer.echo(_metrics_line(m))

@@ -213,6 +213,23 @@ def compile_criterion(criterion: str | CriterionSpec, *, model: Any = None, prom
     return compiled
 
 
+def check_criterion(criterion: str, *, prompts: str | None = None) -> CriterionSpec:
+    """The criterion's spec, and its prompt file read and validated, without a model: what a command
+    checks before its expensive work (a model load, training) so that a bad spec or a missing prompt
+    file fails at once. A semantic criterion over a corpus is only checked for the spec."""
+    spec = load_criterion(criterion)
+    source = prompts or spec.prompts or (None if spec.kind == "semantic" else spec.dataset)
+    if source is None:
+        if spec.kind != "semantic":
+            raise UsageError(f"a {spec.kind} criterion needs prompts (the spec's 'prompts' or --prompts)")
+        return spec
+    base = Path(criterion).parent if Path(criterion).is_file() else None
+    rows = _prompt_rows(_resolve(source, base))
+    if spec.kind == "labelled":
+        _require_scores(rows, _resolve(source, base), "labelled")
+    return spec
+
+
 def _assign_splits(rows: list[dict[str, Any]], spec: CriterionSpec, group_of: dict[str, str]) -> None:
     """Hash splits for rows without one; rows of one group (a contrast pair) share a split."""
     need = [r for r in rows if r["split"] is None]

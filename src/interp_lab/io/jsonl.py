@@ -171,6 +171,16 @@ def dumps(obj: Any) -> bytes:
     return _encoder.encode(obj)
 
 
+def check_jsonl_out(path: str | os.PathLike, option: str) -> None:
+    """``path`` can hold what ``write_jsonl`` writes: not a name that promises Parquet (checked before the
+    work that makes the rows)."""
+    if Path(path).suffix == ".parquet":
+        from interp_lab.errors import UsageError
+
+        raise UsageError(f"{option} {path}: these records are written as JSONL; name the file .jsonl, "
+                         ".jsonl.gz or .jsonl.zst (interp-lab convert-records makes Parquet of it)")
+
+
 def write_jsonl(path: str | os.PathLike, rows: Iterable[Any]) -> int:
     """Write rows as JSONL atomically (temp name, then rename); compresses by suffix."""
     count = 0

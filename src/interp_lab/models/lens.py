@@ -194,17 +194,25 @@ def token_ids(tokenizer, tokens: Sequence[str]) -> list[int]:
     return ids
 
 
+METRICS = ("prob", "logit_diff")
+
+
+def check_metric(metric: str, n_tokens: int) -> None:
+    """``metric`` is one lens_table computes, with the tokens it needs (checked before any model loads)."""
+    from interp_lab.errors import UsageError
+
+    if metric not in METRICS:
+        raise UsageError(f"--metric {metric!r}: use prob or logit_diff")
+    if metric == "prob" and n_tokens < 1 or metric == "logit_diff" and n_tokens != 2:
+        raise UsageError("--metric prob needs --tokens A; logit_diff needs --tokens A,B")
+
+
 def lens_table(lm, prompt: str, layers: Sequence[int], *, tuned: TunedLens | None = None,
                metric: str = "prob", tokens: Sequence[str] = (), top: int = 5) -> dict[str, Any]:
     """Per layer: top tokens at the last position, mean KL to the final distribution, and the metric
     (probability of the first token, or logit difference first - second) at every position."""
-    from interp_lab.errors import UsageError
-
-    if metric not in ("prob", "logit_diff"):
-        raise UsageError("--metric must be prob or logit_diff")
+    check_metric(metric, len(tokens))
     ids = token_ids(lm.tokenizer, tokens)
-    if metric == "prob" and len(ids) < 1 or metric == "logit_diff" and len(ids) != 2:
-        raise UsageError("--metric prob needs --tokens A; logit_diff needs --tokens A,B")
     inputs = lm.tokenizer([prompt], return_tensors="pt")
     with torch.inference_mode():
         final, resid = layer_residuals(lm, dict(inputs), layers)

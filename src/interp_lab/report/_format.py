@@ -55,6 +55,17 @@ def text(x: Any) -> str:
     return "" if x is None else str(x)
 
 
+# C0 controls but tab and newline (ESC starts terminal escapes), DEL, C1 (CSI), and the bidirectional
+# embeddings / overrides / isolates that reorder what a reader sees
+CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(x: Any) -> str:
+    """``x`` as text without control characters: what every renderer (Markdown, HTML, terminal) shows of a
+    string that came from a file."""
+    return CONTROL.sub("", text(x))
+
+
 # --- numbers -----------------------------------------------------------------------------------
 
 def num(x: Any, digits: int = 3) -> str:
@@ -66,7 +77,8 @@ def num(x: Any, digits: int = 3) -> str:
     if isinstance(x, int):
         return f"{x:,}"
     if not isinstance(x, float):
-        return str(x)
+        # not a number where one belongs (a hand-edited file): its letters, digits and plain punctuation
+        return re.sub(r"[^\w .,:;+%/()-]", "", printable(x))[:40] or "?"
     if math.isnan(x):
         return "nan"
     if math.isinf(x):
@@ -269,19 +281,49 @@ def example_meta(ex: dict[str, Any]) -> list[str]:
     return meta
 
 
+def brief(val: Any, depth: int = 0) -> str:
+    """A fingerprint value in a few words, never dumped: a number as it is, a vector by its length and
+    norm, a list of words by its first few, a mapping by its first fields (their values briefed), deeper
+    ones by their size."""
+    if val is None or isinstance(val, (bool, int, float)):
+        return num(val)
+    if isinstance(val, str):
+        return clip(printable(val), 80)
+    if isinstance(val, list):
+        values = [fnum(v) for v in val]
+        if val and all(v is not None for v in values):
+            return f"{len(val):,} numbers, norm {num(math.sqrt(sum(v * v for v in values)))}"
+        if val and all(isinstance(v, str) for v in val):
+            shown = ", ".join(repr(clip(printable(v), 30)) for v in val[:3])
+            return f"{len(val):,} items ({shown}{', …' if len(val) > 3 else ''})"
+        return f"{len(val):,} items"
+    if isinstance(val, dict):
+        if depth > 0 or not val:
+            return f"{len(val):,} fields"
+        items = list(val.items())
+        return ", ".join(f"{k} {brief(v, depth + 1)}" for k, v in items[:4]) + (
+            f", … ({len(items):,} fields)" if len(items) > 4 else "")
+    return clip(printable(val), 80)
+
+
 def summarize(val: Any, show: int = 4) -> tuple[str, list[tuple[str, Any]]]:
-    """A fingerprint entry as a one-line description and its first few items."""
+    """A fingerprint entry as a one-line description and a few of its items, never the whole of it (all of
+    it is in report.json): a mapping or list of numbers by its size and range with its ``show`` largest
+    entries by magnitude; anything else briefed (``brief``)."""
     if isinstance(val, dict):
         items = [(str(k), v) for k, v in val.items()]
-    elif isinstance(val, list):
+    elif isinstance(val, list) and all(fnum(v) is not None for v in val):
         items = [(f"#{i}", v) for i, v in enumerate(val)]
     else:
-        return text(val), []
-    values = [fnum(v) for _, v in items if fnum(v) is not None]
-    desc = f"{len(items)} {'entry' if len(items) == 1 else 'entries'}"
+        return brief(val), []
+    values = [fnum(v) for _, v in items]
+    if not items or any(v is None for v in values):
+        return brief(val), []
+    desc = f"{len(items):,} {'entry' if len(items) == 1 else 'entries'}"
     if len(values) > 1:
-        desc += f", from {num(min(values))} to {num(max(values))}, {sum(v != 0 for v in values)} non-zero"
-    return desc, items[:show]
+        desc += f", from {num(min(values))} to {num(max(values))}, {sum(v != 0 for v in values):,} non-zero"
+    order = sorted(range(len(items)), key=lambda i: (-abs(values[i]), i))
+    return desc, [items[i] for i in order[:show]]
 
 
 def clip(s: str, n: int = 600) -> str:

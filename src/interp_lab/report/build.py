@@ -38,13 +38,13 @@ class InputInfo:
     name: str
     sha256: str | None = None
     rows: int | None = None
-    path: str | None = None  # absolute; manifest only
+    path: str | None = None  # as given; the manifest records it relative to itself (io.paths)
     params: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def file(cls, role: str, path: str | os.PathLike, rows: int | None = None) -> InputInfo:
         p = Path(path)
-        return cls(role=role, name=p.name, sha256=sha256_file(p), rows=rows, path=str(p.resolve()))
+        return cls(role=role, name=p.name, sha256=sha256_file(p), rows=rows, path=str(p))
 
     @classmethod
     def synthetic(cls, params: dict[str, Any]) -> InputInfo:

@@ -14,11 +14,10 @@ from interp_lab.report import _format as f
 from interp_lab.report import _theme as theme
 
 N = "\x01"  # marks a numeric table cell; _e drops control characters, so escaped text never starts with it
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 def _e(x: Any) -> str:
-    return escape(_CONTROL.sub("", f.text(x)), quote=True)
+    return escape(f.printable(x), quote=True)
 
 
 def _pill(label: Any, cls: str, title: Any = None) -> str:
@@ -199,12 +198,11 @@ def _fingerprint(card: dict[str, Any]) -> str:
     fp = f.d(card.get("fingerprint"))
     parts = []
     for key, val in fp.items():
-        desc, first = f.summarize(val, 8)
+        desc, top = f.summarize(val, 8)
         values = [v for v in (f.fnum(x) for x in (val.values() if isinstance(val, dict) else f.lst(val)))
                   if v is not None]
-        items = "".join(f"<span><code>{_e(k)}</code> {_e(f.num(v) if f.fnum(v) is not None else v)}</span>"
-                        for k, v in first)
-        more = f"<span class='muted'>first {len(first)} shown</span>" if first and len(first) < len(values) else ""
+        items = "".join(f"<span><code>{_e(k)}</code> {_e(f.num(v))}</span>" for k, v in top)
+        more = f"<span class='muted'>largest {len(top)} shown</span>" if top and len(top) < len(values) else ""
         parts.append(f"<div><b>{_e(key)}</b> <span class='muted'>{_e(desc)}</span>{theme.sparkline(values[:512])}"
                      + (f"<div class='fp'>{items}{more}</div>" if items else "") + "</div>")
     if not parts:

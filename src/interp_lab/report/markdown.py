@@ -1,53 +1,33 @@
 """report.md: the report for a terminal, an editor or a pull request.
 
-Untrusted strings (labels, example texts, tokens, ids) are escaped so that they cannot
+Untrusted strings (labels, example texts, tokens, ids) go through ``report.mdtext`` so that they cannot
 inject Markdown or raw HTML. Same dict, same text: nothing here reads the clock.
 """
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from interp_lab.report import _format as f
+from interp_lab.report.mdtext import code as _code
+from interp_lab.report.mdtext import inline as _md
+from interp_lab.report.mdtext import strong_token
+from interp_lab.report.mdtext import table as _table
 
 
-def _md(x: Any, start: bool = False) -> str:
-    """Untrusted text as inert inline Markdown, still readable as plain text (``held_out`` stays as is).
-
-    ``start``: the text may begin a line, so escape block markers (``#``, ``-``, ``1.``) too.
-    """
-    s = f.text(x).replace("\r", "").replace("\n", " ⏎ ")
-    s = re.sub(r"([\\`*\[\]<~])", r"\\\1", s)
-    s = re.sub(r"(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])", r"\\_", s)  # intraword _ never emphasizes
-    if not start:
-        return s
-    s = re.sub(r"^([#>+=-])", r"\\\1", s)
-    return re.sub(r"^(\d+)([.)])", r"\1\\\2", s)
-
-
-def _code(x: Any) -> str:
-    return "`" + (f.text(x).replace("`", "'").replace("\n", " ") or " ") + "`"
-
-
-def _cell(x: Any) -> str:
-    return f.text(x).replace("|", "\\|").replace("\n", " ")
-
-
-def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
-    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return out + ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows] + [""]
+def _context(tokens: list[dict[str, Any]]) -> str:
+    """A token window as inline Markdown, the focus token(s) in bold."""
+    parts = [_md(t.get("token"), newline="⏎") for t in tokens]
+    for i, t in enumerate(tokens):
+        if t.get("focus"):
+            parts[i] = strong_token(t.get("token"), "".join(parts[:i]), "".join(parts[i + 1:]))
+    return "".join(parts)
 
 
 def _example(ex: dict[str, Any]) -> str:
     tokens = f.context(ex)
     if tokens:
-        parts = []
-        for t in tokens:
-            lead, core, trail = f.split_space(t.get("token"))
-            core = _md(core)
-            parts.append(lead + (f"**{core}**" if t.get("focus") and core.strip() else core) + trail)
-        body = "… " + "".join(parts).strip() + " …"
+        body = "… " + _context(tokens).strip() + " …"
     else:
         body = _md(f.clip(f.text(ex.get("text")).strip()), True) or "(no text)"
         if ex.get("token") is not None:
@@ -68,7 +48,7 @@ def _header(report: dict[str, Any]) -> list[str]:
     facts += [f"{f.num(summary[key])} {name}" for key, name in f.SUMMARY_FACTS if summary.get(key) is not None]
     tiers = f.tier_counts(report)
     facts.append(f"{len(f.cards(report))} cards ("
-                 + ", ".join(f"{_md(f.TIER_TEXT.get(k, k))} {v}" for k, v in tiers.items()) + ")")
+                 + ", ".join(f"{_md(f.TIER_TEXT.get(k, k))} {f.num(v)}" for k, v in tiers.items()) + ")")
     lines += [" · ".join(facts), ""]
     if report.get("synthetic"):
         lines += [f"> ⚠️ **{f.SYNTHETIC_BANNER}.**", ""]
@@ -111,7 +91,7 @@ def _planted(report: dict[str, Any]) -> list[str]:
         return []
     by_id = {f.text(c.get("feature_id")): c for c in f.cards(report)}
     order = sorted(planted, key=lambda k: (f.fnum(by_id.get(k, {}).get("rank")) or float("inf"), str(k)))
-    rows = [[_code(k), _md(planted[k]), f.text(by_id.get(k, {}).get("rank", "not reported")),
+    rows = [[_code(k), _md(planted[k]), _md(by_id.get(k, {}).get("rank", "not reported")),
              _md(f.tier_text(by_id.get(k, {}).get("evidence_tier")))] for k in order]
     return ["## Planted ground truth", "", "The synthetic generator planted these features with known roles: "
             "compare each role with the card's rank, tier and flags.", ""] + _table(
@@ -123,7 +103,7 @@ def _summary(report: dict[str, Any]) -> list[str]:
     for i, c in enumerate(f.cards(report)):
         h = f.heldout(c)
         name, value, interval = f.rank_stat(c)
-        rows.append([f.text(c.get("rank", i + 1)), _code(f.feature_id(c, i)), _md(c.get("label")),
+        rows.append([_md(c.get("rank", i + 1)), _code(f.feature_id(c, i)), _md(c.get("label")),
                      _md(f.tier_text(c.get("evidence_tier"))), _md(c.get("direction") or f.MISSING),
                      f.num(c.get("importance")), f.with_ci(h.get("effect"), h.get("effect_ci")),
                      f"{name} {f.num(value)}" if f.fnum(value) is not None else f.MISSING,
@@ -225,15 +205,15 @@ def _causal(card: dict[str, Any]) -> list[str]:
 def _fingerprint(card: dict[str, Any]) -> list[str]:
     parts = []
     for key, val in f.d(card.get("fingerprint")).items():
-        desc, first = f.summarize(val)
-        head = ", ".join(f"{_md(k)} {f.num(v)}" for k, v in first)
-        parts.append(f"{_md(key)}: {_md(desc)}" + (f" (first: {head})" if head else ""))
-    return [f"Fingerprint — {'; '.join(parts)}", ""] if parts else []
+        desc, top = f.summarize(val)
+        head = ", ".join(f"{_md(k)} {f.num(v)}" for k, v in top)
+        parts.append(f"{_md(key)}: {_md(desc)}" + (f" (largest: {head})" if head else ""))
+    return [f"Fingerprint (in full in report.json) — {'; '.join(parts)}", ""] if parts else []
 
 
 def _card(report: dict[str, Any], card: dict[str, Any], i: int) -> list[str]:
     label = f" — {_md(card['label'])}" if card.get("label") else ""
-    lines = [f"### {f.text(card.get('rank', i + 1))}. {_code(f.feature_id(card, i))}{label}", ""]
+    lines = [f"### {_md(card.get('rank', i + 1))}. {_code(f.feature_id(card, i))}{label}", ""]
     facts = [f"**{_md(f.tier_text(card.get('evidence_tier')))}**",
              _md(card.get("direction") or "direction unknown"), f"importance **{f.num(card.get('importance'))}**"]
     role = f.planted_role(report, card)
@@ -269,9 +249,12 @@ def _corpus_contexts(card: dict[str, Any]) -> list[str]:
             f"scanned at {_code(cc.get('hook'))} in {_md(cc.get('compute_dtype') or 'float32')}; left out: "
             f"{_md(cc.get('excluded'))})")
     if cc.get("next_token_in_targets") is not None:
-        head += f"; next token in the criterion's targets: {cc['next_token_in_targets']} of {len(ctx)}"
-    rows = [[f.num(c.get("value")), _md(f.text(c.get("left"))) + " **" + _md(f.text(c.get("token"))) + "** "
-             + _md(f.text(c.get("right"))), _code(c.get("next_token")), _md(c.get("doc"))] for c in ctx]
+        head += f"; next token in the criterion's targets: {f.num(cc['next_token_in_targets'])} of {len(ctx)}"
+    rows = []
+    for c in ctx:
+        left, right = _md(c.get("left")), _md(c.get("right"))
+        rows.append([f.num(c.get("value")), left + strong_token(c.get("token"), left, right) + right,
+                     _code(c.get("next_token")), _md(c.get("doc"))])
     return [head, ""] + _table(["value", "context (token in bold)", "next token", "document"], rows)
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from interp_lab.report import _format as f
 from interp_lab.report import _theme as theme
+from interp_lab.report import mdtext as md
 
 SHOWN = 200  # one-to-one pairs listed (all are in matches.json)
 
@@ -62,27 +63,23 @@ def render_markdown(doc: dict[str, Any]) -> str:
     doc = f.d(doc)
     summary, parts = f.d(doc.get("summary")), _parts(doc)
     pairs = _pairs(doc)
-    lines = ["# Feature matches", "", f"- **Left**: {_side(f.d(doc.get('left')))}",
-             f"- **Right**: {_side(f.d(doc.get('right')))}",
+    lines = ["# Feature matches", "", f"- **Left**: {md.inline(_side(f.d(doc.get('left'))))}",
+             f"- **Right**: {md.inline(_side(f.d(doc.get('right'))))}",
              f"- {f.num(summary.get('pairs'))} candidate pairs, {f.num(summary.get('one_to_one_pairs'))} one-to-one, "
              f"{f.num(summary.get('pairs_p_below_alpha'))} with p below alpha"]
     for part, shares in f.d(summary.get("one_to_one_above")).items():
-        lines.append(f"- left features whose one-to-one pair's {part} is above "
-                     + ", ".join(f"{t}: {f.num(100 * v)}%" for t, v in f.d(shares).items() if v is not None))
+        lines.append(f"- left features whose one-to-one pair's {md.inline(part)} is above "
+                     + ", ".join(f"{md.inline(t)}: {f.num(100 * v) if f.fnum(v) is not None else f.MISSING}%"
+                                 for t, v in f.d(shares).items() if v is not None))
     lines.append("")
     for n in f.lst(doc.get("notes")):
-        lines.append(f"> {n}")
-    lines += ["", "## Method", ""] + [f"- {x}" for x in _method_lines(doc)] + [""]
+        lines.append(f"> {md.inline(n)}")
+    lines += ["", "## Method", ""] + [f"- {md.inline(x, True)}" for x in _method_lines(doc)] + [""]
     lines += [f"## One-to-one pairs ({len(pairs)}" + (f", the best {SHOWN} shown" if len(pairs) > SHOWN else "")
               + ")", ""]
-
-    def cell(x: str) -> str:
-        return x.replace("|", "\\|").replace("\n", " ")
-
-    head = _head(parts)
-    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    lines += ["| " + " | ".join(cell(c) for c in _row(m, parts)) + " |" for m in pairs[:SHOWN]]
-    return "\n".join(lines) + "\n"
+    lines += md.table([md.inline(h) for h in _head(parts)], [[md.inline(c) for c in _row(m, parts)]
+                                                             for m in pairs[:SHOWN]])
+    return "\n".join(lines)
 
 
 def render_html(doc: dict[str, Any]) -> str:

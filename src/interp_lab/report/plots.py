@@ -49,19 +49,15 @@ def heatmap_html(values: np.ndarray, rows: list[str], cols: list[str], title: st
     return Path(path)
 
 
-def heatmap_png(values: np.ndarray, rows: list[str], cols: list[str], title: str, path: str | os.PathLike) -> Path:
-    """The same heatmap as a PNG (matplotlib, from the ``plots`` extra)."""
-    try:
-        import matplotlib
+def heatmap_png(values: np.ndarray, rows: list[str], cols: list[str], title: str, path: str | os.PathLike, *,
+                required: bool = True) -> Path | None:
+    """The same heatmap as a PNG (matplotlib, from the ``plots`` extra). Without matplotlib: a UsageError
+    naming the extra, or with ``required=False``, None (nothing written)."""
+    from interp_lab.io.figures import pyplot, save_png
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        from interp_lab.errors import UsageError
-
-        raise UsageError("PNG plots need matplotlib: pip install 'interp-lab[plots]'") from None
-    from interp_lab.io.atomic import atomic_path
-
+    plt = pyplot(required)
+    if plt is None:
+        return None
     values = np.asarray(values, dtype=float)
     fig, ax = plt.subplots(figsize=(max(4, 0.45 * len(cols) + 2), max(3, 0.25 * len(rows) + 1.5)))
     im = ax.imshow(values, aspect="auto", cmap="viridis")
@@ -70,7 +66,4 @@ def heatmap_png(values: np.ndarray, rows: list[str], cols: list[str], title: str
     ax.set_title(title, fontsize=10)
     fig.colorbar(im, ax=ax)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110, metadata={"Software": None})
-    plt.close(fig)
-    return Path(path)
+    return save_png(fig, path, dpi=110)

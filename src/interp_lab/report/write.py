@@ -47,7 +47,8 @@ def write_report(report: dict[str, Any], out: str | os.PathLike, formats: tuple[
         for key, data in files.items():
             (tmp / names[key]).write_bytes(data)
         if manifest:
-            man = inspect_manifest(report, inputs or [], timings or {}, {names[k]: v for k, v in files.items()})
+            man = inspect_manifest(report, inputs or [], timings or {}, {names[k]: v for k, v in files.items()},
+                                   base=target)
             if run_info:
                 man["run"] = run_info
             (tmp / "manifest.json").write_bytes(msgspec.json.format(msgspec.json.encode(man), indent=2) + b"\n")

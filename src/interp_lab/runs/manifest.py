@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+import os
 import platform
 import socket
 import sys
@@ -47,8 +48,11 @@ def sha256_bytes(data: bytes) -> str:
 
 
 def inspect_manifest(report: dict[str, Any], inputs: list, timings: dict[str, float],
-                     files: dict[str, bytes]) -> dict[str, Any]:
-    """The manifest written beside a report by ``inspect``."""
+                     files: dict[str, bytes], base: str | os.PathLike = ".") -> dict[str, Any]:
+    """The manifest written beside a report by ``inspect`` in the directory ``base`` (input paths relative
+    to it, io.paths)."""
+    from interp_lab.io.paths import recorded_path
+
     return {
         "schema_version": RUN_MANIFEST,
         "created": now(),
@@ -57,7 +61,7 @@ def inspect_manifest(report: dict[str, Any], inputs: list, timings: dict[str, fl
         "argv": sys.argv,
         "seed": report["settings"]["ranking"]["seed"],
         "inputs": [
-            {"role": i.role, "path": i.path, "sha256": i.sha256, "rows": i.rows, **({"params": i.params} if i.params else {})}
+            {"role": i.role, "path": i.path and recorded_path(i.path, base), "sha256": i.sha256, "rows": i.rows, **({"params": i.params} if i.params else {})}
             for i in inputs
         ],
         "outputs": [{"file": name, "sha256": sha256_bytes(data), "bytes": len(data)} for name, data in files.items()],

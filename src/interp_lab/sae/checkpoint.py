@@ -23,9 +23,41 @@ from interp_lab.sae.base import SAEConfig, SparseCoder, make_sae
 WEIGHTS = "sae_weights.safetensors"
 SPARSIFY_WEIGHTS = "sae.safetensors"
 CORE = ("W_enc", "b_enc", "W_dec", "b_dec")
+# SAE Lens reads cfg.json's metadata as written only when it names a 6.x version; without one it takes the file
+# for a pre-6.0 config and rebuilds the metadata from top-level keys, losing hook_name and model_name
+# (sae_lens.loading.pretrained_sae_loaders.handle_config_defaulting).
+SAELENS_FORMAT = "6.0.0"
+# metadata keys of pre-6.0 SAE Lens configs, which kept them at the top level (hook_point: before hook_name)
+LEGACY_METADATA = {"hook_name": ("hook_name", "hook_point"), "hook_name_out": ("hook_name_out",),
+                   "model_name": ("model_name",), "context_size": ("context_size",), "prepend_bos": ("prepend_bos",),
+                   "hook_head_index": ("hook_head_index", "hook_point_head_index"), "dataset_path": ("dataset_path",)}
 # SAE Lens architecture -> (ours, transcoder?)
 FROM_SAELENS = {"topk": ("topk", False), "standard": ("relu", False), "jumprelu": ("jumprelu", False),
                 "transcoder": ("relu", True), "jumprelu_transcoder": ("jumprelu", True)}
+
+
+def saelens_metadata(metadata: dict[str, Any] | None, *, transcoder: bool = False) -> dict[str, Any]:
+    """``metadata`` as SAE Lens v6 reads it: its format version, no SAE Lens training version, no attention
+    head, no model keyword arguments (what its evals unpack), unless ``metadata`` says otherwise; every
+    key of ours (model_revision ...) kept."""
+    base = {"sae_lens_version": SAELENS_FORMAT, "sae_lens_training_version": None, "hook_head_index": None,
+            "model_from_pretrained_kwargs": {}}
+    if transcoder:
+        base["hook_head_index_out"] = None
+    return {**base, **(metadata or {})}
+
+
+def read_metadata(cfg: dict[str, Any]) -> dict[str, Any]:
+    """The metadata of a checkpoint's cfg.json: its ``metadata`` block (SAE Lens 6, interp-lab), else the
+    top-level keys of a pre-6.0 SAE Lens config (``hook_point`` read as ``hook_name``)."""
+    meta = cfg.get("metadata")
+    out = dict(meta) if isinstance(meta, dict) else {}
+    for key, old in LEGACY_METADATA.items():
+        if out.get(key) is None:
+            found = next((cfg[k] for k in old if cfg.get(k) is not None), None)
+            if found is not None:
+                out[key] = found
+    return out
 
 
 def saelens_files(sae: SparseCoder, *, scale_in: float = 1.0, scale_out: float | None = None,
@@ -36,7 +68,7 @@ def saelens_files(sae: SparseCoder, *, scale_in: float = 1.0, scale_out: float |
     arch, extra = sae.saelens_architecture()
     cfg = {"architecture": arch, "d_in": c.d_in, "d_sae": c.d_sae, "dtype": "float32", "device": "cpu",
            "apply_b_dec_to_input": c.apply_b_dec_to_input, "normalize_activations": "none",
-           "reshape_activations": "none", "metadata": metadata or {}, **extra}
+           "reshape_activations": "none", "metadata": saelens_metadata(metadata, transcoder=c.transcoder), **extra}
     if c.transcoder:
         cfg["d_out"] = c.d_out
     with torch.no_grad():

@@ -88,15 +88,14 @@ def spliced_metrics(sae: SparseCoder, lm, store: Store, hook: str, heldout_rows:
     return m
 
 
-def density_histogram(frequencies: list[float], path: str | os.PathLike, title: str) -> Path:
-    """log10 firing frequency of every latent (dead ones counted apart), as a PNG."""
-    import matplotlib
+def density_histogram(frequencies: list[float], path: str | os.PathLike, title: str) -> Path | None:
+    """log10 firing frequency of every latent (dead ones counted apart), as a PNG; None when matplotlib
+    (the ``plots`` extra) is not installed."""
+    from interp_lab.io.figures import pyplot, save_png
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from interp_lab.io.atomic import atomic_path
-
+    plt = pyplot(required=False)
+    if plt is None:
+        return None
     f = np.asarray(frequencies, dtype=np.float64)
     dead = int((f == 0).sum())
     fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=110)
@@ -108,7 +107,4 @@ def density_histogram(frequencies: list[float], path: str | os.PathLike, title: 
     ax.set_title(f"{title}\n{len(f):,} latents, {dead:,} dead", fontsize=9)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
-    return Path(path)
+    return save_png(fig, path)

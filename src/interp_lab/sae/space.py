@@ -45,7 +45,7 @@ class LatentSpace:
 
 def latent_space(path: str | os.PathLike, hook: str | None = None) -> LatentSpace:
     """The latents of the checkpoint at ``path`` (hook from its cfg.json metadata unless given)."""
-    from interp_lab.sae.checkpoint import _read_cfg, load_sae
+    from interp_lab.sae.checkpoint import _read_cfg, load_sae, read_metadata
     from interp_lab.sae.records import layer_of
 
     root = Path(path)
@@ -53,7 +53,7 @@ def latent_space(path: str | os.PathLike, hook: str | None = None) -> LatentSpac
     cfg_path, cfg = _read_cfg(root)
     if sae.cfg.transcoder:
         raise UsageError(f"{root}: a transcoder's latents read one hook and write another; interventions take SAEs")
-    hook = hook or (cfg.get("metadata") or {}).get("hook_name")
+    hook = hook or read_metadata(cfg).get("hook_name")
     if not hook:
         raise UsageError(f"{cfg_path}: no metadata.hook_name; give the hook")
     layer = layer_of(hook)

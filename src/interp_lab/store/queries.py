@@ -178,13 +178,16 @@ def contexts(store: Store, rows: np.ndarray, *, window: int = 6, con=None,
 # --------------------------------------------------------------------------- activation queries
 
 
-def channel(store: Store, hook: str, index: int) -> np.ndarray:
-    """One channel of one hook over every row (float32), shard by shard."""
-    d = store.manifest.d.get(hook)
-    if d is None:
-        raise UsageError(f"hook {hook!r} is not in this store (it has {', '.join(store.hooks)})")
+def check_channel(store: Store, hook: str, index: int) -> None:
+    """``index`` must be a channel of ``hook`` in ``store``."""
+    d = store.width(hook)
     if not 0 <= index < d:
         raise UsageError(f"channel {index} is out of range for {hook} (width {d})")
+
+
+def channel(store: Store, hook: str, index: int) -> np.ndarray:
+    """One channel of one hook over every row (float32), shard by shard."""
+    check_channel(store, hook, index)
     return np.concatenate([store.shard(hook, s.index)[:, index].astype(np.float32)
                            for s in store.manifest.shards]) if store.manifest.shards else np.zeros(0, np.float32)
 
@@ -208,6 +211,15 @@ def top(store: Store, hook: str, index: int, *, k: int = 20, window: int = 6,
     return contexts(store, idx, window=window, values=vals)
 
 
+DIFF_ORDERS = ("mean", "rate")
+
+
+def check_order(by: str) -> None:
+    """``by`` must name a difference ``Diff.top`` orders by."""
+    if by not in DIFF_ORDERS:
+        raise UsageError(f"--by {by!r}: use {' or '.join(DIFF_ORDERS)}")
+
+
 @dataclass
 class Diff:
     hook: str
@@ -225,6 +237,7 @@ class Diff:
     rate_diff_ci: tuple[np.ndarray, np.ndarray]
 
     def top(self, k: int = 20, by: str = "mean") -> list[dict[str, Any]]:
+        check_order(by)
         v = self.mean_diff if by == "mean" else self.rate_diff
         idx = np.argsort(-np.abs(v), kind="stable")[:k]
         return [{"channel": int(i), "mean_a": float(self.mean_a[i]), "mean_b": float(self.mean_b[i]),
@@ -237,7 +250,7 @@ class Diff:
 
 def _moments(store: Store, hook: str, rows: np.ndarray | None, threshold: float):
     """Per-channel sum, sum of squares and firing count over the selected rows (None = all)."""
-    d = store.manifest.d[hook]
+    d = store.width(hook)
     s = np.zeros(d)
     ss = np.zeros(d)
     fire = np.zeros(d)
@@ -283,6 +296,8 @@ def diff(a: Store, hook: str, *, b: Store | None = None, where_a: str | None = N
     b = b or a
     if b is a and not (where_a and where_b):
         raise UsageError("diff within one store needs --where-a and --where-b (e.g. label.topic=war)")
+    if a.width(hook) != b.width(hook):
+        raise UsageError(f"{hook} is {a.width(hook)} wide in {a.root} but {b.width(hook)} in {b.root}")
     rows_a = _rows_where(a, where_a) if where_a else None
     rows_b = _rows_where(b, where_b) if where_b else None
     na, sa, ssa, fa = _moments(a, hook, rows_a, threshold)
@@ -302,22 +317,17 @@ def diff(a: Store, hook: str, *, b: Store | None = None, where_a: str | None = N
 
 
 def trace_png(store: Store, hook: str, index: int, doc_id: int, path: str | os.PathLike) -> Path:
-    """A per-token trace of one channel across one document (PNG, matplotlib)."""
+    """A per-token trace of one channel across one document (PNG: needs matplotlib, the ``plots`` extra)."""
+    from interp_lab.io.figures import pyplot, save_png
+
+    check_channel(store, hook, index)
+    plt = pyplot()  # the figure is the only output: no matplotlib, no command
     con = _duck(store)
     got = con.execute("SELECT row, token_str FROM tokens WHERE doc_id = ? ORDER BY row", [doc_id]).fetchall()
     if not got:
         raise UsageError(f"document {doc_id} is not in this store")
     rows = np.array([g[0] for g in got])
     vals = store.acts(hook, rows)[:, index].astype(np.float32)
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise UsageError("PNG plots need matplotlib: pip install 'interp-lab[plots]'") from None
-    from interp_lab.io.atomic import atomic_path
-
     fig, ax = plt.subplots(figsize=(max(6, 0.12 * len(vals)), 3))
     ax.plot(np.arange(len(vals)), vals, lw=1)
     ax.set_xlabel("token")
@@ -326,7 +336,4 @@ def trace_png(store: Store, hook: str, index: int, doc_id: int, path: str | os.P
     if len(vals) <= 120:
         ax.set_xticks(np.arange(len(vals)), [g[1] for g in got], rotation=90, fontsize=6)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110, metadata={"Software": None})
-    plt.close(fig)
-    return Path(path)
+    return save_png(fig, path, dpi=110)

@@ -46,12 +46,17 @@ class Store:
             return pa.table({})
         return pa.concat_tables([pq.read_table(p, columns=columns) for p in parts])
 
+    def width(self, hook: str) -> int:
+        """The width of ``hook`` (its last dimension); a hook the store does not hold is the user's error."""
+        if hook not in self.manifest.hooks or hook not in self.manifest.d:
+            raise InputError(self.root, f"hook {hook!r} is not in this store (it has {', '.join(self.hooks)})")
+        return self.manifest.d[hook]
+
     def shard(self, hook: str, index: int) -> np.ndarray:
         """One shard of one hook ([rows, d]; float16 / float32 as stored, bfloat16 widened to float32)."""
         from safetensors import safe_open
 
-        if hook not in self.manifest.hooks:
-            raise InputError(self.root, f"hook {hook!r} is not in this store (it has {', '.join(self.hooks)})")
+        self.width(hook)
         path = self.root / shard_file(hook, index)
         if self.manifest.dtype == "bfloat16":
             return _read_bf16(path)
