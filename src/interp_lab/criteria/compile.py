@@ -223,7 +223,8 @@ def check_criterion(criterion: str, *, prompts: str | None = None) -> CriterionS
         if spec.kind != "semantic":
             raise UsageError(f"a {spec.kind} criterion needs prompts (the spec's 'prompts' or --prompts)")
         return spec
-    base = Path(criterion).parent if Path(criterion).is_file() else None
+    spec_file = criterion_file(criterion)
+    base = spec_file.parent if spec_file is not None else None
     rows = _prompt_rows(_resolve(source, base))
     if spec.kind == "labelled":
         _require_scores(rows, _resolve(source, base), "labelled")
