@@ -9,6 +9,7 @@ line and exit with status 2, as click does.
 
 from __future__ import annotations
 
+import functools
 import sys
 from typing import Optional
 
@@ -44,13 +45,19 @@ def _root(
     """interp-lab."""
 
 
+@functools.cache
+def _command():
+    """The click command typer builds from ``app`` (built once: tests and run configs call ``main`` often)."""
+    return typer.main.get_command(app)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
     args = [a for a in args if a != "--debug"]
     try:
         # outside standalone mode a ``typer.Exit`` (``--help``, ``--version``, Ctrl-C) comes back as its code
-        code = app(args=args, prog_name="interp-lab", standalone_mode=False)
+        code = _command().main(args=args, prog_name="interp-lab", standalone_mode=False)
     except InterpLabError as exc:
         if debug:
             raise
