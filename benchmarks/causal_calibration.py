@@ -8,8 +8,8 @@ Hochberg within each report. One control-SD is the population SD of a control's 
 For each planted size (in control-SDs) it prints the share of null tests called strong_causal (the size;
 null tests of every report type, so BH sees the planted effects beside them) and of planted tests (the
 power), with 95% Wilson intervals; then the same with the planted features carrying a control-like t draw
-of their own on top (``--own-draw``, a harder alternative). ``--json`` prints the block that
-``causal_synthetic.MEASURED`` holds.
+of their own on top (a harder alternative). ``--json`` prints the block that ``causal_synthetic.MEASURED`` holds (the
+table then goes to stderr).
 
     python benchmarks/causal_calibration.py [--reports 150] [--seed 0] [--json]
 """
@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import subprocess
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -51,12 +52,11 @@ def main() -> None:
         for k, delta in enumerate(DELTAS):
             m = measure(delta, args.reports, d, seed=args.seed + 1000 * own + k)
             rows[(own, delta)] = m
-            if not args.json:
-                lo, hi = m.size_ci
-                plo, phi = m.power_ci
-                print(f"{'own draw' if own else 'exact   '}  delta {delta:g} control-SDs: size {m.size:.4f} "
-                      f"[{lo:.4f}, {hi:.4f}] over {m.null_tests} null tests; power {m.power:.3f} [{plo:.3f}, "
-                      f"{phi:.3f}] over {m.planted_tests} planted tests", flush=True)
+            lo, hi = m.size_ci
+            plo, phi = m.power_ci
+            print(f"{'own draw' if own else 'exact   '}  delta {delta:g} control-SDs: size {m.size:.4f} "
+                  f"[{lo:.4f}, {hi:.4f}] over {m.null_tests} null tests; power {m.power:.3f} [{plo:.3f}, "
+                  f"{phi:.3f}] over {m.planted_tests} planted tests", flush=True, file=sys.stderr if args.json else None)
     null_n = sum(m.null_tests for (own, _), m in rows.items() if not own)
     null_k = sum(m.null_strong for (own, _), m in rows.items() if not own)
     from interp_lab.evidence.causal_synthetic import wilson
@@ -76,11 +76,10 @@ def main() -> None:
         "by": "benchmarks/causal_calibration.py",
         "commit": _commit(),
     }
+    print(f"size over all {null_n} null tests (exact alternatives): {null_k / null_n:.4f} [{lo:.4f}, {hi:.4f}]; "
+          f"{time.perf_counter() - t0:.0f} s", file=sys.stderr if args.json else None)
     if args.json:
         print(json.dumps(measured, indent=1))
-    else:
-        print(f"size over all {null_n} null tests (exact alternatives): {null_k / null_n:.4f} [{lo:.4f}, {hi:.4f}]")
-        print(f"{time.perf_counter() - t0:.0f} s")
 
 
 if __name__ == "__main__":
