@@ -499,8 +499,8 @@ def causal_rule(settings: CausalSettings, measured: Mapping[str, Any] | None = N
         f"(c) at least {s.min_n} held-out prompts (or every prompt available, said so); and the held-out "
         f"effect has the claimed sign, each control family has at least {s.min_controls} controls (a "
         "contrast direction must pass (a) and (b) against both random directions and label-permuted refits), "
-        f"and a steering edit's mean side-effect KL on unrelated prompts is at most the budget ({s.kl_budget:g} "
-        f"nats). Entries whose effect is below {s.small_effect:.0%} of the baseline score are flagged "
+        f"and a steering edit's mean side-effect KL on unrelated prompts is at most the budget (kl_budget = "
+        f"{s.kl_budget:g} nat{'' if s.kl_budget == 1 else 's'}). Entries whose effect is below {s.small_effect:.0%} of the baseline score are flagged "
         "small_effect (shown, not gating).")
     out: dict[str, Any] = {"rule": text, "alpha": s.alpha, "min_n": s.min_n, "min_controls": s.min_controls,
                            "kl_budget": s.kl_budget, "bootstrap": s.bootstrap, "small_effect": s.small_effect}

@@ -14,8 +14,8 @@ signed so that positive is the claimed direction (the feature's discovery direct
   bootstrap resamples of the prompts, the same resample for the feature and its controls. It is the
   basic (pivotal) bootstrap bound, 2 d - the upper ``level`` quantile of the resampled d: resampling adds
   noise to every control's mean, which pushes the resampled 95th percentile up, and the percentile
-  bound would carry that bias into the verdict (at 4 control-SDs it found 87% of planted effects where
-  this bound finds 95%; its size is as small, see ``causal_synthetic``).
+  bound would carry that bias into the verdict (on the planted reports of ``causal_synthetic`` at 4
+  control-SDs it found 87% of 600 planted effects, this bound 95% of 750; both keep the size near 1%).
 
 Shapes: ``x_f`` [...], ``x_c`` [..., k]; resampled values carry a trailing [B] (feature) or [B, k]
 (controls) axis.

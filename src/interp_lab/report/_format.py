@@ -276,8 +276,9 @@ def causal_rule(settings: dict[str, Any]) -> tuple[str, str]:
     size = d(m.get("size"))
     parts = [f"measured on {text(m.get('design'))}" if m.get("design") else "measured"]
     if size:
-        parts.append(f"size {pct(size.get('rate'))} {ci(size.get('ci'))} of {num(size.get('tests'))} null tests "
-                     "called strong")
+        lo_hi = pair(size.get("ci"))
+        parts.append(f"size {pct(size.get('rate'))}" + (f" [{pct(lo_hi[0])}, {pct(lo_hi[1])}]" if lo_hi else "")
+                     + f" of {num(size.get('tests'))} null tests called strong")
     power = d(m.get("power"))
     if power:
         parts.append("power " + ", ".join(f"{pct(d(v).get('rate'))} at {k} control-SDs" for k, v in power.items()))
