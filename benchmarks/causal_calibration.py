@@ -56,7 +56,8 @@ def main() -> None:
             plo, phi = m.power_ci
             print(f"{'own draw' if own else 'exact   '}  delta {delta:g} control-SDs: size {m.size:.4f} "
                   f"[{lo:.4f}, {hi:.4f}] over {m.null_tests} null tests; power {m.power:.3f} [{plo:.3f}, "
-                  f"{phi:.3f}] over {m.planted_tests} planted tests", flush=True, file=sys.stderr if args.json else None)
+                  f"{phi:.3f}] over {m.planted_tests} planted tests", flush=True,
+                  file=sys.stderr if args.json else None)
     null_n = sum(m.null_tests for (own, _), m in rows.items() if not own)
     null_k = sum(m.null_strong for (own, _), m in rows.items() if not own)
     from interp_lab.evidence.causal_synthetic import wilson

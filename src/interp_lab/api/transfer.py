@@ -7,8 +7,9 @@ evidence is that measurement (the same held-out prompts, the same controls) and 
 otherwise the interventions run here. A pair *transfers* when the right feature's effect is
 ``strong_causal`` (settings.causal_rule of the report: beyond its controls after Benjamini-Hochberg, with a
 paired lower bound above zero) and has the sign of the left feature's effect (promotes / suppresses);
-features tested here are tested one-sided in the direction of the left feature's effect. The base rate, the share of all the right report's tested cards
-that would pass the same test against each left feature, says what a match adds over picking any card.
+features tested here are tested one-sided in the direction of the left feature's effect. The base rate,
+the share of all the right report's tested cards that would pass the same test against each left feature,
+says what a match adds over picking any card.
 """
 
 from __future__ import annotations
@@ -240,7 +241,8 @@ def _run_here(ids: list[str], rrep: dict[str, Any], rdir: Path, criterion: str, 
                                                           else ("ablate", "steer"))))
     res = intervene(name, criterion, features=ids, directions=str(directions) if directions.exists() else None,
                     prompts=None if prompts is None else str(prompts),
-                    settings=InterventionSettings(kinds=kinds, n_controls=controls, seed=seed), claims_for=claims)
+                    settings=InterventionSettings(kinds=kinds, n_controls=controls, seed=seed),
+                    claims_for=claims)
     return {fid: ev["kinds"] for fid, ev in res.evidence.items() if fid in ids}
 
 

@@ -13,10 +13,11 @@ IMPORTANCE_DOC = {
     "components": {
         "association": "held-out effect (Somers' D = 2*AUROC-1, or Spearman rho) in the discovery direction, "
                        "clipped at 0; times the share kept after covariate adjustment when covariates are given",
-        "causal": "best intervention kind: 1 - its p-value against its controls (settings.causal_rule: one-sided "
-                  "in the discovery direction, the larger over two control families), i.e. the share of the "
-                  "controls' predictive distribution the feature's held-out effect exceeds; 0 for a kind whose "
-                  "held-out effect has the other sign than the card's direction; absent without controls",
+        "causal": "best intervention kind: max(0, 1 - p / 0.05), p its p-value against its controls "
+                  "(settings.causal_rule: one-sided in the discovery direction, the larger over two control "
+                  "families): 1 far beyond the controls, 0 at p = 0.05 and above (a null feature earns nothing 95% "
+                  "of the time); 0 for a kind whose held-out effect has the other sign than the card's direction; "
+                  "absent without controls",
         "stability": "top-k frequency under bootstrap resampling of the discovery rows",
         "specificity": "firing-rate and activation-mass selectivity on held-out rows, in the feature's direction",
         "reported_causal": "|causal_effects[criterion]| of a feature dump, capped at 1; used only when no other "

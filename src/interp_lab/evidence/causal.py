@@ -299,8 +299,10 @@ def _verdict(run: CausalRun, e: Entry, q: float, m: int) -> None:
                         "n": n_side} if n_side else None,
         "strong_causal": strong,
         "reasons": reasons,
-        "causal_score": (None if not np.isfinite(e.p) else _r(1.0 - e.p, 4) if e.claim is None
-                         or held_sign == e.claim else 0.0),
+        # the importance component: how far below alpha the p-value is (0 at alpha and above, 1 at p = 0), so
+        # a null feature (p uniform) earns nothing 95% of the time; 0 when the held-out sign is not the claim
+        "causal_score": (None if not np.isfinite(e.p) else _r(max(0.0, 1.0 - e.p / st.alpha), 4)
+                         if e.claim is None or held_sign == e.claim else 0.0),
     }
     if budget is not None:
         out["kl_budget"] = budget
@@ -342,8 +344,8 @@ def _controls_block(grid: SeriesGrid, e: Entry, x_f: float, threshold: float, ra
         "mean": _r(means[1:].mean()),
         "median": _r(np.median(means[1:])),
         "threshold": _r(raw_threshold),
-        "threshold_is": (f"95th percentile in the tested direction ({DIRECTIONS[e.sign]})"
-                         + (", the higher of the families'" if len(e.families) > 1 else "")),
+        "threshold_is": (f"95th percentile ({DIRECTIONS[e.sign]} side"
+                         + ("; the higher family's)" if len(e.families) > 1 else ")")),
         "fraction_exceeded": _r(float(((x_f > x_c) + 0.5 * (x_f == x_c)).mean()), 4),
         "effects": [_r(v) for v in np.sort(means[1:])],
         "matched_on": _joined(grid.matched_on[ctl_series]),
@@ -500,8 +502,8 @@ def causal_rule(settings: CausalSettings, measured: Mapping[str, Any] | None = N
         f"effect has the claimed sign, each control family has at least {s.min_controls} controls (a "
         "contrast direction must pass (a) and (b) against both random directions and label-permuted refits), "
         f"and a steering edit's mean side-effect KL on unrelated prompts is at most the budget (kl_budget = "
-        f"{s.kl_budget:g} nat{'' if s.kl_budget == 1 else 's'}). Entries whose effect is below {s.small_effect:.0%} of the baseline score are flagged "
-        "small_effect (shown, not gating).")
+        f"{s.kl_budget:g} nat{'' if s.kl_budget == 1 else 's'}). Entries whose effect is below "
+        f"{s.small_effect:.0%} of the baseline score are flagged small_effect (shown, not gating).")
     out: dict[str, Any] = {"rule": text, "alpha": s.alpha, "min_n": s.min_n, "min_controls": s.min_controls,
                            "kl_budget": s.kl_budget, "bootstrap": s.bootstrap, "small_effect": s.small_effect}
     if measured is not None:

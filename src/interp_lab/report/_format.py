@@ -207,11 +207,11 @@ def causal_test(k: dict[str, Any]) -> str:
 
 
 def of_baseline(k: dict[str, Any]) -> str:
-    """Effect / baseline as a percentage, flagged when small."""
-    v = fnum(k.get("effect_over_baseline"))
+    """Effect / baseline as a percentage of the baseline score (flagged when small), or the baseline alone."""
+    v, base = fnum(k.get("effect_over_baseline")), fnum(k.get("baseline_mean"))
     if v is None:
-        return MISSING
-    return pct(v) + (" (small_effect)" if k.get("small_effect") else "")
+        return MISSING if base is None else f"(baseline {num(base)})"
+    return f"{pct(v)} of {num(base)}" + (" (small_effect)" if k.get("small_effect") else "")
 
 
 def ratio(x: Any) -> str:
@@ -230,7 +230,8 @@ def causal_details(k: dict[str, Any]) -> list[str]:
         out.append(f"tested one-sided: {claimed} (from {text(k.get('claim_source')) or 'discovery'})")
     er = d(k.get("effect_ratio"))
     if er:
-        out.append(f"effect / controls' median {ratio(er.get('median'))}, / their 95th percentile {ratio(er.get('p95'))}")
+        out.append(f"effect / controls' median {ratio(er.get('median'))}, / their 95th percentile "
+                   f"{ratio(er.get('p95'))}")
     if fnum(k.get("share_in_direction")) is not None:
         out.append(f"{pct(k['share_in_direction'])} of prompts move in the tested direction")
     pos = d(k.get("positives"))
@@ -283,7 +284,7 @@ def causal_rule(settings: dict[str, Any]) -> tuple[str, str]:
     if power:
         parts.append("power " + ", ".join(f"{pct(d(v).get('rate'))} at {k} control-SDs" for k, v in power.items()))
     if m.get("commit"):
-        parts.append(f"({text(m.get('by'))}, commit {short_hash(m['commit'])})")
+        parts.append(f"by {text(m.get('by'))} at commit {short_hash(m['commit'])}")
     return text(rule.get("rule")), "; ".join(parts)
 
 

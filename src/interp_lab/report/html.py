@@ -161,8 +161,7 @@ def _causal(card: dict[str, Any]) -> str:
                      N + _e(f.with_ci(k.get("mean_effect"), k.get("ci")))
                      + f"<div class='muted small'>n {_e(f.num(k.get('n')))}"
                      + (" (all available)" if k.get("n_is_all_available") else "")
-                     + (f" · baseline {_e(f.num(k['baseline_mean']))}" if k.get("baseline_mean") is not None else "")
-                     + (f" · {_e(f.of_baseline(k))} of it" if k.get("effect_over_baseline") is not None else "")
+                     + (f" · {_e(f.of_baseline(k))}" if k.get("baseline_mean") is not None else "")
                      + "</div>" + test,
                      ctl_text + theme.controls_strip(k)
                      + ("<ul class='muted small'>" + "".join(f"<li>{_e(x)}</li>" for x in facts) + "</ul>"

@@ -178,11 +178,12 @@ def _causal(card: dict[str, Any]) -> list[str]:
         rows.append([
             _md(key) + (f" ({_md(k['split'])})" if k.get("split") not in (None, "heldout") else ""),
             f.with_ci(k.get("mean_effect"), k.get("ci")),
-            f.num(k.get("baseline_mean")), _md(f.of_baseline(k)),
+            _md(f.of_baseline(k)),
             f.num(k.get("n")) + (" (all available)" if k.get("n_is_all_available") else ""),
             f.num(ctl.get("n", 0)) + (f" ({_md(', '.join(map(str, f.lst(ctl.get('types')))))})" if ctl.get("types")
                                       else ""),
-            f.signed(ctl.get("threshold")),
+            f.signed(ctl.get("mean")),
+            f.signed(ctl.get("threshold")) + (f", {_md(ctl['threshold_is'])}" if ctl.get("threshold_is") else ""),
             f.pct(ctl.get("fraction_exceeded")),
             _md(f.causal_test(k)), f.pval(k.get("q_value")), f.signed(k.get("paired_lower_bound")),
             (f.with_ci(plc.get("mean"), plc.get("ci")) + (f" (n {f.num(plc.get('n'))})" if plc.get("n") else ""))
@@ -195,8 +196,8 @@ def _causal(card: dict[str, Any]) -> list[str]:
     if rows:
         lines += ["**Causal evidence** (signed: positive = promotes the criterion; tested against controls as in "
                   "the causal rule below)", ""]
-        lines += _table(["kind", "mean effect [95% CI]", "baseline score", "of baseline", "n", "controls",
-                         "controls' p95", "controls exceeded", "p (test)", "q", "paired bound", "placebo",
+        lines += _table(["kind", "mean effect [95% CI]", "of baseline", "n", "controls", "controls' mean",
+                         "controls' threshold", "controls exceeded", "p (test)", "q", "paired bound", "placebo",
                          "side effect (KL)", "strong_causal"], rows)
         if details:
             lines += details + [""]
