@@ -203,14 +203,15 @@ def transfer_cmd(
 
 
 def calibrate_causal_cmd(
-    report: Path = typer.Argument(..., help="A report directory: report.json with interventions.jsonl.gz beside it."),
-    json_out: bool = typer.Option(False, "--json", help="Print the calibration (per card x kind) as JSON."),
+    reports: list[Path] = typer.Argument(..., help="Report directories: report.json with interventions.jsonl.gz "
+                                                   "beside it (several: their control tests pooled)."),
+    json_out: bool = typer.Option(False, "--json", help="Print the calibration (per report and card x kind) as JSON."),
     seed: int = typer.Option(0, "--seed", help="Seed of the prompt resamples and of the interval."),
 ) -> None:
     """How often strong_causal calls a report's own controls strong (leave-one-out false-positive rate)."""
     from interp_lab.api import calibrate_causal
 
-    res = calibrate_causal(report, seed=seed)
+    res = calibrate_causal(reports, seed=seed)
     if json_out:
         _print_json(res.as_dict())
     else:

@@ -254,17 +254,21 @@ def causal_summary(evidence: dict[str, Any], strengths: dict[str, Any]) -> None:
 
 
 def calibration(res: Any) -> None:
-    """``calibrate-causal``: the false-positive rate line, then the control tests per card x kind."""
-    t = _table(f"leave-one-out control tests of {res.report}", ("feature", "kind", "claimed", "controls",
-                                                                "strong", "card's p"))
+    """``calibrate-causal``: the control tests per card x kind, then the false-positive rate line."""
+    several = len(res.reports) > 1
+    t = _table("leave-one-out control tests", (("report",) if several else ()) + (
+        "feature", "kind", "claimed", "controls", "strong", "card's p"))
     for b in res.by_entry:
-        _row(t, b["feature_id"], b["key"], b["claimed_direction"] or "two-sided", b["tests"], b["strong"],
-             _fmt(b["entry_p_value"], 3))
+        _row(t, *((Path(b["report"]).parent.name,) if several else ()), b["feature_id"], b["key"],
+             b["claimed_direction"] or "two-sided", b["tests"], b["strong"], _fmt(b["entry_p_value"], 3))
     console.print(t)
     for x in res.excluded:
-        console.print(_esc(f"left out: {x['feature_id']} {x['key']} ({x['why']}: {x['controls']})"))
+        console.print(_esc(f"left out: {x['report']} {x['feature_id']} {x['key']} ({x['why']}: {x['controls']})"))
     for n in res.notes:
         console.print(_esc(f"note: {n}"))
+    if several:
+        for r in res.by_report:
+            console.print(_esc(f"{r['report']}: {r['strong']} of {r['tests']} control tests strong"))
     console.print(_esc(res.line()))
 
 

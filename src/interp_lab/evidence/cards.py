@@ -16,8 +16,8 @@ IMPORTANCE_DOC = {
         "causal": "best intervention kind: max(0, 1 - p / 0.05), p its p-value against its controls "
                   "(settings.causal_rule: one-sided in the discovery direction, the larger over two control "
                   "families): 1 far beyond the controls, 0 at p = 0.05 and above (a null feature earns nothing 95% "
-                  "of the time); 0 for a kind whose held-out effect has the other sign than the card's direction; "
-                  "absent without controls",
+                  "of the time); 0 for a kind whose held-out effect has the other sign than the card's direction or a "
+                  "steering edit beyond its side-effect KL budget; absent without controls",
         "stability": "top-k frequency under bootstrap resampling of the discovery rows",
         "specificity": "firing-rate and activation-mass selectivity on held-out rows, in the feature's direction",
         "reported_causal": "|causal_effects[criterion]| of a feature dump, capped at 1; used only when no other "

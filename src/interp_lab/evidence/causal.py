@@ -167,8 +167,6 @@ def evaluate(t: InterventionTable, settings: CausalSettings, available_heldout: 
         entries.append(e)
     run = CausalRun(grid, entries, settings, available_heldout)
     q = cs.bh_rows(np.array([e.p for e in entries], dtype=np.float64)) if entries else np.zeros(0)
-    for e, qv in zip(entries, q):
-        e.result["q_value"] = None if np.isnan(qv) else _r(qv, 4)
     m = int(np.isfinite(q).sum())
     for e, qv in zip(entries, q):
         _verdict(run, e, float(qv), m)
@@ -256,10 +254,10 @@ def _verdict(run: CausalRun, e: Entry, q: float, m: int) -> None:
         reasons.append(f"paired lower bound {e.lower_bound:.3g} <= 0: not beyond the controls' 95th percentile "
                        f"at {e.level:.1%} confidence" if np.isfinite(e.lower_bound)
                        else "too few controls for a 95th percentile")
-    budget = e.result.get("kl_budget")
-    if budget is not None:
-        if np.isfinite(kl) and kl > budget:
-            reasons.append(f"mean side-effect KL {kl:.3g} nats > budget {budget:g}")
+    budget = e.result.pop("kl_budget", None)
+    over_budget = budget is not None and bool(np.isfinite(kl) and kl > budget)
+    if over_budget:
+        reasons.append(f"mean side-effect KL {kl:.3g} nats > budget {budget:g}")
     strong = not reasons
     x_c = s * ctl
     threshold = max((float(cs.quantile_last(s * means[f["idx"]], cs.CONTROLS_QUANTILE)) for f in
@@ -284,7 +282,7 @@ def _verdict(run: CausalRun, e: Entry, q: float, m: int) -> None:
         "sides": "one-sided" if e.claim is not None else "two-sided",
         "test": test,
         "p_value": None if not np.isfinite(e.p) else _r(e.p, 4),
-        "q_value": e.result.get("q_value"),
+        "q_value": None if np.isnan(q) else _r(q, 4),
         "paired_lower_bound": _r(e.lower_bound),
         "effect_over_baseline": _r(m_f / base) if has_base else None,
         "small_effect": bool(abs(m_f) < st.small_effect * abs(base)) if has_base else None,
@@ -292,6 +290,7 @@ def _verdict(run: CausalRun, e: Entry, q: float, m: int) -> None:
                          "p95": _r(m_f / raw_threshold) if raw_threshold else None},
         "share_in_direction": _r(float((s * vals > 0).mean()), 4) if len(vals) else None,
         "kl": _r(kl),
+        "kl_budget": budget,
         "controls": _controls_block(grid, e, s * m_f, threshold, raw_threshold, x_c),
         "placebo": _placebo_block(e.placebo, e.star.shape[0], run.settings.seed),
         "side_effect": {"mean": _r(kl), "ci": _interval(_resample_mean(side_vals, e.star.shape[0],
@@ -300,12 +299,13 @@ def _verdict(run: CausalRun, e: Entry, q: float, m: int) -> None:
         "strong_causal": strong,
         "reasons": reasons,
         # the importance component: how far below alpha the p-value is (0 at alpha and above, 1 at p = 0), so
-        # a null feature (p uniform) earns nothing 95% of the time; 0 when the held-out sign is not the claim
-        "causal_score": (None if not np.isfinite(e.p) else _r(max(0.0, 1.0 - e.p / st.alpha), 4)
-                         if e.claim is None or held_sign == e.claim else 0.0),
+        # a null feature (p uniform) earns nothing 95% of the time; 0 when the held-out sign is not the claim or
+        # a steering edit broke its side-effect budget
+        "causal_score": (None if not np.isfinite(e.p) else 0.0 if over_budget
+                         or (e.claim is not None and held_sign != e.claim) else _r(max(0.0, 1.0 - e.p / st.alpha), 4)),
     }
-    if budget is not None:
-        out["kl_budget"] = budget
+    if budget is None:  # not a steering entry
+        del out["kl_budget"]
     edit = _edit_rms(grid, e)
     if edit is not None:
         out["edit_rms"] = edit
