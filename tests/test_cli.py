@@ -21,7 +21,7 @@ def test_inspect_prints_cards_and_writes_three_reports(tmp_path, cli, synthetic_
     for name in ("report.json", "report.md", "report.html", "manifest.json"):
         assert (tmp_path / "rep" / name).stat().st_size > 0
     rep = json.loads((tmp_path / "rep" / "report.json").read_text())
-    assert rep["schema_version"] == "interp-lab.inspection_report.v2"
+    assert rep["schema_version"] == "interp-lab.inspection_report.v3"
     assert rep["settings"]["ranking"]["seed"] == 2 and rep["settings"]["ranking"]["top_k"] == 5
     assert {c["feature_id"] for c in rep["cards"]} <= set(read_records(synthetic_files["records"]).feature_ids)
 

@@ -100,14 +100,16 @@ def test_summary_table_and_card_sections(causal_sample):
     assert "+0.610 [0.575, 0.640]" in row and "AUROC 0.805" in row and "ablate +0.123 (strong)" in row
     assert "**Association**" in md and "Adjusted for token_count: partial r +0.440 [0.408, 0.472]" in md
     assert "— **confounded**" in md and "**Specificity" in md and "**Stability" in md
-    assert "| ablate | heldout | +0.123 [0.115, 0.130] | — | 145 | 24 (random_feature) | -4.91e-4 | +0.00482, 95th percentile |" in md
+    # a v2 report (before the calibrated test): its fields in the new table, the test's columns empty
+    assert ("| ablate | +0.123 [0.115, 0.130] | — | 145 | 24 (random_feature) | -4.91e-4 | +0.00482, 95th percentile "
+            "| 100.0% | — | — | — |") in md
     assert "no: confidence interval includes zero" in md and "Side effects: 0.00784" in md
     assert "Flags: **causal_direction_differs**" in md
 
 
 def test_causal_controls_are_drawn(causal_sample):
     page = render_html(causal_sample)
-    assert page.count('aria-label="24 random controls') == 5  # one strip per card with an intervention kind
+    assert page.count('aria-label="24 controls') == 5  # one strip per card with an intervention kind
     assert "strong_causal ✓" in page and "not strong" in page and "placebo" in page
     assert "(off scale)" in page  # the strong features lie far beyond the controls
 
@@ -221,7 +223,41 @@ def test_inspect_reports_render(synthetic_report, token_report):
     assert BANNER in render_html(synthetic_report) and BANNER not in render_html(token_report)
     assert "The bridge is **240** m long" in render_markdown(token_report)
     md = render_markdown(synthetic_report)
-    assert "| ablate | heldout |" in md and "**yes**" in md
+    assert "| kind | mean effect [95% CI] | of baseline |" in md and "| p (test) | q | paired bound |" in md
+    assert "**yes**" in md
+
+
+def test_the_calibrated_test_is_shown_on_cards_and_in_settings(synthetic_report):
+    """A v3 entry: p (which test), q, paired bound, effect / baseline, the claim; the rule with its measured size
+    and power; a contrast direction's two control families (label-permuted refits drawn in blue)."""
+    rep = copy.deepcopy(synthetic_report)
+    card = next(c for c in rep["cards"] if c["evidence_tier"] == "causal")
+    k = card["causal"]["ablate"]
+    md, page = render_markdown(rep), render_html(rep)
+    row = next(ln for ln in md.splitlines() if ln.startswith("| ablate | " + fmt.with_ci(k["mean_effect"], k["ci"])))
+    assert f"| {fmt.pval(k['p_value'])} (predictive t) | {fmt.pval(k['q_value'])} | " in row
+    assert f"{fmt.pct(k['effect_over_baseline'])} of {fmt.num(k['baseline_mean'])}" in row
+    assert f"- `ablate`: tested one-sided: {card['direction']} (from discovery)" in md
+    assert "**Causal rule**: strong_causal when" in md and "**Measured**: measured on 450 synthetic reports" in md
+    assert "94.7% at 4 control-SDs" in md and r"size 1.0% \[0.9%, 1.2%\] of 22,200 null tests" in md
+    assert "<b>Measured</b>" in page and f"q {fmt.pval(k['q_value'])} · paired bound" in page
+    # a contrast direction with both families, KL and dose-response
+    k["controls"]["families"]["permuted_label"] = {
+        "n": 2, "types": ["permuted_label"], "effects": [0.05, 0.06], "p_value": 0.2, "test": "robust_t",
+        "excess_kurtosis": 4.2, "paired_lower_bound": -0.01, "matched_on": "permuted discovery labels"}
+    k["controls"]["effects"] = sorted(k["controls"]["effects"] + [0.05, 0.06])
+    k["dose_response"] = [{"strength": 0.5, "gain": 0.1, "kl": 0.4, "controls_gain_median": -0.01,
+                           "controls_kl_median": 0.38}]
+    k["kl_budget"] = 1.0
+    md, page = render_markdown(rep), render_html(rep)
+    assert "permuted_label controls: 2 (permuted_label; permuted discovery labels), p 0.200 (robust t; excess " \
+           "kurtosis 4.20), paired bound -0.0100" in md
+    assert "dose-response on calibration prompts (strength: gain, KL; controls' median): 0.500: +0.100, KL 0.400 " \
+           "(-0.0100, KL 0.380)" in md and "KL budget 1.00 nats" in md
+    strip = page[page.index(f'id="card-{card["feature_id"]}"'):]
+    strip = strip[strip.index(f'aria-label="{len(k["controls"]["effects"])} controls'):]
+    strip = strip[:strip.index("</svg>")]
+    assert strip.count('fill="#2456c5"') == 2  # the two label-permuted controls
 
 
 def test_inspect_labels_are_escaped(token_report):

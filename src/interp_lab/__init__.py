@@ -12,9 +12,10 @@ from typing import Any
 __version__ = "4.0.0.dev0"
 
 # interp_lab.api.__all__, named here so that listing them needs no import (a test keeps the two equal)
-_API = ("ContrastResult", "InspectResult", "InterveneResult", "MatchResult", "SAETrainResult", "SteerResult",
-        "compare", "contrast", "eval_sae", "export_attribution_graph", "harvest", "inspect", "intervene",
-        "steer", "train_sae", "transfer", "transfer_table")
+_API = ("CalibrationResult", "ContrastResult", "InspectResult", "InterveneResult", "MatchResult",
+        "SAETrainResult", "SteerResult", "calibrate_causal", "compare", "contrast", "eval_sae",
+        "export_attribution_graph", "harvest", "inspect", "intervene", "steer", "train_sae", "transfer",
+        "transfer_table")
 
 
 def __getattr__(name: str) -> Any:

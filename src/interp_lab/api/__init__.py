@@ -1,6 +1,6 @@
-"""The Python API: ``inspect()``, ``harvest()``, ``intervene()``, ``contrast()``, ``steer()``, ``train_sae()``,
-``eval_sae()``, ``compare()``, ``export_attribution_graph()``, ``transfer()``, ``transfer_table()``, and their
-result types.
+"""The Python API: ``inspect()``, ``calibrate_causal()``, ``harvest()``, ``intervene()``, ``contrast()``,
+``steer()``, ``train_sae()``, ``eval_sae()``, ``compare()``, ``export_attribution_graph()``, ``transfer()``,
+``transfer_table()``, and their result types.
 
 Every CLI command is one call here plus argument parsing and rendering. Nothing here imports torch
 until a function that needs a model runs. Each name is also reachable as ``interp_lab.NAME`` (loaded
@@ -9,6 +9,7 @@ on first use).
 
 from __future__ import annotations
 
+from interp_lab.api.calibrate import CalibrationResult, calibrate_causal
 from interp_lab.api.inspect import InspectResult, harvest, inspect
 from interp_lab.api.interventions import (
     ContrastResult,
@@ -22,6 +23,7 @@ from interp_lab.api.match import MatchResult, compare, export_attribution_graph
 from interp_lab.api.sae import SAETrainResult, eval_sae, train_sae
 from interp_lab.api.transfer import transfer, transfer_table
 
-__all__ = ["ContrastResult", "InspectResult", "InterveneResult", "MatchResult", "SAETrainResult", "SteerResult",
-           "compare", "contrast", "eval_sae", "export_attribution_graph", "harvest", "inspect", "intervene",
-           "steer", "train_sae", "transfer", "transfer_table"]
+__all__ = ["CalibrationResult", "ContrastResult", "InspectResult", "InterveneResult", "MatchResult",
+           "SAETrainResult", "SteerResult", "calibrate_causal", "compare", "contrast", "eval_sae",
+           "export_attribution_graph", "harvest", "inspect", "intervene", "steer", "train_sae", "transfer",
+           "transfer_table"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ from interp_lab.evidence.causal import (
     CausalSettings,
     InterventionTable,
     causal_evidence,
+    claim_of,
     interventions_from_dicts,
     load_interventions,
 )
@@ -126,7 +127,14 @@ def inspect(
     if ev.table is not None:
         say("causal evidence", 0, None)
         available = None if assoc is None else assoc.split_counts["heldout"]["prompts"]
-        for fid, causal in causal_evidence(ev.table, causal_settings, available).items():
+        # the direction of each claim is the ranker's, fixed on discovery rows before the test
+        claims = {fid: claim_of(f["assoc"]["direction"]) for fid, f in features_out.items() if f.get("assoc")}
+        strengths = run_hf.run.strengths if run_hf is not None and run_hf.run is not None else {}
+        budgets = {float(i["kl_budget"]) for i in strengths.values() if isinstance(i, dict) and "kl_budget" in i}
+        if len(budgets) == 1:  # the budget the steering strengths were calibrated under
+            causal_settings = replace(causal_settings, kl_budget=budgets.pop())
+        for fid, causal in causal_evidence(ev.table, causal_settings, available, claims=claims,
+                                           strengths=strengths).items():
             entry = features_out.setdefault(fid, {"layer": layer_of(fid), "provenance": {"source": backend}})
             entry["causal"] = causal
         if ev.table.controls_without_target:

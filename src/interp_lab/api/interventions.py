@@ -19,8 +19,10 @@ from interp_lab.providers.hf import Setup, load, setup
 Progress = Callable[..., None]
 
 
-def features_from_report(report: str | os.PathLike, top_k: int | None) -> tuple[list[str], dict]:
-    """The report's card ids in rank order (the first ``top_k``) and the directions saved beside it."""
+def features_from_report(report: str | os.PathLike, top_k: int | None) -> tuple[list[str], dict, dict[str, int]]:
+    """The report's card ids in rank order (the first ``top_k``), the directions saved beside it, and each
+    card's discovery direction (+1 promotes, -1 suppresses; cards whose direction comes from association)."""
+    from interp_lab.evidence.causal import claim_of
     from interp_lab.interventions.contrast import load_directions
 
     p = Path(report)
@@ -34,8 +36,11 @@ def features_from_report(report: str | os.PathLike, top_k: int | None) -> tuple[
     if not isinstance(cards, list):
         raise InputError(p, "a report needs a 'cards' list", field="cards")
     ids = [c["feature_id"] for c in cards if isinstance(c, dict) and "feature_id" in c]
+    claims = {c["feature_id"]: claim_of(c.get("direction")) for c in cards
+              if isinstance(c, dict) and "feature_id" in c and c.get("association") is not None}
     beside = p.parent / "directions.safetensors"
-    return ids[:top_k] if top_k else ids, (load_directions(beside) if beside.exists() else {})
+    return (ids[:top_k] if top_k else ids, (load_directions(beside) if beside.exists() else {}),
+            {f: c for f, c in claims.items() if c is not None})
 
 
 def write_records(records: Sequence[dict[str, Any]], out: str | os.PathLike) -> int:
@@ -44,14 +49,30 @@ def write_records(records: Sequence[dict[str, Any]], out: str | os.PathLike) -> 
     return write_jsonl(out, records)
 
 
-def summarize(records: Sequence[dict[str, Any]], compiled: Any, seed: int = 0) -> dict[str, dict[str, Any]]:
+def run_claims(run: Any) -> dict[str, int]:
+    """The direction a run fixed for each feature before testing it (from discovery prompts): its own
+    ``claims`` when it keeps them, else its steering calibrations' ``claimed_direction``."""
+    from interp_lab.evidence.causal import claim_of
+
+    got = {f: claim_of(i.get("claimed_direction")) for f, i in (getattr(run, "strengths", None) or {}).items()
+           if isinstance(i, dict)}
+    got.update({f: claim_of(c) for f, c in (getattr(run, "claims", None) or {}).items()})
+    return {f: c for f, c in got.items() if c is not None}
+
+
+def summarize(records: Sequence[dict[str, Any]], compiled: Any, seed: int = 0,
+              claims: dict[str, int] | None = None, strengths: dict[str, Any] | None = None
+              ) -> dict[str, dict[str, Any]]:
     """Causal evidence per feature and kind for what was just run on the ``compiled`` criterion's prompts, with
     the verdicts ``inspect`` records for these records (``evidence.causal`` with its settings; the criterion's
-    held-out prompts are every one available, as the records of the same prompts tell inspect)."""
+    held-out prompts are every one available, as the records of the same prompts tell inspect). ``claims``:
+    each feature's discovery direction (+1 / -1; a feature without one is tested two-sided, and its entries
+    say so); ``strengths``: the run's steering calibrations (dose-response, KL budget)."""
     from interp_lab.evidence.causal import CausalSettings, causal_evidence, interventions_from_dicts
 
     table = interventions_from_dicts(list(records), compiled.spec.criterion, name="interventions")
-    return causal_evidence(table, CausalSettings(seed=seed), len(compiled.split("heldout")))
+    return causal_evidence(table, CausalSettings(seed=seed), len(compiled.split("heldout")), claims=claims,
+                           strengths=strengths)
 
 
 @dataclass
@@ -66,17 +87,20 @@ def intervene(model: Any, criterion: str, *, features: Sequence[str] = (), repor
               top_k: int | None = None, directions: str | None = None, prompts: str | None = None,
               side_prompts: str | None = None, settings: InterventionSettings = InterventionSettings(),
               out: str | os.PathLike | None = None, sae: str | os.PathLike | None = None,
-              progress: Progress | None = None) -> InterveneResult:
+              progress: Progress | None = None, claims_for: dict[str, int] | None = None) -> InterveneResult:
     """Run the settings' intervention kinds, with controls, on features named or taken from a report.
-    ``sae``: the checkpoint whose latents the ``L{layer}:F{i}`` ids name."""
+    ``sae``: the checkpoint whose latents the ``L{layer}:F{i}`` ids name. Each feature is tested in the
+    direction ``claims_for`` gives it (+1 promotes, -1 suppresses), else its report card's, else the one
+    the run finds on discovery prompts, else two-sided."""
     from interp_lab.interventions.contrast import load_directions
     from interp_lab.interventions.features import resolve_targets
     from interp_lab.interventions.run import run_interventions
 
     ids = list(features)
     dirs: dict = {}
+    claims: dict[str, int] = {}
     if report is not None:
-        from_report, dirs = features_from_report(report, top_k)
+        from_report, dirs, claims = features_from_report(report, top_k)
         ids += [f for f in from_report if f not in ids]
     if directions is not None:
         dirs = {**dirs, **load_directions(directions)}
@@ -88,7 +112,8 @@ def intervene(model: Any, criterion: str, *, features: Sequence[str] = (), repor
               say=progress)
     run = run_interventions(s.lm, s.compiled.rows, targets, s.scorer, s.unrelated, criterion=s.compiled.spec.criterion,
                             settings=settings, progress=progress)
-    result = InterveneResult(run, summarize(run.records, s.compiled, settings.seed), setup=s)
+    claims = {**run_claims(run), **claims, **dict(claims_for or {})}
+    result = InterveneResult(run, summarize(run.records, s.compiled, settings.seed, claims, run.strengths), setup=s)
     if out is not None:
         write_records(run.records, out)
         result.paths["interventions"] = Path(out)
@@ -162,7 +187,7 @@ def contrast(model: Any, criterion: str, *, prompts: str | None = None, layers: 
                                 criterion=s.compiled.spec.criterion,
                                 settings=settings.replace(kinds=tuple(kinds)),
                                 progress=say)
-        evidence = summarize(ran.records, s.compiled, settings.seed)
+        evidence = summarize(ran.records, s.compiled, settings.seed, run_claims(ran), ran.strengths)
     meta = {"model": s.lm.name, "revision": s.lm.revision or "", "criterion": s.compiled.spec.criterion,
             "best": best.feature_id}
     base = Path(out_dir) if out_dir is not None else None

@@ -320,7 +320,8 @@ def sae_interventions(sae: str | os.PathLike, model: Any, criterion: str, out: s
     n = write_records(run.records, out)
     return {"path": str(out), "rows": n, "features": [space.feature_id(i) for i in chosen],
             "discovery_difference": {space.feature_id(i): round(float(diff[i]), 6) for i in chosen},
-            "evidence": summarize(run.records, s.compiled, settings.seed)}
+            "evidence": summarize(run.records, s.compiled, settings.seed,  # tested in their discovery direction
+                                  {space.feature_id(i): (1 if diff[i] >= 0 else -1) for i in chosen}, run.strengths)}
 
 
 def train_sae_step(**options: Any) -> SAETrainResult:

@@ -5,9 +5,11 @@ the right model and the left report's criterion measured on held-out prompts, wi
 rule 7). When the right report was made on the same criterion and tested that feature, its intervention
 evidence is that measurement (the same held-out prompts, the same controls) and is read from it;
 otherwise the interventions run here. A pair *transfers* when the right feature's effect is
-``strong_causal`` (CI excluding zero, beyond its controls' 95th percentile) and has the sign of the left
-feature's effect (promotes / suppresses). The base rate, the share of all the right report's tested cards
-that would pass the same test against each left feature, says what a match adds over picking any card.
+``strong_causal`` (settings.causal_rule of the report: beyond its controls after Benjamini-Hochberg, with a
+paired lower bound above zero) and has the sign of the left feature's effect (promotes / suppresses);
+features tested here are tested one-sided in the direction of the left feature's effect. The base rate,
+the share of all the right report's tested cards that would pass the same test against each left feature,
+says what a match adds over picking any card.
 """
 
 from __future__ import annotations
@@ -127,6 +129,7 @@ def transfer(matches: str | os.PathLike, left: str | os.PathLike, right: str | o
         raise InputError(str(left), f"the matches name left features the report has no card for: {missing[:3]}")
     rows: list[dict[str, Any]] = []
     todo: list[str] = []
+    claims: dict[str, int] = {}
     for m in pairs:
         lcausal = lcards[m["left_feature"]].get("causal") or {}
         src = best_kind(lcausal)
@@ -142,11 +145,13 @@ def transfer(matches: str | os.PathLike, left: str | os.PathLike, right: str | o
                 src = alt
             elif m["right_feature"] not in todo:
                 todo.append(m["right_feature"])
+                # the claim tested on the right model: the left feature's direction
+                claims[m["right_feature"]] = 1 if float(src[1]["mean_effect"]) >= 0 else -1
         rows.append({"pair": m, "source": src})
     measured = {fid: rcards[fid]["causal"] for fid in rcards if same and rcards[fid].get("causal")}
     ran = None
     if todo:
-        measured.update(_run_here(todo, rrep, rdir, criterion or crit, model, controls, seed, same))
+        measured.update(_run_here(todo, rrep, rdir, criterion or crit, model, controls, seed, same, claims))
         ran = {"features": todo, "criterion": criterion or crit}
     table = []
     for r in rows:
@@ -182,9 +187,10 @@ def transfer(matches: str | os.PathLike, left: str | os.PathLike, right: str | o
             "target_effect": "the matched right feature's strongest kind of the same family (removing: ablate, "
                              "mean_ablate; adding: steer) on the right model's held-out prompts, with its "
                              "controls' 95th percentile",
-            "transfers": "target strong_causal (CI excludes zero, n >= 100 or all available, beyond the "
-                         "controls' 95th percentile) with the sign of the source effect; not tested (null) when "
-                         "the source itself is not strong_causal",
+            "transfers": "target strong_causal (the right report's settings.causal_rule; features tested here: "
+                         "one-sided in the direction of the left feature's effect, Benjamini-Hochberg over the "
+                         "features tested here) with the sign of the source effect; not tested (null) when the "
+                         "source itself is not strong_causal",
             "measured": "read from the right report's own interventions (same criterion, same held-out prompts "
                         "and controls)" if ran is None else
                         f"interventions run here on {len(todo)} feature(s); the rest read from the right report",
@@ -220,10 +226,10 @@ def _base_rate(sources: list[tuple[str, dict[str, Any]]], measured: dict[str, di
 
 
 def _run_here(ids: list[str], rrep: dict[str, Any], rdir: Path, criterion: str, model: str | None, controls: int,
-              seed: int, same: bool) -> dict[str, dict[str, Any]]:
-    """Causal evidence for ``ids`` on the right model, measured here with controls."""
+              seed: int, same: bool, claims: dict[str, int]) -> dict[str, dict[str, Any]]:
+    """Causal evidence for ``ids`` on the right model, measured here with controls, each tested in the
+    direction ``claims`` gives it (the left feature's)."""
     from interp_lab.api.interventions import intervene
-    from interp_lab.evidence.causal import CausalSettings, causal_evidence, interventions_from_dicts
     from interp_lab.interventions.settings import InterventionSettings
 
     name = model or rrep.get("model")
@@ -235,10 +241,9 @@ def _run_here(ids: list[str], rrep: dict[str, Any], rdir: Path, criterion: str, 
                                                           else ("ablate", "steer"))))
     res = intervene(name, criterion, features=ids, directions=str(directions) if directions.exists() else None,
                     prompts=None if prompts is None else str(prompts),
-                    settings=InterventionSettings(kinds=kinds, n_controls=controls, seed=seed))
-    table = interventions_from_dicts(res.run.records, res.setup.compiled.spec.criterion, name="transfer")
-    available = len(res.setup.compiled.split("heldout"))
-    return {fid: ev["kinds"] for fid, ev in causal_evidence(table, CausalSettings(seed=seed), available).items()}
+                    settings=InterventionSettings(kinds=kinds, n_controls=controls, seed=seed),
+                    claims_for=claims)
+    return {fid: ev["kinds"] for fid, ev in res.evidence.items() if fid in ids}
 
 
 def write_transfer(doc: dict[str, Any], out: str | os.PathLike, formats: tuple[str, ...] = ("json", "md")):

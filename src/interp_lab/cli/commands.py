@@ -40,6 +40,7 @@ def register(app: typer.Typer) -> None:
     app.command("match")(match_cmd)
     app.command("export-attribution-graph")(export_graph_cmd)
     app.command("transfer")(transfer_cmd)
+    app.command("calibrate-causal")(calibrate_causal_cmd)
     app.command("demo")(demo_cmd)
     app.command("doctor")(doctor_cmd)
     app.command("validate")(validate_cmd)
@@ -199,6 +200,22 @@ def transfer_cmd(
     typer.echo(f"{s['transfer']} of {s['tested']} matched pairs transfer ({s['do_not_transfer']} do not; "
                f"base rate {s['base_rate']})")
     render.written({k: Path(v) for k, v in doc["paths"].items()})
+
+
+def calibrate_causal_cmd(
+    reports: list[Path] = typer.Argument(..., help="Report directories: report.json with interventions.jsonl.gz "
+                                                   "beside it (several: their control tests pooled)."),
+    json_out: bool = typer.Option(False, "--json", help="Print the calibration (per report and card x kind) as JSON."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the prompt resamples and of the interval."),
+) -> None:
+    """How often strong_causal calls a report's own controls strong (leave-one-out false-positive rate)."""
+    from interp_lab.api import calibrate_causal
+
+    res = calibrate_causal(reports, seed=seed)
+    if json_out:
+        _print_json(res.as_dict())
+    else:
+        render.calibration(res)
 
 
 def export_graph_cmd(

@@ -222,26 +222,54 @@ class StageProgress:
 
 
 def causal_summary(evidence: dict[str, Any], strengths: dict[str, Any]) -> None:
-    """Per feature and kind: held-out mean effect, CI, n, the controls' threshold and the verdict."""
+    """Per feature and kind: held-out mean effect, CI, n, the test against the controls and the verdict."""
     t = _table("held-out causal effects (signed: + promotes the criterion)",
-               ("feature", "kind", "strength", "effect [95% CI]", "n", "controls: n (threshold)", "placebo",
-                "side effect (KL)", "verdict"), overflow="fold")
+               ("feature", "kind", "strength", "effect [95% CI]", "/ baseline", "n", "claimed", "controls: n (p95)",
+                "p (test)", "q", "paired bound", "KL", "verdict"), overflow="fold")
     for fid, e in evidence.items():
         for k in e["kinds"].values():
-            side = k.get("side_effect") or {}
             ctl = k["controls"]
-            pl = k.get("placebo") or {}
             verdict = "strong_causal" if k["strong_causal"] else "; ".join(map(str, k["reasons"]))
-            _row(t, fid, k["kind"], _fmt(k.get("strength"), 2), fmt.with_ci(k["mean_effect"], k["ci"]), k["n"],
+            if k.get("small_effect"):
+                verdict += " (small_effect)"
+            test = {"predictive_t": "t", "robust_t": "robust t"}.get(k.get("test") or "", "-")
+            _row(t, fid, k["kind"], _fmt(k.get("strength"), 2), fmt.with_ci(k["mean_effect"], k["ci"]),
+                 fmt.pct(k.get("effect_over_baseline")), k["n"],
+                 k.get("claimed_direction") or "two-sided",
                  f"{ctl['n']} ({_fmt(ctl.get('threshold'), 4)})" if ctl["n"] else "0",
-                 _fmt(pl.get("mean"), 4), _fmt(side.get("mean"), 4), verdict)
+                 f"{_fmt(k.get('p_value'), 3)} ({test})", _fmt(k.get("q_value"), 3),
+                 _fmt(k.get("paired_lower_bound"), 3), _fmt(k.get("kl"), 3), verdict)
     console.print(t)
     for fid, s in strengths.items():
-        side = s.get("calibration_side_effects") or {}
-        gains = ", ".join(f"{k}: {fmt.signed(v)}" + (f" (KL {fmt.num(side[k])})" if k in side else "")
-                          for k, v in s["calibration_gains"].items())
+        dose = s.get("dose_response")
+        if isinstance(dose, list):
+            steps = ", ".join(f"{fmt.num(r.get('strength'))}: {fmt.signed(r.get('gain'))}"
+                              + (f" (KL {fmt.num(r['kl'])})" if r.get("kl") is not None else "") for r in dose)
+        else:  # 0.3 runs
+            side = s.get("calibration_side_effects") or {}
+            steps = ", ".join(f"{k}: {fmt.signed(v)}" + (f" (KL {fmt.num(side[k])})" if k in side else "")
+                              for k, v in (s.get("calibration_gains") or {}).items())
         console.print(_esc(f"{fid}: steering strength {s['chosen']:g} chosen on {s['calibration_prompts']} "
-                           f"calibration prompts, {s['rule']} (mean gain by strength: {gains})"))
+                           f"calibration prompts, {s['rule']} (mean gain by strength: {steps})"))
+
+
+def calibration(res: Any) -> None:
+    """``calibrate-causal``: the control tests per card x kind, then the false-positive rate line."""
+    several = len(res.reports) > 1
+    t = _table("leave-one-out control tests", (("report",) if several else ()) + (
+        "feature", "kind", "claimed", "controls", "strong", "card's p"))
+    for b in res.by_entry:
+        _row(t, *((Path(b["report"]).parent.name,) if several else ()), b["feature_id"], b["key"],
+             b["claimed_direction"] or "two-sided", b["tests"], b["strong"], _fmt(b["entry_p_value"], 3))
+    console.print(t)
+    for x in res.excluded:
+        console.print(_esc(f"left out: {x['report']} {x['feature_id']} {x['key']} ({x['why']}: {x['controls']})"))
+    for n in res.notes:
+        console.print(_esc(f"note: {n}"))
+    if several:
+        for r in res.by_report:
+            console.print(_esc(f"{r['report']}: {r['strong']} of {r['tests']} control tests strong"))
+    console.print(_esc(res.line()))
 
 
 def directions_table(directions: list[Any], best: Any) -> None:

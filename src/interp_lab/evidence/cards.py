@@ -13,14 +13,18 @@ IMPORTANCE_DOC = {
     "components": {
         "association": "held-out effect (Somers' D = 2*AUROC-1, or Spearman rho) in the discovery direction, "
                        "clipped at 0; times the share kept after covariate adjustment when covariates are given",
-        "causal": "best intervention kind: fraction of random controls whose effect the feature's held-out "
-                  "effect exceeds in its direction (0 when its CI includes zero or its direction is not the "
-                  "card's); absent without controls",
+        "causal": "best intervention kind: max(0, 1 - p / 0.05), p its p-value against its controls "
+                  "(settings.causal_rule: one-sided in the discovery direction, the larger over two control "
+                  "families): 1 far beyond the controls, 0 at p = 0.05 and above (a null feature earns nothing 95% "
+                  "of the time); 0 for a kind whose held-out effect has the other sign than the card's direction or a "
+                  "steering edit beyond its side-effect KL budget; absent without controls",
         "stability": "top-k frequency under bootstrap resampling of the discovery rows",
         "specificity": "firing-rate and activation-mass selectivity on held-out rows, in the feature's direction",
         "reported_causal": "|causal_effects[criterion]| of a feature dump, capped at 1; used only when no other "
                            "component exists",
     },
+    "flags": "small_effect: a strong_causal kind moves the score by less than 5% of its baseline; "
+             "controls_widened: a kind's control sampler widened its matching tolerance to find enough controls",
     "tiers": "causal: a strong_causal intervention kind whose effect has the card's direction; held_out: "
              "the held-out association's CI excludes zero in the discovery direction (and, with covariates, it is "
              "not flagged confounded); else discovery_only",
@@ -61,6 +65,11 @@ def build_cards(features: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
             dirs = {k["direction"] for k in causal.values() if k["split"] == "heldout" and k["n"]}
             if dirs and dirs != {direction}:
                 flags.append("causal_direction_differs")
+        strong_kinds = [k for k in causal.values() if k["strong_causal"] and k["direction"] == direction]
+        if strong_kinds and any(k.get("small_effect") for k in strong_kinds):
+            flags.append("small_effect")
+        if any((k.get("controls") or {}).get("tolerance_widened") for k in causal.values()):
+            flags.append("controls_widened")
         # causal evidence counts for the direction the card claims, never against it
         scores = [k["causal_score"] if k["direction"] == direction else 0.0
                   for k in causal.values() if k.get("causal_score") is not None]
@@ -75,7 +84,7 @@ def build_cards(features: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
             comps = {"reported_causal": min(1.0, abs(float(f["reported_causal"])))}
         value, comps = importance(comps)
         # a causal tier needs a strong causal effect in the direction the card claims
-        if any(k["strong_causal"] and k["direction"] == direction for k in causal.values()):
+        if strong_kinds:
             tier = "causal"
         elif assoc is not None and assoc["heldout_supported"]:
             tier = "held_out"

@@ -303,8 +303,12 @@ def bootstrap_weights(n: int, B: int, rng: np.random.Generator, groups: np.ndarr
         _, inv = np.unique(groups, return_inverse=True)
         return bootstrap_weights(int(inv.max()) + 1, B, rng)[:, inv]
     W = np.empty((B, n), dtype=np.float32)
-    for b in range(B):
-        W[b] = np.bincount(rng.integers(0, n, n), minlength=n)
+    # rows drawn in blocks (the same stream as one draw per row): one bincount per block
+    step = max(1, (1 << 20) // max(n, 1))
+    for a in range(0, B, step):
+        m = min(step, B - a)
+        idx = rng.integers(0, n, (m, n)) + (np.arange(m) * n)[:, None]
+        W[a:a + m] = np.bincount(idx.ravel(), minlength=m * n).reshape(m, n)
     return W
 
 

@@ -20,6 +20,8 @@ FLAG_TEXT = {
     "confounded": "the association is mostly explained by the covariates (little survives adjustment)",
     "direction_unstable": "discovery and held-out effects disagree in sign",
     "causal_direction_differs": "the intervention effect points the other way from the association",
+    "small_effect": "a strong causal effect smaller than 5% of the baseline score",
+    "controls_widened": "the control sampler widened its matching tolerance to find enough controls",
 }
 
 
@@ -192,6 +194,98 @@ def causal_verdict(card: dict[str, Any]) -> str:
     if fnum(card.get("reported_causal_effect")) is not None:
         parts.append(f"reported {signed(card['reported_causal_effect'])} (no interval)")
     return "; ".join(parts) or MISSING
+
+
+TEST_TEXT = {"predictive_t": "predictive t", "robust_t": "robust t"}
+
+
+def causal_test(k: dict[str, Any]) -> str:
+    """The test against the controls, in one cell: p (which test), nothing for reports before 0.4."""
+    if k.get("p_value") is None:
+        return MISSING
+    return f"{pval(k['p_value'])} ({TEST_TEXT.get(text(k.get('test')), text(k.get('test')) or '?')})"
+
+
+def of_baseline(k: dict[str, Any]) -> str:
+    """Effect / baseline as a percentage of the baseline score (flagged when small), or the baseline alone."""
+    v, base = fnum(k.get("effect_over_baseline")), fnum(k.get("baseline_mean"))
+    if v is None:
+        return MISSING if base is None else f"(baseline {num(base)})"
+    return f"{pct(v)} of {num(base)}" + (" (small_effect)" if k.get("small_effect") else "")
+
+
+def ratio(x: Any) -> str:
+    v = fnum(x)
+    return MISSING if v is None else f"{num(v)}×"
+
+
+def causal_details(k: dict[str, Any]) -> list[str]:
+    """Plain-text facts of one causal entry beyond its table row (each renderer escapes them)."""
+    out = []
+    claimed = text(k.get("claimed_direction"))
+    if k.get("sides") == "two-sided" or (k.get("p_value") is not None and not claimed):
+        out.append("tested two-sided (no discovery direction: the direction is the held-out sign, p doubled, "
+                   "bound at 97.5%)")
+    elif claimed:
+        out.append(f"tested one-sided: {claimed} (from {text(k.get('claim_source')) or 'discovery'})")
+    er = d(k.get("effect_ratio"))
+    if er:
+        out.append(f"effect / controls' median {ratio(er.get('median'))}, / their 95th percentile "
+                   f"{ratio(er.get('p95'))}")
+    if fnum(k.get("share_in_direction")) is not None:
+        out.append(f"{pct(k['share_in_direction'])} of prompts move in the tested direction")
+    pos = d(k.get("positives"))
+    if pos:
+        out.append(f"on the {num(pos.get('n'))} positive prompts: {signed(pos.get('mean_effect'))}, "
+                   f"{pct(pos.get('share_in_direction'))} in the tested direction")
+    edit = d(k.get("edit_rms"))
+    if edit:
+        out.append(f"edit RMS {num(edit.get('feature'))} (controls' median {num(edit.get('controls_median'))})")
+    for name, fam in d(d(k.get("controls")).get("families")).items():
+        fam = d(fam)
+        line = (f"{name} controls: {num(fam.get('n'))} ({', '.join(map(text, lst(fam.get('types'))))}"
+                + (f"; {text(fam.get('matched_on'))}" if fam.get("matched_on") else "") + ")")
+        if fam.get("p_value") is not None:
+            line += (f", p {pval(fam['p_value'])} ({TEST_TEXT.get(text(fam.get('test')), text(fam.get('test')))}; "
+                     f"excess kurtosis {num(fam.get('excess_kurtosis'))}), paired bound "
+                     f"{signed(fam.get('paired_lower_bound'))}")
+        if fam.get("kl_median") is not None:
+            line += f", their median KL {num(fam['kl_median'])}"
+        if fam.get("tolerance_widened"):
+            line += f", matching tolerance widened to {pct(fam.get('match_tolerance'))}"
+        out.append(line)
+    dose = [d(r) for r in lst(k.get("dose_response"))]
+    if dose:
+        out.append("dose-response on calibration prompts (strength: gain, KL; controls' median): " + "; ".join(
+            f"{num(r.get('strength'))}: {signed(r.get('gain'))}, KL {num(r.get('kl'))}"
+            + (f" ({signed(r.get('controls_gain_median'))}, KL {num(r.get('controls_kl_median'))})"
+               if r.get("controls_gain_median") is not None else "") for r in dose))
+    if k.get("kl_budget") is not None:
+        out.append(f"KL budget {num(k['kl_budget'])} nats" + (" (no strength tried was within it)"
+                                                             if k.get("within_budget") is False else ""))
+    return out
+
+
+def causal_rule(settings: dict[str, Any]) -> tuple[str, str]:
+    """(the rule in words, its measured size and power) from ``settings.causal_rule`` (a string before 0.4)."""
+    rule = settings.get("causal_rule")
+    if not isinstance(rule, dict):
+        return text(rule), ""
+    m = d(rule.get("measured"))
+    if not m:
+        return text(rule.get("rule")), ""
+    size = d(m.get("size"))
+    parts = [f"measured on {text(m.get('design'))}" if m.get("design") else "measured"]
+    if size:
+        lo_hi = pair(size.get("ci"))
+        parts.append(f"size {pct(size.get('rate'))}" + (f" [{pct(lo_hi[0])}, {pct(lo_hi[1])}]" if lo_hi else "")
+                     + f" of {num(size.get('tests'))} null tests called strong")
+    power = d(m.get("power"))
+    if power:
+        parts.append("power " + ", ".join(f"{pct(d(v).get('rate'))} at {k} control-SDs" for k, v in power.items()))
+    if m.get("commit"):
+        parts.append(f"by {text(m.get('by'))} at commit {short_hash(m['commit'])}")
+    return text(rule.get("rule")), "; ".join(parts)
 
 
 def tier_counts(report: dict[str, Any]) -> dict[str, int]:

@@ -135,13 +135,16 @@ def _axis_labels(x: Any, lo: float, hi: float, y: float, width: int, pad: int) -
 
 
 def controls_strip(k: dict[str, Any], width: int = 300) -> str:
-    """Random controls' effects as stacked dots, their threshold as a dashed line, this feature as a diamond.
+    """Controls' effects as stacked dots (label-permuted refits in blue), their threshold as a dashed line, this
+    feature as a diamond.
 
     The axis spans the controls; a feature far beyond them is drawn at the edge with its value, so that
     the controls' spread stays readable.
     """
     ctl = f.d(k.get("controls"))
     effects = [v for v in (f.fnum(e) for e in f.lst(ctl.get("effects"))) if v is not None]
+    permuted = f.d(f.d(ctl.get("families")).get("permuted_label"))
+    blue = sorted(v for v in (f.fnum(e) for e in f.lst(permuted.get("effects"))) if v is not None)
     mean, ci, thr = f.fnum(k.get("mean_effect")), f.pair(k.get("ci")), f.fnum(ctl.get("threshold"))
     if not effects or mean is None:
         return ""
@@ -162,19 +165,24 @@ def controls_strip(k: dict[str, Any], width: int = 300) -> str:
     for e in sorted(effects):
         b = round(x(e) / 6)
         levels[b] = levels.get(b, 0) + 1
-        dots.append((x(e), levels[b] - 1))
+        dots.append((x(e), levels[b] - 1, "#9aa3af"))
+    for e in blue:  # label-permuted refits are among ``effects``: recolour one dot of that value
+        cx = x(e)
+        hit = next((i for i, d in enumerate(dots) if d[0] == cx and d[2] != "#2456c5"), None)
+        if hit is not None:
+            dots[hit] = (cx, dots[hit][1], "#2456c5")
     top = min(max(levels.values()), 8)
     base = 22 + 5 * top
     y, h = base + 7, base + 30
     color = POS if k.get("strong_causal") else "#374151"
-    out = [f'<svg width="{width}" height="{h}" viewBox="0 0 {width} {h}" role="img" aria-label="{len(effects)} random '
+    out = [f'<svg width="{width}" height="{h}" viewBox="0 0 {width} {h}" role="img" aria-label="{len(effects)} '
            f'controls; threshold {_esc(f.signed(thr))}; this feature {_esc(f.signed(mean))}">',
            f'<line x1="{pad}" y1="{y}" x2="{width - pad}" y2="{y}" stroke="#d7dce4"/>']
     if lo < 0 < hi:
         out.append(f'<line x1="{x(0):.1f}" y1="14" x2="{x(0):.1f}" y2="{y + 4}" stroke="#9aa3af" '
                    'stroke-dasharray="2,2"/>')
-    out += [f'<circle cx="{cx:.1f}" cy="{base - 5 * min(lv, top):.1f}" r="2.6" fill="#9aa3af" fill-opacity=".85"/>'
-            for cx, lv in dots]
+    out += [f'<circle cx="{cx:.1f}" cy="{base - 5 * min(lv, top):.1f}" r="2.6" fill="{c}" fill-opacity=".85"/>'
+            for cx, lv, c in dots]
     if thr is not None:
         out.append(f'<line x1="{x(thr):.1f}" y1="12" x2="{x(thr):.1f}" y2="{y + 4}" stroke="#d97706" '
                    'stroke-width="1.6" stroke-dasharray="4,2"/>')

@@ -1,4 +1,4 @@
-"""Assemble ``report.json`` (``interp-lab.inspection_report.v2``).
+"""Assemble ``report.json`` (``interp-lab.inspection_report.v3``).
 
 The report holds no timestamps, absolute paths or host names (they go to
 the manifest), so the same inputs and seed give the same bytes wherever
@@ -15,7 +15,8 @@ from typing import Any
 
 from interp_lab import __version__
 from interp_lab.evidence.cards import IMPORTANCE_DOC, TIERS
-from interp_lab.evidence.causal import CausalSettings, InterventionTable
+from interp_lab.evidence.causal import CausalSettings, InterventionTable, causal_rule
+from interp_lab.evidence.causal_synthetic import MEASURED
 from interp_lab.evidence.rank import AssociationResult, RankSettings
 from interp_lab.evidence.splits import SCHEMES
 from interp_lab.io.hashing import sha256_file
@@ -122,11 +123,7 @@ def build_report(
                            "records (the bootstrap intervals resample whole prompts and are not)"
                            if token_rows else ""),
         },
-        "causal_rule": (
-            f"strong_causal: held-out effect CI excludes zero, held-out n >= {causal_settings.min_n} prompts "
-            f"(or every prompt available), at least {causal_settings.min_controls} random controls, and the "
-            "effect beyond the controls' 95th percentile in its direction"
-        ),
+        "causal_rule": causal_rule(causal_settings, MEASURED),
     }
     if pipeline is not None:
         settings["pipeline"] = pipeline

@@ -149,17 +149,23 @@ def _causal(card: dict[str, Any]) -> str:
         verdict = ('<span class="yes">strong_causal ✓</span>' if k.get("strong_causal") else
                    '<span class="no">not strong</span><div class="muted small">'
                    + _e("; ".join(map(str, f.lst(k.get("reasons"))))) + "</div>")
-        thr = f.signed(ctl.get("threshold")) + (f", {ctl['threshold_is']}" if ctl.get("threshold_is") else "")
         ctl_text = (f"{_e(f.num(ctl.get('n', 0)))} {_e(', '.join(map(str, f.lst(ctl.get('types')))))}"
-                    f'<div class="muted small">mean {_e(f.signed(ctl.get("mean")))} · threshold {_e(thr)} · '
-                    f'exceeds {_e(f.pct(ctl.get("fraction_exceeded")))}</div>')
+                    f'<div class="muted small">mean {_e(f.signed(ctl.get("mean")))} · 95th percentile '
+                    f'{_e(f.signed(ctl.get("threshold")))} · exceeds {_e(f.pct(ctl.get("fraction_exceeded")))}</div>')
+        test = ""
+        if k.get("p_value") is not None:
+            test = (f"<div class='muted small'>p {_e(f.causal_test(k))} · q {_e(f.pval(k.get('q_value')))} · paired "
+                    f"bound {_e(f.signed(k.get('paired_lower_bound')))}</div>")
+        facts = f.causal_details(k)
         rows.append([f"<code>{_e(key)}</code><div class='muted small'>{_e(k.get('split'))}</div>",
                      N + _e(f.with_ci(k.get("mean_effect"), k.get("ci")))
                      + f"<div class='muted small'>n {_e(f.num(k.get('n')))}"
                      + (" (all available)" if k.get("n_is_all_available") else "")
-                     + (f" · baseline {_e(f.num(k['baseline_mean']))}" if k.get("baseline_mean") is not None else "")
-                     + "</div>",
-                     ctl_text + theme.controls_strip(k),
+                     + (f" · {_e(f.of_baseline(k))}" if k.get("baseline_mean") is not None else "")
+                     + "</div>" + test,
+                     ctl_text + theme.controls_strip(k)
+                     + ("<ul class='muted small'>" + "".join(f"<li>{_e(x)}</li>" for x in facts) + "</ul>"
+                        if facts else ""),
                      N + (_e(f.with_ci(plc.get("mean"), plc.get("ci"))) + f"<div class='muted small'>n "
                             f"{_e(f.num(plc.get('n')))}</div>" if plc else f.MISSING),
                      N + (_e(f.with_ci(side.get("mean"), side.get("ci"))) + f"<div class='muted small'>n "
@@ -167,8 +173,10 @@ def _causal(card: dict[str, Any]) -> str:
     out = ""
     if rows:
         out += ('<h4>Causal evidence</h4><div class="muted small">signed: positive = promotes the criterion. Plot: '
-                'random controls (grey dots), their threshold (dashed), this feature with its 95% CI (diamond)</div>'
-                + _table(["kind", "mean effect [95% CI]", "random controls", "placebo", "side effect", "verdict"], rows))
+                'controls (grey dots; label-permuted refits in blue), their 95th percentile in the tested direction '
+                '(dashed), this feature with its 95% CI (diamond)</div>'
+                + _table(["kind", "mean effect [95% CI]", "controls", "placebo", "side effect (KL)", "verdict"],
+                         rows))
     if f.fnum(card.get("reported_causal_effect")) is not None:
         out += (f"<h4>Reported causal effect</h4><p>{_e(f.signed(card['reported_causal_effect']))} "
                 "<span class='muted'>(from the feature dump: no interval, no controls)</span></p>")
@@ -320,9 +328,12 @@ def _settings(report: dict[str, Any]) -> str:
     for key, title in (("ordering", "Ordering"), ("tiers", "Tiers")):
         if imp.get(key):
             items.append(f"<p><b>{title}</b>: {_e(imp[key])}.</p>")
-    for key, title in (("selection", "Selection rule"), ("causal_rule", "Causal rule")):
-        if s.get(key):
-            items.append(f"<p><b>{title}</b>: {_e(s[key])}.</p>")
+    if s.get("selection"):
+        items.append(f"<p><b>Selection rule</b>: {_e(s['selection'])}.</p>")
+    rule, measured = f.causal_rule(s)
+    if rule:
+        items.append(f"<p><b>Causal rule</b>: {_e(rule)}</p>"
+                     + (f"<p><b>Measured</b>: {_e(measured)}.</p>" if measured else ""))
     assoc = f.d(s.get("association"))
     if assoc:
         items.append("<p><b>Association statistics</b></p><ul>" + "".join(

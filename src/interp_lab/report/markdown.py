@@ -169,29 +169,38 @@ def _spec_stab(card: dict[str, Any]) -> list[str]:
 def _causal(card: dict[str, Any]) -> list[str]:
     lines: list[str] = []
     rows = []
+    details = []
     for key, k in f.causal_kinds(card):
         ctl, plc = f.d(k.get("controls")), f.d(k.get("placebo"))
         reasons = _md("; ".join(map(str, f.lst(k.get("reasons"))))) or "not met"
         verdict = "**yes**" if k.get("strong_causal") else f"no: {reasons}"
+        side = f.d(k.get("side_effect"))
         rows.append([
-            _md(key), _md(k.get("split") or f.MISSING), f.with_ci(k.get("mean_effect"), k.get("ci")),
-            f.num(k.get("baseline_mean")),
+            _md(key) + (f" ({_md(k['split'])})" if k.get("split") not in (None, "heldout") else ""),
+            f.with_ci(k.get("mean_effect"), k.get("ci")),
+            _md(f.of_baseline(k)),
             f.num(k.get("n")) + (" (all available)" if k.get("n_is_all_available") else ""),
             f.num(ctl.get("n", 0)) + (f" ({_md(', '.join(map(str, f.lst(ctl.get('types')))))})" if ctl.get("types")
                                       else ""),
             f.signed(ctl.get("mean")),
             f.signed(ctl.get("threshold")) + (f", {_md(ctl['threshold_is'])}" if ctl.get("threshold_is") else ""),
             f.pct(ctl.get("fraction_exceeded")),
+            _md(f.causal_test(k)), f.pval(k.get("q_value")), f.signed(k.get("paired_lower_bound")),
             (f.with_ci(plc.get("mean"), plc.get("ci")) + (f" (n {f.num(plc.get('n'))})" if plc.get("n") else ""))
             if plc else f.MISSING,
-            f.with_ci(f.d(k.get("side_effect")).get("mean"), f.d(k.get("side_effect")).get("ci"))
-            if k.get("side_effect") else f.MISSING,
+            f.with_ci(side.get("mean"), side.get("ci")) if side else f.MISSING,
             verdict])
+        facts = f.causal_details(k)
+        if facts:
+            details.append(f"- `{_md(key)}`: " + "; ".join(_md(x) for x in facts))
     if rows:
-        lines += ["**Causal evidence** (signed: positive = promotes the criterion)", ""]
-        lines += _table(["kind", "split", "mean effect [95% CI]", "baseline score", "n", "controls", "controls' mean",
-                         "controls' threshold", "controls exceeded", "placebo", "side effect", "strong_causal"],
-                        rows)
+        lines += ["**Causal evidence** (signed: positive = promotes the criterion; tested against controls as in "
+                  "the causal rule below)", ""]
+        lines += _table(["kind", "mean effect [95% CI]", "of baseline", "n", "controls", "controls' mean",
+                         "controls' threshold", "controls exceeded", "p (test)", "q", "paired bound", "placebo",
+                         "side effect (KL)", "strong_causal"], rows)
+        if details:
+            lines += details + [""]
     if f.fnum(card.get("reported_causal_effect")) is not None:
         lines += [f"Reported causal effect (from the feature dump; no interval, no controls): "
                   f"{f.signed(card['reported_causal_effect'])}", ""]
@@ -274,9 +283,11 @@ def _settings(report: dict[str, Any]) -> list[str]:
         for key in ("ordering", "tiers"):
             if imp.get(key):
                 lines += [f"**{key.capitalize()}**: {_md(imp[key])}.", ""]
-    for key, title in (("selection", "Selection rule"), ("causal_rule", "Causal rule")):
-        if settings.get(key):
-            lines += [f"**{title}**: {_md(settings[key])}.", ""]
+    if settings.get("selection"):
+        lines += [f"**Selection rule**: {_md(settings['selection'])}.", ""]
+    rule, measured = f.causal_rule(settings)
+    if rule:
+        lines += [f"**Causal rule**: {_md(rule)}" + (f" **Measured**: {_md(measured)}." if measured else ""), ""]
     assoc = f.d(settings.get("association"))
     if assoc:
         lines += ["**Association statistics**", ""] + [f"- {_md(k, True)}: {_md(v)}" for k, v in assoc.items()] + [""]

@@ -17,7 +17,9 @@ ACTIVATION_RECORD = "interp-lab.activation_record.v1"
 FEATURE_ROW = "interp-lab.feature.v1"
 INTERVENTION_RECORD = "interp-lab.intervention_record.v1"
 PROMPT_ROW = "interp-lab.prompt.v1"
-INSPECTION_REPORT = "interp-lab.inspection_report.v2"
+INSPECTION_REPORT = "interp-lab.inspection_report.v3"
+# reports this version reads: v3 adds the calibrated causal fields (p_value, q_value, ...) to v2's
+INSPECTION_REPORTS_READ = ("interp-lab.inspection_report.v2", INSPECTION_REPORT)
 MATCHES = "interp-lab.matches.v2"
 RUN_MANIFEST = "interp-lab.run.v1"
 
@@ -30,7 +32,7 @@ DROP_KINDS = frozenset(
 )
 # A rise under these edits means the feature promotes it.
 RISE_KINDS = frozenset({"amplify", "steer", "patch", "patch_in", "clamp_up", "clamp"})
-CONTROL_TYPES = frozenset({"random_feature", "matched_frequency", "random_direction", "placebo"})
+CONTROL_TYPES = frozenset({"random_feature", "matched_frequency", "random_direction", "permuted_label", "placebo"})
 
 
 def _bad(field: str, message: str) -> ValueError:
@@ -182,6 +184,15 @@ class InterventionRecord(msgspec.Struct, frozen=True):
         direction = meta.get("direction")
         if direction is not None and direction not in ("up", "down"):
             raise _bad("metadata.direction", f"expected 'up' or 'down', got {direction!r}")
+        for name in ("edit_norm", "for_strength", "match_tolerance"):
+            value = meta.get(name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                      or not math.isfinite(value) or value < 0):
+                raise _bad(f"metadata.{name}", f"expected a finite number >= 0, got {value!r}")
+        for name in ("positive", "tolerance_widened"):
+            value = meta.get(name)
+            if value is not None and not isinstance(value, bool):
+                raise _bad(f"metadata.{name}", f"expected true or false, got {value!r}")
 
     @property
     def control_type(self) -> str | None:

@@ -13,7 +13,7 @@ from typing import Any, Literal, Optional
 import msgspec
 
 from interp_lab.errors import InputError
-from interp_lab.schemas.records import INSPECTION_REPORT, MATCHES, RUN_MANIFEST
+from interp_lab.schemas.records import INSPECTION_REPORTS_READ, MATCHES, RUN_MANIFEST
 
 Tier = Literal["causal", "held_out", "discovery_only"]
 Direction = Literal["promotes", "suppresses"]
@@ -55,9 +55,9 @@ class InspectionReport(msgspec.Struct, frozen=True):
     notes: list[str] = []
 
     def __post_init__(self) -> None:
-        if self.schema_version not in (None, INSPECTION_REPORT):
+        if self.schema_version is not None and self.schema_version not in INSPECTION_REPORTS_READ:
             raise ValueError(f"@schema_version: unknown schema_version {self.schema_version!r} "
-                             f"(this reader knows {INSPECTION_REPORT!r})")
+                             f"(this reader knows {', '.join(map(repr, INSPECTION_REPORTS_READ))})")
 
 
 class Match(msgspec.Struct, frozen=True):
@@ -101,7 +101,7 @@ class RunManifest(msgspec.Struct, frozen=True):
     config: dict[str, Any] = {}
 
 
-_KINDS = {INSPECTION_REPORT: InspectionReport, MATCHES: MatchesFile, RUN_MANIFEST: RunManifest}
+_KINDS = {**{v: InspectionReport for v in INSPECTION_REPORTS_READ}, MATCHES: MatchesFile, RUN_MANIFEST: RunManifest}
 
 
 def read_document(path: str | os.PathLike, kind: type[msgspec.Struct] = InspectionReport) -> Any:
