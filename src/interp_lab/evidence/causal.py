@@ -110,7 +110,10 @@ def interventions_table(records: Iterable[tuple[int, InterventionRecord]], crite
         sign = intervention_sign(rec.intervention, meta.get("direction"))
         cols["fid"].append(rec.feature_id)
         cols["kind"].append(rec.intervention)
-        cols["strength"].append(np.nan if rec.strength is None else rec.strength)
+        # a steering control runs at its own (KL-matched) strength and belongs to the entry of for_strength
+        tied = meta.get("for_strength")
+        strength = tied if rec.control_type and isinstance(tied, (int, float)) and np.isfinite(tied) else rec.strength
+        cols["strength"].append(np.nan if strength is None else float(strength))
         cols["effect"].append(sign * (rec.intervention_score - rec.baseline_score))
         cols["side"].append(np.nan if rec.side_effect_score is None else rec.side_effect_score)
         cols["base"].append(rec.baseline_score)

@@ -30,7 +30,7 @@ DROP_KINDS = frozenset(
 )
 # A rise under these edits means the feature promotes it.
 RISE_KINDS = frozenset({"amplify", "steer", "patch", "patch_in", "clamp_up", "clamp"})
-CONTROL_TYPES = frozenset({"random_feature", "matched_frequency", "random_direction", "placebo"})
+CONTROL_TYPES = frozenset({"random_feature", "matched_frequency", "random_direction", "permuted_label", "placebo"})
 
 
 def _bad(field: str, message: str) -> ValueError:
