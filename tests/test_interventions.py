@@ -1,5 +1,7 @@
 """Interventions on SmolLM2: cached prefixes compute what the plain model computes, edits do what they say,
-controls are matched as evidence.md rule 7 asks, and a contrast direction is causal on held-out prompts."""
+controls are matched as evidence.md rule 7 asks (on the realised edit; steering controls on side-effect KL;
+label-permuted refits for contrast directions), steering stays within its side-effect budget, and a
+contrast direction is causal on held-out prompts."""
 
 import json
 from pathlib import Path
@@ -10,9 +12,11 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
+from interp_lab.interventions import controls as ctl  # noqa: E402
 from interp_lab.interventions.batches import PromptSet  # noqa: E402
-from interp_lab.interventions.features import BasisSpace, DirectionSpace, Target, matched_directions  # noqa: E402
-from interp_lab.interventions.run import EditPlan, Experiment, Prompts, _set_edit  # noqa: E402
+from interp_lab.interventions.features import BasisSpace, DirectionSpace, Target  # noqa: E402
+from interp_lab.interventions.plan import EditPlan, set_edit  # noqa: E402
+from interp_lab.interventions.run import Experiment, Prompts  # noqa: E402
 from interp_lab.interventions.scorers import NextTokenMass, scores  # noqa: E402
 from interp_lab.interventions.settings import InterventionSettings  # noqa: E402
 from interp_lab.models.hooked import Edit, run  # noqa: E402
@@ -74,19 +78,15 @@ def test_cached_prefix_batches_compute_what_the_model_computes(smollm2):
 def test_feature_edits_set_what_they_say():
     x = torch.randn(4, 3, 16)
     basis = BasisSpace("blocks.0.hook_resid_post", 0, "R", 16)
-    out = _set_edit(basis, 5, 2.5)(x)
-    assert torch.all(out[..., 5] == 2.5)
+    out = set_edit(basis, 5, 2.5)(x)
+    torch.testing.assert_close(out[..., 5], torch.full((4, 3), 2.5))  # x + (2.5 - x): rounding, not exact
     assert torch.equal(out[..., :5], x[..., :5]) and torch.equal(out[..., 6:], x[..., 6:])
     d = DirectionSpace("blocks.0.hook_resid_post", 0, np.random.default_rng(0).normal(size=(1, 16)), ["L0:D0"])
-    out = _set_edit(d, 0, torch.tensor([0.0, 1.0, -1.0, 3.0]))(x)  # per-row values (patching)
+    out = set_edit(d, 0, torch.tensor([0.0, 1.0, -1.0, 3.0]))(x)  # per-row values (patching)
     proj = d.values(out, [0])[..., 0]
     torch.testing.assert_close(proj, torch.tensor([0.0, 1.0, -1.0, 3.0])[:, None].expand(4, 3))
     resid = out - proj[..., None] * d.write([0])[0]
     torch.testing.assert_close(resid, x - d.values(x, [0]) * d.write([0])[0])  # the orthogonal part is kept
-    ref = np.random.default_rng(1).normal(size=(200, 16)) * np.linspace(0.1, 5, 16)
-    m = matched_directions("h", 0, ref, 2.0, 20, seed=0, factor=2.0, prefix="c")
-    sd = (ref @ m.vectors.T).std(0)
-    assert m.size == 20 and np.all((sd >= 1.0) & (sd <= 4.0))
 
 
 @pytest.fixture(scope="module")
@@ -103,41 +103,144 @@ def small_experiment(smollm2):
     for i, (r, s) in enumerate(zip(rows, mass)):
         r["criterion_score"], r["split"] = float(s), splits[i % 3]
     hooks = ["blocks.20.mlp.hook_post", "blocks.20.hook_resid_post"]
-    side = ["The committee met on", "She opened the door and", "Rain is expected over the"]
+    side = ["The committee met on", "She opened the door and", "Rain is expected over the",
+            "The museum was founded by", "After the election the party"]
     ex = Experiment(smollm2, Prompts(rows), NextTokenMass(ids), side, InterventionSettings(), hooks, criterion="units")
     return ex
 
 
-def test_controls_are_matched_and_the_placebo_changes_nothing(small_experiment):
+@pytest.fixture(scope="module")
+def contrast_target(small_experiment):
+    ex = small_experiment
+    x, p = ex.ref_stats.acts["blocks.20.hook_resid_post"], ex.ref_stats.positive
+    return Target(DirectionSpace("blocks.20.hook_resid_post", 20, (x[p].mean(0) - x[~p].mean(0))[None],
+                                 ["L20:D0"]), 0)
+
+
+def test_unit_controls_are_matched_on_the_realised_edit(small_experiment):
+    """Neurons' controls: other neurons whose edit RMS (|change| x the down-projection column's norm) on
+    discovery prompts is within the recorded tolerance; the one with the largest edit has no such peers
+    within 25%, so its sampler widens and says so, and still returns 20."""
     ex = small_experiment
     neurons = BasisSpace("blocks.20.mlp.hook_post", 20, "N", 1536)
-    t = Target(neurons, 17)
-    ctl = ex.controls(t, "mean_ablate", None)
-    randoms = [c for c in ctl if c.control_type == "random_feature"]
-    spread = ex.ref_stats.spread(neurons)
-    assert len(randoms) == 20 and 17 not in {c.index for c in randoms}
-    assert all(spread[17] / 2 <= spread[c.index] <= spread[17] * 2 for c in randoms)
-    steer = [c for c in ex.controls(t, "steer", 1.0) if c.control_type == "random_direction"]
-    assert len(steer) == 20 and all(c.strength == 1.0 for c in steer)
-    vec = ex.ref_stats.acts["blocks.20.hook_resid_post"]
-    u = vec[ex.ref_stats.positive].mean(0) - vec[~ex.ref_stats.positive].mean(0)
-    d = Target(DirectionSpace("blocks.20.hook_resid_post", 20, u[None], ["L20:D0"]), 0)
-    dctl = [c for c in ex.controls(d, "ablate", None) if c.control_type == "random_direction"]
-    mine = ex.ref_stats.spread(d.space)[0]
-    assert len(dctl) == 20
-    assert all(mine / 2 <= ex.ref_stats.spread(c.space)[c.index] <= mine * 2 for c in dctl)
-    placebo = next(c for c in ctl if c.control_type == "placebo")
-    recs = ex.records(placebo, "L20:N17")
-    assert all(r["intervention_score"] == r["baseline_score"] for r in recs)
-    assert all(r["metadata"]["control_for"] == "L20:N17" and r["side_effect_score"] is not None
-               for r in recs[:3])
-    # a real edit moves scores, and patching only touches held-out negatives
-    moved = ex.records(EditPlan("L20:D0", d.space, 0, "ablate"), None)
-    assert any(r["intervention_score"] != r["baseline_score"] for r in moved)
-    patched = ex.records(EditPlan("L20:D0", d.space, 0, "patch"), None)
-    held = {r["prompt_id"]: r for r in ex.held_rows}
-    assert patched and all(held[r["prompt_id"]]["criterion_score"] <= ex.cut for r in patched)
-    assert all(r["metadata"]["patched_from"] in ex.ref.prompt_ids for r in patched)
+    rms = ex.ref_stats.edit_rms(neurons, "mean_ablate")
+    down = ex.lm.model.model.layers[20].mlp.down_proj.weight.detach().float().norm(dim=0).numpy()
+    v = ex.ref_stats.values(neurons)
+    np.testing.assert_allclose(rms, v.std(0) * down, rtol=1e-4)
+    loudest = int(np.argmax(rms))
+    for j in (17, loudest):
+        plans = ex.controls(Target(neurons, j), "mean_ablate", None)
+        assert len(plans) == 20 and j not in {c.index for c in plans}
+        assert {c.control_type for c in plans} == {"random_feature"}  # no placebo, no permuted family
+        tol = plans[0].match_tolerance
+        assert all(ctl.within(rms[c.index] / rms[j], tol) for c in plans)
+        assert plans[0].tolerance_widened == (tol != 0.25) and "edit RMS within" in plans[0].matched_on
+    assert plans[0].tolerance_widened  # the loudest neuron's
+
+
+def test_records_carry_the_realised_edit_and_the_class(small_experiment, contrast_target):
+    """edit_norm is the change the edit really makes to the residual stream at the last prompt token
+    (read back from the model), positive the held-out prompt's class; and a zero edit (the software
+    self-check the placebo was) leaves every score as it is."""
+    from interp_lab.interventions.features import write_norms
+
+    ex, d = small_experiment, contrast_target
+    neurons = BasisSpace("blocks.20.mlp.hook_post", 20, "N", 1536)
+    plans = [EditPlan("L20:N17", neurons, 17, "mean_ablate"), EditPlan("L20:D0", d.space, 0, "ablate")]
+    for plan in plans:
+        recs = ex.records(plan, None)
+        assert len(recs) == len(ex.held)
+        for r, row in zip(recs, ex.held_rows):
+            assert r["metadata"]["positive"] == (row["criterion_score"] > ex.cut)
+        value = ex._value(plan, "held")
+        for k in (0, 5):
+            enc = ex.lm.tokenizer(ex.held.texts[k], return_tensors="pt")
+            T = enc["input_ids"].shape[1]
+            read = "blocks.20.hook_resid_post"
+            edit = Edit(plan.space.hook, "apply", set_edit(plan.space, plan.index, value), positions=[T - 1])
+            clean = run(ex.lm.model, dict(enc), [read], positions=[-1], logits=False).acts[read][0, 0]
+            edited = run(ex.lm.model, dict(enc), [read], [edit], positions=[-1], logits=False).acts[read][0, 0]
+            assert abs(float((edited - clean).norm()) - recs[k]["metadata"]["edit_norm"]) < 1e-3 * max(
+                1.0, recs[k]["metadata"]["edit_norm"])
+    assert write_norms(ex.lm, d.space)[0] == pytest.approx(1.0)
+    zero = ex.records(EditPlan("L20:D0", d.space, 0, "steer", 0.0), None)
+    assert all(r["intervention_score"] == r["baseline_score"] and r["metadata"]["edit_norm"] == 0 for r in zero)
+    assert all(r["side_effect_score"] == 0 for r in zero if r["side_effect_score"] is not None)
+
+
+def test_direction_controls_random_and_label_permuted(small_experiment, contrast_target):
+    """A contrast direction's projection-out controls: random directions drawn from the activation
+    distribution (inside the span of the centred discovery activations, never isotropic) whose removed
+    projection has an RMS within tolerance of the feature's; and 20 refits of the same method (D0 difference
+    of means, D1 logistic probe) on permuted discovery labels, unit norm, that separate the real classes
+    far less than the feature does."""
+    from interp_lab.evidence.stats import auroc
+    from interp_lab.interventions.contrast import logistic_probe
+
+    ex, d = small_experiment, contrast_target
+    x, pos = ex.ref_stats.acts["blocks.20.hook_resid_post"], ex.ref_stats.positive
+    probe = logistic_probe(x, pos)
+    d1 = Target(DirectionSpace("blocks.20.hook_resid_post", 20, probe[None], ["L20:D1"]), 0)
+    _, _, basis = np.linalg.svd(x - x.mean(0), full_matrices=False)
+    for target in (d, d1):
+        plans = ex.controls(target, "ablate", None)
+        rnd = [c for c in plans if c.control_type == "random_direction"]
+        perm = [c for c in plans if c.control_type == "permuted_label"]
+        assert len(rnd) == 20 and len(perm) == 20
+        mine = ex.ref_stats.edit_rms(target.space, "ablate")[0]
+        vecs = np.stack([c.space.write([c.index])[0].numpy() for c in rnd])
+        assert ctl.within(ex.ref_stats.direction_rms("blocks.20.hook_resid_post", "ablate", vecs) / mine,
+                          rnd[0].match_tolerance).all()
+        outside = vecs - (vecs @ basis.T) @ basis
+        assert np.abs(outside).max() < 1e-3
+        pv = np.stack([c.space.write([c.index])[0].numpy() for c in perm])
+        np.testing.assert_allclose(np.linalg.norm(pv, axis=1), 1.0, atol=1e-5)
+        # on held-out prompts the real direction separates the classes better than most refits; but fitted on
+        # 40 discovery prompts in 576 dimensions a permuted-label refit leans on the top principal directions,
+        # which carry the class too: measured here, D0 |AUROC - 0.5| 0.395 against refits' 0.07-0.44 (median
+        # 0.22). That reach is why a contrast direction must beat this family, not only random directions.
+        xh = ex.held_acts["blocks.20.hook_resid_post"]
+        own = abs(auroc(xh @ target.space.vectors[0], ex.held_positive) - 0.5)
+        placebo = np.array([abs(auroc(xh @ v, ex.held_positive) - 0.5) for v in pv])
+        assert own > 0.3 and np.median(placebo) < own and (placebo < own).mean() >= 0.75
+        assert np.abs(pv @ target.space.vectors[0] / np.linalg.norm(target.space.vectors[0])).max() < 0.95
+        assert "permuted discovery labels" in perm[0].matched_on
+    assert ex.controls(d, "steer", 0.5)[-1].control_type == "permuted_label"
+
+
+def test_steering_under_the_budget_with_kl_matched_controls(small_experiment, contrast_target):
+    """The chosen strength's calibration KL is within the budget (the best gain among those that are);
+    steering controls are steered at strengths whose side-effect KL is within 25% of the feature's, linked
+    to its strength by for_strength; a budget no strength meets extends the grid downwards and is said."""
+    ex, d = small_experiment, contrast_target
+    strength, info = ex.calibrate(d)
+    dose = {r["strength"]: r for r in info["dose_response"]}
+    assert info["within_budget"] and dose[strength]["kl"] <= info["kl_budget"] == 1.0
+    fits = [r for r in dose.values() if r["kl"] <= 1.0]
+    assert dose[strength]["gain"] == max(r["gain"] for r in fits) > 0
+    assert {0.25, 0.5, 1.0, 2.0, 4.0} <= set(dose) and all(r["controls_kl_median"] is not None for r in fits)
+    feature = ex.records(EditPlan("L20:D0", d.space, 0, "steer", strength), None)
+    kl_f = np.mean([r["side_effect_score"] for r in feature if r["side_effect_score"] is not None])
+    assert kl_f == pytest.approx(dose[strength]["kl"], rel=1e-5)
+    plans = ex.controls(d, "steer", strength)
+    rnd = [c for c in plans if c.control_type == "random_direction"]
+    assert len(rnd) == 20 and all(c.for_strength == strength for c in plans)
+    for c in rnd:
+        recs = ex.records(c, "L20:D0")
+        kl_c = np.mean([r["side_effect_score"] for r in recs if r["side_effect_score"] is not None])
+        assert 0.75 <= kl_c / kl_f <= 1.25 and not c.tolerance_widened
+        meta = recs[0]["metadata"]
+        assert meta["for_strength"] == strength and meta["control_for"] == "L20:D0"
+        assert meta["edit_norm"] == pytest.approx(c.strength * ex.ref_stats.median_norm[c.space.hook], rel=1e-5)
+    tight = ex.settings
+    try:
+        ex.settings = tight.replace(kl_budget=1e-9)
+        s_tight, info_tight = ex.calibrate(d)
+    finally:
+        ex.settings = tight
+    tried = [r["strength"] for r in info_tight["dose_response"]]
+    assert info_tight["within_budget"] is False and s_tight == min(tried) == 0.25 / 16
+    assert all(r["kl"] > 1e-9 for r in info_tight["dose_response"])
 
 
 @pytest.fixture(scope="module")
@@ -156,18 +259,40 @@ def test_contrast_direction_is_causal_on_held_out_prompts(contrast_run):
     assert fid.endswith(":D0") and res.best.auroc["heldout"] > 0.8
     kinds = res.evidence[fid]["kinds"]
     steer, ablate = kinds["steer"], kinds["ablate"]
-    # steering at the calibrated strength beats the 95th percentile of 20 norm-matched random directions
+    # steering at the strength chosen under the 1-nat budget beats the 95th percentile of 20 random directions
+    # steered to the same side-effect KL
+    sweep = res.run.strengths[fid]
+    chosen = next(r for r in sweep["dose_response"] if r["strength"] == sweep["chosen"])
+    assert sweep["within_budget"] and chosen["kl"] <= sweep["kl_budget"] == 1.0 and chosen["gain"] > 0
     assert steer["controls"]["n"] == 20 and steer["controls"]["types"] == ["random_direction"]
     assert steer["mean_effect"] > steer["controls"]["threshold"] and steer["strong_causal"]
-    assert steer["n"] >= 100 and steer["strength"] == res.run.strengths[fid]["chosen"]
+    assert steer["n"] >= 100 and steer["strength"] == sweep["chosen"]
+    assert steer["side_effect"]["mean"] <= 1.0
     # projecting the direction out lowers the held-out score (a drop: positive promotion effect), CI > 0
     assert ablate["ci"][0] > 0 and ablate["n"] >= 100
-    # controls: the placebo changes nothing; random directions (projection spread matched) move the score
-    # far less than the contrast direction does
-    for k in (steer, ablate):
-        assert k["placebo"]["ci"][0] <= 0 <= k["placebo"]["ci"][1]
-    assert max(abs(e) for e in ablate["controls"]["effects"]) < ablate["mean_effect"]
     assert ablate["strong_causal"]
+    recs = res.run.records
+    assert all(isinstance(r["metadata"]["edit_norm"], float) and isinstance(r["metadata"]["positive"], bool)
+               for r in recs)
+    assert not any(r["metadata"].get("control_type") == "placebo" for r in recs)
+    by = {}
+    for r in recs:
+        m = r["metadata"]
+        by.setdefault((r["feature_id"], r["intervention"], m.get("control_type")), []).append(r)
+    # the second family: D0 refitted on permuted discovery labels, 20 per kind
+    perm_ids = {(r["intervention"], r["feature_id"]) for r in recs
+                if r["metadata"].get("control_type") == "permuted_label"}
+    assert sum(k == "steer" for k, _ in perm_ids) == 20 and sum(k == "ablate" for k, _ in perm_ids) == 20
+    kl_f = np.mean([r["side_effect_score"] for r in by[(fid, "steer", None)] if r["side_effect_score"] is not None])
+    for (_, kind, ctype), rows in by.items():
+        if kind == "steer" and ctype == "random_direction":
+            kl_c = np.mean([r["side_effect_score"] for r in rows if r["side_effect_score"] is not None])
+            assert 0.75 <= kl_c / kl_f <= 1.25 and rows[0]["metadata"]["for_strength"] == sweep["chosen"]
+        if kind == "ablate" and ctype == "random_direction":
+            rms_c = np.sqrt(np.mean([r["metadata"]["edit_norm"] ** 2 for r in rows]))
+            assert rows[0]["metadata"]["match_tolerance"] == 0.25  # matched on discovery: held-out RMS near it
+            rms_f = np.sqrt(np.mean([r["metadata"]["edit_norm"] ** 2 for r in by[(fid, "ablate", None)]]))
+            assert 0.6 < rms_c / rms_f < 1.6
 
 
 @pytest.mark.slow

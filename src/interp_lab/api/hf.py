@@ -5,8 +5,9 @@
    contrast directions on discovery prompts; with an SAE, encode its hook into latents
    (``providers.hf``; cached on disk). ``--backend sae`` makes the SAE's latents the only candidates;
 3. the ranker picks candidates on discovery rows (``evidence.rank``, in ``inspect``);
-4. each candidate is tested by interventions with matched controls and a placebo: steering strength
-   calibrated on calibration prompts, effects measured on held-out ones (``interventions.run``);
+4. each candidate is tested by interventions with controls matched on the realised edit (and, for
+   contrast directions, label-permuted refits): steering strength chosen on calibration prompts under a
+   side-effect budget, effects measured on held-out ones (``interventions.run``);
 5. the top cards get their top activating contexts over a corpus (``harvest.scan``).
 """
 
@@ -65,6 +66,7 @@ def collect_evidence(model: Any, criterion: str, options: HFOptions, seed: int, 
     from interp_lab.report.build import InputInfo
 
     units = units_for(backend, options)
+    options.settings(seed)  # intervention options (kinds, strengths, kl_budget) checked before the model loads
     if options.probes:  # checked before the model loads and the criterion compiles
         from interp_lab.harvest.probes import read_probe_set
 

@@ -20,6 +20,8 @@ store_app = typer.Typer(help="Query activation stores: summary, list, search, to
 
 KINDS_HELP = "Comma list of ablate, mean_ablate, clamp_up, clamp_down, steer, patch."
 STRENGTHS_HELP = "Steering strengths tried on calibration prompts (units: median activation norm at the hook)."
+KL_BUDGET_HELP = ("Steering: the largest mean next-token KL (nats) on unrelated prompts the chosen strength may cost "
+                  "(the grid is extended downwards when its smallest strength costs more).")
 
 
 def register(app: typer.Typer) -> None:
@@ -90,6 +92,7 @@ def inspect_cmd(
                                                                                   "directions."),
     n_controls: int = typer.Option(20, "--controls", min=1, help="hf: random controls per feature and kind."),
     strengths: str = typer.Option("0.25,0.5,1,2,4", "--strengths", help="hf: " + STRENGTHS_HELP),
+    kl_budget: float = typer.Option(1.0, "--kl-budget", min=0.0, help="hf: " + KL_BUDGET_HELP),
     side_prompts: int = typer.Option(64, "--side-prompts", min=0, help="hf: unrelated prompts for side effects."),
     batch_size: int = typer.Option(64, "--batch-size", min=1, help="hf: prompts per batch."),
     contexts: str = typer.Option("lee", "--contexts", help="hf: corpus scanned for the top cards' activating "
@@ -110,12 +113,12 @@ def inspect_cmd(
     from interp_lab.providers.hf import HFOptions
 
     settings = _settings(neuron_kinds + "," + direction_kinds + "," + latent_kinds, n_controls, strengths,
-                         side_prompts, batch_size, seed)
+                         side_prompts, batch_size, seed, kl_budget)
     hf = HFOptions(prompts=prompts, dataset=dataset, layers=layers, units=units,
                    sae=str(sae) if sae else None, latent_kinds=_kinds(latent_kinds),
                    neuron_kinds=_kinds(neuron_kinds), direction_kinds=_kinds(direction_kinds),
-                   n_controls=n_controls, strengths=settings.strengths, side_prompts=side_prompts,
-                   batch_size=batch_size, contexts=contexts or None, contexts_cards=contexts_cards,
+                   n_controls=n_controls, strengths=settings.strengths, kl_budget=kl_budget,
+                   side_prompts=side_prompts, batch_size=batch_size, contexts=contexts or None, contexts_cards=contexts_cards,
                    contexts_max_tokens=contexts_max_tokens, contexts_dtype=contexts_dtype, cache=not no_cache,
                    probes=str(probes) if probes else None, probe_spans=probe_spans)
     on_model = records is None and features is None and backend in (None, "hf", "sae")
@@ -721,7 +724,8 @@ def _kinds(text: str) -> tuple[str, ...]:
     return tuple(k.strip() for k in text.split(",") if k.strip())
 
 
-def _settings(kinds: str, n_controls: int, strengths: str, side_prompts: int, batch_size: int, seed: int):
+def _settings(kinds: str, n_controls: int, strengths: str, side_prompts: int, batch_size: int, seed: int,
+              kl_budget: float = 1.0):
     from interp_lab.errors import UsageError
     from interp_lab.interventions.settings import InterventionSettings
 
@@ -729,9 +733,11 @@ def _settings(kinds: str, n_controls: int, strengths: str, side_prompts: int, ba
         values = tuple(float(x) for x in strengths.split(",") if x.strip())
     except ValueError:
         raise UsageError(f"--strengths: {strengths!r} is not a comma list of numbers") from None
+    if not 0 < kl_budget < float("inf"):
+        raise UsageError(f"--kl-budget: {kl_budget:g} is not a positive number of nats")
     return InterventionSettings(kinds=tuple(dict.fromkeys(_kinds(kinds))),
                                 n_controls=n_controls, strengths=values, side_prompts=side_prompts,
-                                batch_size=batch_size, seed=seed)
+                                batch_size=batch_size, seed=seed, kl_budget=kl_budget)
 
 
 def intervene_cmd(
@@ -748,6 +754,7 @@ def intervene_cmd(
     kinds: str = typer.Option(",".join(("ablate", "mean_ablate", "steer")), "--kinds", help=KINDS_HELP),
     n_controls: int = typer.Option(20, "--controls", min=1, help="Random controls per feature and kind."),
     strengths: str = typer.Option("0.25,0.5,1,2,4", "--strengths", help=STRENGTHS_HELP),
+    kl_budget: float = typer.Option(1.0, "--kl-budget", min=0.0, help=KL_BUDGET_HELP),
     side_prompts: int = typer.Option(64, "--side-prompts", min=0, help="Unrelated prompts for side effects."),
     side_dataset: Optional[str] = typer.Option(None, "--side-dataset", help="Where they come from (default lee)."),
     batch_size: int = typer.Option(64, "--batch-size", min=1),
@@ -757,7 +764,7 @@ def intervene_cmd(
     """Ablate, steer, clamp or patch features on held-out prompts, with controls (evidence.md rule 7)."""
     from interp_lab.api import intervene
 
-    settings = _settings(kinds, n_controls, strengths, side_prompts, batch_size, seed)
+    settings = _settings(kinds, n_controls, strengths, side_prompts, batch_size, seed, kl_budget)
     ids = [f.strip() for f in features.split(",") if f.strip()]
     with render.StageProgress(log=True) as progress:
         res = intervene(model, criterion, features=ids, report=str(report) if report else None, top_k=top_k,
@@ -796,6 +803,7 @@ def export_hf_contrast_cmd(
     method: str = typer.Option("mean_difference", "--method", help="Which direction is tested: mean_difference "
                                                                    "(D0) or logistic_probe (D1)."),
     strength_sweep: str = typer.Option("0.25,0.5,1,2,4", "--strength-sweep", help=STRENGTHS_HELP),
+    kl_budget: float = typer.Option(1.0, "--kl-budget", min=0.0, help=KL_BUDGET_HELP),
     kinds: str = typer.Option("steer,ablate", "--kinds", help=KINDS_HELP),
     n_controls: int = typer.Option(20, "--controls", min=1),
     records_out: Optional[Path] = typer.Option(None, "--records-out", help="Activation records of the directions."),
@@ -811,7 +819,7 @@ def export_hf_contrast_cmd(
         from interp_lab.errors import UsageError
 
         raise UsageError("give --out or at least one of --records-out, --interventions-out, --features-out")
-    settings = _settings(kinds, n_controls, strength_sweep, 64, 64, seed)
+    settings = _settings(kinds, n_controls, strength_sweep, 64, 64, seed, kl_budget)
     with render.StageProgress(log=True) as progress:
         res = contrast(model, criterion, prompts=dataset, layers=layers, method=method, kinds=settings.kinds,
                        settings=settings, out_dir=out, records_out=records_out, interventions_out=interventions_out,

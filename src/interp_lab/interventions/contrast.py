@@ -53,6 +53,11 @@ def logistic_probe(x: np.ndarray, positive: np.ndarray, l2: float = 1e-2) -> np.
     return res.x[:-1]
 
 
+def fit_method(method: str, x: np.ndarray, positive: np.ndarray) -> np.ndarray:
+    """The (unnormalized) direction of ``method`` fitted on activations ``x`` [n, d] with classes ``positive``."""
+    return mean_difference(x, positive) if method == "mean_difference" else logistic_probe(x, positive)
+
+
 @dataclass
 class Direction:
     feature_id: str
@@ -86,7 +91,7 @@ def fit_directions(acts: dict[int, dict[str, np.ndarray]], positive: dict[str, n
     for layer, by_split in sorted(acts.items()):
         x = by_split["discovery"]
         for method in methods:
-            w = mean_difference(x, disc) if method == "mean_difference" else logistic_probe(x, disc)
+            w = fit_method(method, x, disc)
             norm = np.linalg.norm(w)
             u = (w / norm if norm > 0 else w).astype(np.float32)
             au = {s: round(auroc(a @ u, positive[s]), 6) for s, a in by_split.items() if len(a)}

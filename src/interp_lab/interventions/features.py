@@ -97,33 +97,32 @@ class DirectionSpace:
         return self.names[i]
 
 
-def random_directions(hook: str, layer: int, d: int, n: int, seed: int, prefix: str) -> DirectionSpace:
-    """``n`` random unit directions (Gaussian, normalized), named ``{prefix}{k}``."""
-    v = np.random.default_rng(seed).normal(size=(n, d))
-    return DirectionSpace(hook, layer, v, [f"{prefix}{k}" for k in range(n)], kind="D")
+RESIDUAL_KINDS = ("hook_resid_pre", "hook_resid_mid", "hook_resid_post", "hook_attn_out", "hook_mlp_out")
 
 
-def matched_directions(hook: str, layer: int, x_ref: np.ndarray, target_std: float, n: int, seed: int,
-                       factor: float, prefix: str, max_tries: int = 20000) -> DirectionSpace | None:
-    """Up to ``n`` random unit directions whose projection of ``x_ref`` [m, d] has a standard deviation
-    within ``factor`` of ``target_std``: random mixtures of an isotropic direction and a random combination
-    of the centred activations (the latter varies as much as the data does), kept when they match."""
-    rng = np.random.default_rng(seed)
-    xc = x_ref - x_ref.mean(0)
-    got: list[np.ndarray] = []
-    for _ in range(max_tries // 256):
-        g = rng.normal(size=(256, x_ref.shape[1]))
-        h = rng.normal(size=(256, len(x_ref))) @ xc
-        a = rng.uniform(size=(256, 1))
-        v = a * g / np.linalg.norm(g, axis=1, keepdims=True) + (1 - a) * h / np.linalg.norm(h, axis=1, keepdims=True)
-        v /= np.linalg.norm(v, axis=1, keepdims=True)
-        sd = (x_ref @ v.T).std(0)
-        got.extend(v[(sd >= target_std / factor) & (sd <= target_std * factor)])
-        if len(got) >= n:
-            break
-    if not got:
-        return None
-    return DirectionSpace(hook, layer, np.array(got[:n]), [f"{prefix}{k}" for k in range(min(n, len(got)))])
+def residual_writes(lm, space: FeatureSpace, idx: Sequence[int]) -> torch.Tensor | None:
+    """[k, d_model] the write vectors of features ``idx`` in residual-stream space (a neuron's: its column
+    of the MLP's output projection), or None where the hook does not add into the residual stream directly."""
+    from interp_lab.models.hooks import family_of, get_module
+
+    w = space.write(idx).float()
+    if space.hook.endswith(RESIDUAL_KINDS):
+        return w
+    if space.hook.endswith("mlp.hook_post"):
+        fam = family_of(lm.model)
+        proj = get_module(lm.model, f"{fam.layers}.{space.layer}.{fam.neurons}").weight.detach().float()
+        # nn.Linear is [out, in]; GPT-2's Conv1D is [in, out]
+        return w @ proj.T if proj.shape[1] == w.shape[1] else w @ proj
+    return None
+
+
+def write_norms(lm, space: FeatureSpace) -> np.ndarray:
+    """[size] the L2 norm of each feature's write vector in residual-stream space (in the hook's own space
+    where it does not write the residual stream directly): the size of the change that moving the feature
+    by 1 makes to the residual stream at that position."""
+    idx = range(space.size)
+    w = residual_writes(lm, space, idx)
+    return (space.write(idx).float() if w is None else w).norm(dim=1).numpy().astype(np.float64)
 
 
 @dataclass(frozen=True)

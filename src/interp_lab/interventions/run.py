@@ -6,19 +6,33 @@ For each target feature and intervention kind:
   generated token after it), on held-out prompts; everything before the last
   token is computed once per batch and shared by all edits;
 - steering strengths (units: the median norm of the hook's activation at the
-  last token of discovery prompts) are chosen on calibration prompts (the
-  smallest reaching 90% of the largest gain), and the chosen strength is what
-  runs on held-out prompts;
+  last token of discovery prompts) are chosen on calibration prompts under a
+  side-effect budget: the best gain in the feature's discovery direction among
+  the strengths whose mean next-token KL on unrelated prompts is at most
+  ``kl_budget`` (the grid extended downwards by halving when even its smallest
+  strength costs more); the dose-response (gain and KL at every strength tried,
+  the feature's and its controls' median) is returned, and only the chosen
+  strength runs on held-out prompts;
 - controls run in the same call, each linked to its feature with
-  ``control_for``: for steering, norm-matched random directions at the same
-  strength; for other edits of a neuron, residual dimension or SAE latent,
-  random features of the same space matched on activation standard deviation
-  (dense units) or firing frequency (sparse latents) within a factor of 2;
-  for other edits of a direction, random directions whose projection varies
-  as much (standard deviation within a factor of 2); and a placebo (the same
-  hook machinery adding zero);
+  ``control_for`` (``interventions.controls`` has the numbers): for a set-edit
+  (ablate, mean_ablate, clamp, patch) of a neuron, residual dimension or SAE
+  latent, other units of the same space whose realised edit (RMS over the
+  discovery prompts of the change to the residual stream at the edited
+  position) is within ``match_tolerance`` of the feature's; for a set-edit of a
+  direction, random directions drawn from the activation distribution at the
+  hook, matched the same way; for steering, random directions from the
+  activation distribution, each at the strength (searched) whose mean
+  side-effect KL is within ``kl_tolerance`` of the feature's; and for contrast
+  directions (``D0`` difference of means, ``D1`` logistic probe) a second
+  family, the same method refitted on permuted discovery labels, edited the same
+  way (at the feature's strength when steering). A pool too small for
+  ``n_controls`` widens its tolerance and says so in the records;
 - side effects are KL(clean || edited) of the next-token distribution on
   unrelated prompts, one per held-out row while they last.
+
+Every record carries ``metadata.edit_norm`` (its realised edit at the last
+prompt token, in the residual stream's units) and ``metadata.positive`` (the
+held-out prompt's class by the discovery class cut).
 
 Kinds: ``ablate`` (set to zero; for a direction, project it out),
 ``mean_ablate`` (set to its mean on discovery prompts), ``clamp_up`` /
@@ -40,15 +54,17 @@ import numpy as np
 import torch
 
 from interp_lab.errors import UsageError
-from interp_lab.evidence.stats import class_cut, significant
+from interp_lab.evidence.stats import auroc, class_cut, is_binary, rankdata, significant
+from interp_lab.interventions import controls as ctl
+from interp_lab.interventions import steering
 from interp_lab.interventions.batches import CachedBatch, PromptSet
-from interp_lab.interventions.features import FeatureSpace, Target, matched_directions, random_directions
+from interp_lab.interventions.features import DirectionSpace, FeatureSpace, Target, write_norms
+from interp_lab.interventions.plan import EditPlan, add_edit, set_edit
 from interp_lab.interventions.scorers import scores
 from interp_lab.interventions.settings import InterventionSettings
 from interp_lab.models.hooked import Edit
 
 Progress = Callable[..., None]
-KNEE = 0.9  # steering strength: the smallest reaching this fraction of the largest calibration gain
 
 
 @dataclass
@@ -62,62 +78,47 @@ class Prompts:
 
 
 class _Reference:
-    """Statistics of features on the discovery prompts' last token: the values edits set them to."""
+    """Statistics of features on the discovery prompts' last token: the values edits set them to, and the
+    realised size of each edit there (what controls are matched on)."""
 
-    def __init__(self, acts: dict[str, np.ndarray], positive: np.ndarray):
+    def __init__(self, lm, acts: dict[str, np.ndarray], positive: np.ndarray):
+        self.lm = lm
         self.acts = acts  # {hook: [n_ref, d]}
         self.positive = positive
         self.median_norm = {h: float(np.median(np.linalg.norm(a, axis=1))) for h, a in acts.items()}
-        self._cache: dict[int, tuple[FeatureSpace, np.ndarray]] = {}  # the space is kept so its id stays its own
+        self._cache: dict[tuple, tuple[FeatureSpace, Any]] = {}  # the space is kept so its id stays its own
+
+    def _cached(self, space: FeatureSpace, what: str, make: Callable[[], Any]) -> Any:
+        key = (id(space), what)
+        if key not in self._cache:
+            self._cache[key] = (space, make())
+        return self._cache[key][1]
 
     def values(self, space: FeatureSpace) -> np.ndarray:
         """[n_ref, size] values of every feature of ``space``."""
-        if id(space) not in self._cache:
-            x = torch.from_numpy(self.acts[space.hook])
-            self._cache[id(space)] = (space, space.values(x, range(space.size)).float().numpy())
-        return self._cache[id(space)][1]
+        return self._cached(space, "values", lambda: space.values(torch.from_numpy(self.acts[space.hook]),
+                                                                  range(space.size)).float().numpy())
 
-    def spread(self, space: FeatureSpace) -> np.ndarray:
-        v = self.values(space)
-        return v.std(0) if space.dense else (v > 0).mean(0)
+    def norms(self, space: FeatureSpace) -> np.ndarray:
+        """[size] residual-stream norm of each feature's write vector."""
+        return self._cached(space, "norms", lambda: write_norms(self.lm, space))
 
+    def edit_rms(self, space: FeatureSpace, kind: str) -> np.ndarray:
+        """[size] RMS over discovery prompts of each feature's realised edit of ``kind``."""
+        return self._cached(space, f"rms:{kind}", lambda: ctl.edit_rms(self.values(space), kind, self.norms(space),
+                                                                        self.positive))
 
-@dataclass
-class EditPlan:
-    """One edit of one feature (target or control): what runs and how its records are labelled."""
-
-    feature_id: str
-    space: FeatureSpace
-    index: int
-    kind: str
-    strength: float | None = None
-    control_type: str | None = None
-    matched_on: str | None = None
-
-    def key(self) -> tuple:
-        return (self.space.hook, self.feature_id, self.kind, self.strength)
-
-
-def _set_edit(space: FeatureSpace, index: int, value: torch.Tensor | float) -> Callable:
-    w = space.write([index])[0]
-
-    def f(view: torch.Tensor) -> torch.Tensor:
-        cur = space.values(view, [index])[..., 0]
-        v = value[:, None] if isinstance(value, torch.Tensor) else value
-        return view + (v - cur)[..., None] * w.to(view.dtype)
-
-    return f
-
-
-def _add_edit(vector: torch.Tensor) -> Callable:
-    return lambda view: view + vector.to(view.dtype)
+    def direction_rms(self, hook: str, kind: str, vectors: np.ndarray) -> np.ndarray:
+        """[k] the same for unit directions ``vectors`` [k, d] at a residual hook (write norm 1)."""
+        return ctl.edit_rms(self.acts[hook] @ vectors.T, kind, np.ones(len(vectors)), self.positive)
 
 
 class Experiment:
     """Runs edit plans on held-out (and calibration) prompts and writes their records."""
 
     def __init__(self, lm, prompts: Prompts, scorer, unrelated: Sequence[str], settings: InterventionSettings,
-                 hooks: Sequence[str], *, criterion: str, progress: Progress | None = None):
+                 hooks: Sequence[str], *, criterion: str, progress: Progress | None = None,
+                 claims: dict[str, int] | None = None):
         self.lm, self.scorer, self.settings, self.criterion = lm, scorer, settings, criterion
         self.say = progress or (lambda stage, done=0, total=None: None)
         bs = settings.batch_size
@@ -130,9 +131,11 @@ class Experiment:
         n_side = min(settings.side_prompts, len(held_rows))
         side_texts = list(unrelated)[:n_side]
         self.side = PromptSet.shared(lm, side_texts, bs) if side_texts else None
-        ref_scores = np.array([r["criterion_score"] for r in ref_rows], dtype=float)
-        cut = class_cut(ref_scores)
-        self.ref_stats = _Reference(self.ref.last_token_acts(sorted(set(hooks))), ref_scores > cut)
+        self.ref_scores = np.array([r["criterion_score"] for r in ref_rows], dtype=float)
+        cut = class_cut(self.ref_scores)
+        hooks = sorted(set(hooks))
+        self.ref_stats = _Reference(lm, self.ref.last_token_acts(hooks), self.ref_scores > cut)
+        self.held_acts = self.held.last_token_acts(hooks)  # clean values: what each edit changes, per row
         self.say("clean scores", 0, None)
         self.base_held = scores(self.held, scorer)
         self.base_calib = scores(self.calib, scorer)
@@ -141,47 +144,56 @@ class Experiment:
         # patch: held-out negatives, each given the value of a positive discovery prompt
         held_scores = np.array([r["criterion_score"] for r in held_rows], dtype=float)
         self.held_rows, self.cut = held_rows, cut
+        self.held_positive = held_scores > cut
         self.patch_rows = np.flatnonzero(held_scores <= cut)
         self.patch_source = ref_pos[np.arange(len(self.patch_rows)) % max(len(ref_pos), 1)]
         self.side_source = ref_pos[np.arange(n_side) % max(len(ref_pos), 1)]
+        self.claims = dict(claims or {})
         self._results: dict[tuple, tuple[np.ndarray, np.ndarray | None]] = {}
-        self._random: dict[str, FeatureSpace] = {}  # random directions per hook, shared by every target there
+        self._side: dict[tuple, np.ndarray] = {}  # side-effect KL per plan key (searches reuse them)
+        self.calib_change: dict[tuple, float] = {}  # mean calibration change per steering plan
+        self.steer_pools: dict[str, DirectionSpace] = {}  # steering controls per hook, shared by its targets
+        self.permuted: dict[str, DirectionSpace] = {}  # label-permuted refits per direction
         self.runs = 0
 
     # ------------------------------------------------------------------ edits
 
     def _value(self, plan: EditPlan, which: str) -> torch.Tensor | float:
         v = self.ref_stats.values(plan.space)[:, plan.index]
-        if plan.kind == "ablate":
-            return 0.0
-        if plan.kind == "mean_ablate":
-            return float(v.mean())
-        if plan.kind == "clamp_up":
-            return float(np.quantile(v, 0.99))
-        if plan.kind == "clamp_down":
-            return float(np.quantile(v, 0.01))
         if plan.kind == "patch":
             src = self.patch_source if which == "held" else self.side_source
             return torch.from_numpy(v[src].astype(np.float32))
-        raise AssertionError(plan.kind)
+        return float(ctl.set_value(v[:, None], plan.kind)[0])
 
-    def _edits_for(self, plan: EditPlan, which: str):
+    def edits_for(self, plan: EditPlan, which: str):
         """``edits_for(batch)`` for the held-out (or patch), calibration or side-effect prompts."""
         hook = plan.space.hook
-        if plan.control_type == "placebo":
-            zero = torch.zeros(1)
-            return lambda b: [Edit(hook, "apply", _add_edit(zero))]
         if plan.kind == "steer":
             w = plan.space.write([plan.index])[0]
             vec = w / w.norm() * (plan.strength * self.ref_stats.median_norm[hook])
-            return lambda b: [Edit(hook, "apply", _add_edit(vec))]
+            return lambda b: [Edit(hook, "apply", add_edit(vec))]
         value = self._value(plan, which)
         if isinstance(value, torch.Tensor):
             def per_batch(b: CachedBatch):
-                return [Edit(hook, "apply", _set_edit(plan.space, plan.index, value[torch.as_tensor(b.rows)]))]
+                return [Edit(hook, "apply", set_edit(plan.space, plan.index, value[torch.as_tensor(b.rows)]))]
             return per_batch
-        fn = _set_edit(plan.space, plan.index, value)
+        fn = set_edit(plan.space, plan.index, value)
         return lambda b: [Edit(hook, "apply", fn)]
+
+    def edit_norms(self, plan: EditPlan) -> np.ndarray:
+        """The realised edit per held-out row (patch: its rows): the L2 norm of the change to the residual
+        stream at the last prompt token, |new value - clean value| x the write vector's residual norm."""
+        norm = float(self.ref_stats.norms(plan.space)[plan.index])
+        if plan.kind == "steer":
+            w = float(plan.space.write([plan.index])[0].norm())
+            size = plan.strength * self.ref_stats.median_norm[plan.space.hook] * norm / w
+            return np.full(len(self.held), size)
+        x = torch.from_numpy(self.held_acts[plan.space.hook])
+        cur = plan.space.values(x, [plan.index])[:, 0].float().numpy().astype(np.float64)
+        value = self._value(plan, "held")
+        if plan.kind == "patch":
+            return np.abs(value.numpy() - cur[self.patch_rows]) * norm
+        return np.abs(value - cur) * norm
 
     def measure(self, plan: EditPlan) -> tuple[np.ndarray, np.ndarray | None]:
         """Held-out scores under the edit (patch: its rows only) and side-effect KL per unrelated prompt."""
@@ -189,72 +201,49 @@ class Experiment:
         if key in self._results:
             return self._results[key]
         held = _subset(self.held, self.patch_rows) if plan.kind == "patch" else self.held
-        edited = scores(held, self.scorer, self._edits_for(plan, "held"))
-        side = self._side_kl(plan) if self.side is not None else None
+        edited = scores(held, self.scorer, self.edits_for(plan, "held"))
+        side = self.side_kl(plan) if self.side is not None else None
         self.runs += 1
         self._results[key] = (edited, side)
         return edited, side
 
-    def calibrate(self, target: Target) -> tuple[float, dict[str, Any]]:
-        """The steering strength: the smallest whose mean calibration gain reaches ``knee`` (90%) of the
-        largest gain over the grid, so that steering is not pushed past the point where more strength buys
-        little but side effects. Gains count in the direction of the smallest strength's gain (where the
-        edit is still nearly linear): far along a direction the model breaks and the score collapses
-        whatever the feature does, a large change that is not the feature's effect. Returns the strength
-        with the gain and side effect per strength."""
-        gains: dict[str, float] = {}
-        sides: dict[str, float] = {}
-        for s in self.settings.strengths:
-            plan = EditPlan(target.feature_id, target.space, target.index, "steer", s)
-            got = scores(self.calib, self.scorer, self._edits_for(plan, "calib"))
-            gains[f"{s:g}"] = significant((got - self.base_calib).mean(), 7)
-            if self.side is not None:
-                sides[f"{s:g}"] = significant(self._side_kl(plan).mean(), 7)
-        grid = sorted(self.settings.strengths)
-        sign = -1.0 if gains[f"{grid[0]:g}"] < 0 else 1.0
-        best = max(sign * g for g in gains.values())
-        chosen = min(s for s in grid if sign * gains[f"{s:g}"] >= KNEE * best - 1e-12)
-        return float(chosen), {"gains": gains, "side_effects": sides}
+    def side_kl(self, plan: EditPlan) -> np.ndarray:
+        """KL(clean || edited) of the next token after each unrelated prompt."""
+        key = plan.key()
+        if key not in self._side:
+            lp = self.side.next_token_logprobs(self.edits_for(plan, "side"))
+            self._side[key] = (self.base_side.exp() * (self.base_side - lp)).sum(-1).clamp(min=0).numpy()
+        return self._side[key]
 
-    def _side_kl(self, plan: EditPlan) -> np.ndarray:
-        lp = self.side.next_token_logprobs(self._edits_for(plan, "side"))
-        return (self.base_side.exp() * (self.base_side - lp)).sum(-1).clamp(min=0).numpy()
+    def claim(self, target: Target) -> int:
+        """+1 when the feature promotes the criterion on discovery prompts, -1 when it suppresses it (the
+        ranker's statistic: Somers' D for a binary criterion, Spearman's rho for a graded one), unless the
+        caller said."""
+        if target.feature_id not in self.claims:
+            v = self.ref_stats.values(target.space)[:, target.index].astype(np.float64)
+            y = self.ref_scores
+            if is_binary(y):
+                effect = 2 * auroc(v, y > 0.5) - 1
+            else:
+                rv, ry = rankdata(v) - (len(v) + 1) / 2, rankdata(y) - (len(y) + 1) / 2
+                effect = float(rv @ ry)
+            self.claims[target.feature_id] = -1 if effect < 0 else 1
+        return self.claims[target.feature_id]
+
+    # ------------------------------------------------------------------ steering
+
+    def calibrate(self, target: Target) -> tuple[float, dict[str, Any]]:
+        """The steering strength under the side-effect budget, and its dose-response (``steering``)."""
+        return steering.calibrate(self, target)
 
     # ------------------------------------------------------------------ controls
 
     def controls(self, target: Target, kind: str, strength: float | None) -> list[EditPlan]:
-        """Random features matched to ``target`` (or random directions), and the placebo."""
-        n, hook, space, layer = self.settings.n_controls, target.hook, target.space, target.space.layer
-        out: list[EditPlan] = []
-        f = self.settings.match_factor
-        if kind == "steer":  # norm-matched random directions, steered at the same strength
-            if hook not in self._random:
-                d = int(self.ref_stats.acts[hook].shape[1])
-                self._random[hook] = random_directions(hook, layer, d, n, _seed(self.settings.seed, hook),
-                                                       f"L{layer}:rdir")
-            rnd = self._random[hook]
-            out += [EditPlan(rnd.feature_id(k), rnd, k, kind, strength, "random_direction",
-                             "norm (unit directions at the same strength)") for k in range(rnd.size)]
-        elif space.kind == "D" or space.size <= 1:  # a direction: random directions varying as much as it does
-            mine = float(self.ref_stats.spread(space)[target.index])
-            rnd = matched_directions(hook, layer, self.ref_stats.acts[hook], mine, n,
-                                     _seed(self.settings.seed, target.feature_id), f,
-                                     f"L{layer}:mdir{_short(target.feature_id)}_")
-            if rnd is not None:
-                out += [EditPlan(rnd.feature_id(k), rnd, k, kind, strength, "random_direction",
-                                 f"projection standard deviation within a factor of {f:g}") for k in range(rnd.size)]
-        else:
-            spread = self.ref_stats.spread(space)
-            mine = spread[target.index]
-            ok = np.flatnonzero((spread >= mine / f) & (spread <= mine * f))
-            ok = ok[ok != target.index]
-            rng = np.random.default_rng(_seed(self.settings.seed, target.feature_id))
-            pick = np.sort(rng.choice(ok, size=min(n, len(ok)), replace=False)) if len(ok) else []
-            what = "activation standard deviation" if space.dense else "firing frequency"
-            out += [EditPlan(space.feature_id(int(j)), space, int(j), kind, strength, "random_feature",
-                             f"{what} within a factor of {f:g}") for j in pick]
-        out.append(EditPlan("placebo", space, target.index, kind, strength, "placebo", None))
-        return out
+        """The target's controls for ``kind``: random ones matched on the realised edit (steering: on
+        side-effect KL) and, for a contrast direction, label-permuted refits."""
+        own = (steering.steer_controls(self, target, strength) if kind == "steer"
+               else ctl.set_controls(self, target, kind))
+        return own + ctl.permuted_controls(self, target, kind, strength)
 
     # ------------------------------------------------------------------ records
 
@@ -263,6 +252,7 @@ class Experiment:
         edited, side = self.measure(plan)
         rows = self.patch_rows if plan.kind == "patch" else np.arange(len(self.held))
         base = self.base_held[rows]
+        norms = self.edit_norms(plan)
         meta_common: dict[str, Any] = {"score_kind": self.scorer.kind, "source": "interp-lab", "hook": plan.space.hook,
                                        "positions": "last prompt token onward", **(extra or {})}
         if plan.kind == "steer":
@@ -271,11 +261,14 @@ class Experiment:
         if plan.control_type:
             meta_common["control_type"] = plan.control_type
             meta_common["control_for"] = control_for
-            if plan.matched_on:
-                meta_common["matched_on"] = plan.matched_on
+            for name in ("matched_on", "match_tolerance", "tolerance_widened", "for_strength"):
+                if getattr(plan, name) is not None or name in ("match_tolerance",):
+                    meta_common[name] = getattr(plan, name)
         out = []
         for k, (r, b, e) in enumerate(zip(rows, base, edited)):
             meta = dict(meta_common)
+            meta["edit_norm"] = significant(norms[k], 7)
+            meta["positive"] = bool(self.held_positive[r])
             s_eff = None
             if side is not None and k < len(side):
                 s_eff = significant(side[k], 7)
@@ -302,14 +295,6 @@ def _subset(ps: PromptSet, rows: np.ndarray) -> PromptSet:
                             [ps.prompt_ids[r] for r in rows])
 
 
-def _short(feature_id: str) -> str:
-    return hashlib.sha256(feature_id.encode()).hexdigest()[:6]
-
-
-def _seed(seed: int, name: str) -> int:
-    return int.from_bytes(hashlib.sha256(f"{seed}:{name}".encode()).digest()[:8], "little")
-
-
 @dataclass
 class InterventionRun:
     records: list[dict[str, Any]]
@@ -325,11 +310,13 @@ def run_interventions(lm, prompts: Prompts | Sequence[dict[str, Any]], targets: 
                       settings: InterventionSettings = InterventionSettings(),
                       progress: Progress | None = None,
                       kinds_for: Callable[[Target], Sequence[str]] | None = None,
-                      cache: bool = False) -> InterventionRun:
+                      cache: bool = False, claims: dict[str, int] | None = None) -> InterventionRun:
     """Intervention records for ``targets`` (each kind of ``settings``, or ``kinds_for(target)``, with
-    controls) on held-out prompts. With ``cache``, each target's records are kept on disk under a key of
-    everything they depend on (model revision, prompts, scorer, settings, the feature's write vector), so
-    a rerun computes only what is new; the prompt prefixes are not even computed when nothing is."""
+    controls) on held-out prompts. ``claims``: {feature_id: +1 | -1}, the direction steering gains are
+    counted in (default: the sign of each feature's association with the criterion on discovery prompts).
+    With ``cache``, each target's records are kept on disk under a key of everything they depend on (model
+    revision, prompts, scorer, settings, the feature's write vector), so a rerun computes only what is new;
+    the prompt prefixes are not even computed when nothing is."""
     prompts = prompts if isinstance(prompts, Prompts) else Prompts(list(prompts))
     say = progress or (lambda stage, done=0, total=None: None)
     hooks = sorted({t.hook for t in targets})
@@ -341,7 +328,7 @@ def run_interventions(lm, prompts: Prompts | Sequence[dict[str, Any]], targets: 
     base = _run_key(lm, prompts, scorer, unrelated, settings, criterion) if cache else ""
     done = cached = 0
     for t, kinds in work:
-        path = _cache_path(base, t, kinds) if cache else None
+        path = _cache_path(base, t, kinds, (claims or {}).get(t.feature_id)) if cache else None
         if path is not None and path.exists():
             got = json.loads(gzip.decompress(path.read_bytes()))
             recs += got["records"]
@@ -350,19 +337,15 @@ def run_interventions(lm, prompts: Prompts | Sequence[dict[str, Any]], targets: 
             cached += 1
             continue
         if ex is None:
-            ex = Experiment(lm, prompts, scorer, unrelated, settings, hooks, criterion=criterion, progress=say)
+            ex = Experiment(lm, prompts, scorer, unrelated, settings, hooks, criterion=criterion, progress=say,
+                            claims=claims)
         mine: list[dict[str, Any]] = []
         mine_strength: dict[str, dict[str, Any]] = {}
         for kind in kinds:
             say("interventions", done, total)
             strength = None
             if kind == "steer":
-                strength, sweep = ex.calibrate(t)
-                mine_strength[t.feature_id] = {"chosen": strength, "calibration_gains": sweep["gains"],
-                                               "calibration_side_effects": sweep["side_effects"],
-                                               "rule": f"smallest strength reaching {KNEE:.0%} of the largest gain "
-                                                       "(signed as the smallest strength's gain)",
-                                               "calibration_prompts": len(ex.calib)}
+                strength, mine_strength[t.feature_id] = ex.calibrate(t)
             plan = EditPlan(t.feature_id, t.space, t.index, kind, strength)
             extra = {"calibrated_on": "calibration"} if kind == "steer" else None
             mine += ex.records(plan, None, extra)
@@ -382,7 +365,10 @@ def run_interventions(lm, prompts: Prompts | Sequence[dict[str, Any]], targets: 
     return InterventionRun(recs, strengths, ex.runs if ex else 0, scorer.kind, counts, cached_targets=cached)
 
 
-CACHE_VERSION = "interventions-v3"  # v2: scores to 7 significant digits; v3: calibration gains signed
+# v2: scores to 7 significant digits; v3: calibration gains signed; v4: controls matched on the realised edit
+# (steering: on side-effect KL), label-permuted placebos, no zero-edit placebo, strength under a KL budget,
+# edit_norm and positive on every record
+CACHE_VERSION = "interventions-v4"
 
 
 def _run_key(lm, prompts: Prompts, scorer, unrelated: Sequence[str], settings: InterventionSettings,
@@ -397,10 +383,10 @@ def _run_key(lm, prompts: Prompts, scorer, unrelated: Sequence[str], settings: I
     return h.hexdigest()
 
 
-def _cache_path(base: str, target: Target, kinds: Sequence[str]):
+def _cache_path(base: str, target: Target, kinds: Sequence[str], claim: int | None = None):
     from interp_lab.io.cache import cache_dir
 
-    h = hashlib.sha256(f"{base}\0{target.hook}\0{target.feature_id}\0{','.join(kinds)}\0"
+    h = hashlib.sha256(f"{base}\0{target.hook}\0{target.feature_id}\0{','.join(kinds)}\0{claim}\0"
                        f"{getattr(target.space, 'fingerprint', '')}".encode())
     h.update(target.space.write([target.index])[0].numpy().astype(np.float32).tobytes())
     return cache_dir() / "interventions" / f"{h.hexdigest()[:32]}.json.gz"

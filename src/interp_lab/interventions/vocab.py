@@ -9,9 +9,8 @@ from typing import Any
 
 import torch
 
-from interp_lab.interventions.features import Target
+from interp_lab.interventions.features import Target, residual_writes
 
-RESIDUAL_KINDS = ("hook_resid_pre", "hook_resid_mid", "hook_resid_post", "hook_attn_out", "hook_mlp_out")
 METHOD = ("the write vector in residual space (a neuron's: its column of the MLP's output projection) through "
           "the final norm and the unembedding; the top tokens by logit, decoded one by one")
 
@@ -19,19 +18,8 @@ METHOD = ("the write vector in residual space (a neuron's: its column of the MLP
 def residual_write(lm, target: Target) -> torch.Tensor | None:
     """The target's write vector in residual-stream space, or None where it has none (a hook the
     residual stream does not add directly)."""
-    from interp_lab.models.hooks import family_of, get_module
-
-    hook = target.hook
-    w = target.space.write([target.index])[0].float()
-    if hook.endswith(RESIDUAL_KINDS):
-        return w
-    if hook.endswith("mlp.hook_post"):
-        fam = family_of(lm.model)
-        layer = int(hook.split(".")[1])
-        proj = get_module(lm.model, f"{fam.layers}.{layer}.{fam.neurons}").weight.detach().float()
-        # nn.Linear is [out, in]; GPT-2's Conv1D is [in, out]
-        return proj @ w if proj.shape[1] == w.shape[0] else w @ proj
-    return None
+    w = residual_writes(lm, target.space, [target.index])
+    return None if w is None else w[0]
 
 
 @torch.no_grad()

@@ -49,6 +49,7 @@ class HFOptions:
     latent_kinds: tuple[str, ...] = ("ablate", "steer")  # interventions testing SAE latents
     n_controls: int = 20
     strengths: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 4.0)
+    kl_budget: float = 1.0  # steering: mean next-token KL (nats) on unrelated prompts the strength may cost
     side_prompts: int = 64
     side_dataset: str | None = None
     batch_size: int = 64
@@ -65,7 +66,7 @@ class HFOptions:
 
         return InterventionSettings(kinds=tuple(dict.fromkeys(self.neuron_kinds + self.direction_kinds
                                                               + (self.latent_kinds if self.sae else ()))),
-                                    n_controls=self.n_controls, strengths=self.strengths,
+                                    n_controls=self.n_controls, strengths=self.strengths, kl_budget=self.kl_budget,
                                     side_prompts=self.side_prompts, batch_size=self.batch_size, seed=seed)
 
     def as_dict(self) -> dict[str, Any]:
@@ -330,12 +331,13 @@ def kinds_for(feature_id: str, neuron_kinds: Sequence[str], direction_kinds: Seq
 
 def validate(c: Candidates, feature_ids: Sequence[str], settings, *, neuron_kinds: Sequence[str],
              direction_kinds: Sequence[str], latent_kinds: Sequence[str] = (), cache: bool = True,
-             say: Progress | None = None):
-    """Interventions with controls on the candidates (interventions.run), each with its own kinds."""
+             say: Progress | None = None, claims: dict[str, int] | None = None):
+    """Interventions with controls on the candidates (interventions.run), each with its own kinds; ``claims``
+    ({feature_id: +1 | -1}, default: each feature's discovery direction) orient the steering gains."""
     from interp_lab.interventions.run import run_interventions
 
     return run_interventions(c.setup.lm, c.setup.compiled.rows, c.targets(feature_ids), c.setup.scorer,
                              c.setup.unrelated, criterion=c.setup.compiled.spec.criterion, settings=settings,
                              progress=say,
                              kinds_for=lambda t: kinds_for(t.feature_id, neuron_kinds, direction_kinds, latent_kinds),
-                             cache=cache)
+                             cache=cache, claims=claims)
