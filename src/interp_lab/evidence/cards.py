@@ -16,7 +16,9 @@ IMPORTANCE_DOC = {
         "causal": "best intervention kind: fraction of random controls whose effect the feature's held-out "
                   "effect exceeds in its direction (0 when its CI includes zero or its direction is not the "
                   "card's); absent without controls",
-        "stability": "top-k frequency under bootstrap resampling of the discovery rows",
+        "stability": "top-k frequency by |effect| among the discovery candidates under bootstrap resampling of "
+                     "the discovery rows; for features fitted on the discovery rows (contrast directions), "
+                     "against the same candidates under resampling of the held-out rows (out of sample)",
         "specificity": "firing-rate and activation-mass selectivity on held-out rows, in the feature's direction",
         "reported_causal": "|causal_effects[criterion]| of a feature dump, capped at 1; used only when no other "
                            "component exists",
