@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from interp_lab.criteria.compile import compile_criterion
+from interp_lab.criteria.compile import check_criterion, compile_criterion
 from interp_lab.errors import InputError
 from interp_lab.evidence.rank import RankSettings, rank_associations
 from interp_lab.evidence.splits import prompt_groups
@@ -167,6 +167,8 @@ def test_given_splits_are_kept_but_a_document_in_two_splits_is_refused(tmp_path,
                                  line["metadata"]["doc"])  # the line named is the one that disagrees
     code, _, text = cli("compile-criterion", "--criterion", spec, "--out", tmp_path / "o.jsonl")
     assert code == 2 and text.count("\n") == 1 and "field split" in text
+    with pytest.raises(InputError, match="two splits"):  # what commands check before loading a model
+        check_criterion(str(spec))
 
 
 def matrix(X, scores, prompt_ids, covariates=None, feature_ids=None, splits=None):

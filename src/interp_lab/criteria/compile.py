@@ -181,6 +181,7 @@ def compile_criterion(criterion: str | CriterionSpec, *, model: Any = None, prom
             path = Path(source)
             candidates = corpus_passages(iter_documents(source), Path(source).name)
         rows, info = compile_semantic(spec, candidates)
+        plan = _plan_splits(rows, spec, path, lines)
         score_kind = "similarity_label"
     else:
         source_name = prompts or spec.prompts or spec.dataset
@@ -189,6 +190,7 @@ def compile_criterion(criterion: str | CriterionSpec, *, model: Any = None, prom
         path = _resolve(source_name, base_dir)
         source = path.name
         rows = _prompt_rows(path, lines)
+        plan = _plan_splits(rows, spec, path, lines)  # before the model scores them
         if spec.kind == "labelled":
             _require_scores(rows, path, "labelled")
             score_kind = "label"
@@ -208,7 +210,7 @@ def compile_criterion(criterion: str | CriterionSpec, *, model: Any = None, prom
         else:
             _require_scores(rows, path, "contrast")
             score_kind = "label"
-    info["splits"] = _assign_splits(rows, spec, path, lines)
+    info["splits"] = _assign_splits(rows, spec, plan)
     return Compiled(spec, rows, score_kind, target_ids, source=source, info=info)
 
 
@@ -223,45 +225,70 @@ def check_criterion(criterion: str, *, prompts: str | None = None) -> CriterionS
             raise UsageError(f"a {spec.kind} criterion needs prompts (the spec's 'prompts' or --prompts)")
         return spec
     spec_file = criterion_file(criterion)
-    base = spec_file.parent if spec_file is not None else None
-    rows = _prompt_rows(_resolve(source, base))
+    path = _resolve(source, spec_file.parent if spec_file is not None else None)
+    lines: dict[str, int] = {}
+    rows = _prompt_rows(path, lines)
     if spec.kind == "labelled":
-        _require_scores(rows, _resolve(source, base), "labelled")
+        _require_scores(rows, path, "labelled")
+    if spec.kind != "semantic":  # a semantic criterion splits the prompts it chooses
+        _plan_splits(rows, spec, path, lines)
     return spec
 
 
-def _assign_splits(rows: list[dict[str, Any]], spec: CriterionSpec, path: Path,
-                   lines: dict[str, int]) -> dict[str, Any]:
-    """Give every row without a split one, by group and stratified by class (module docstring); check that
-    no group is in two splits and that held-out has ``min_heldout`` prompts. Returns what was done."""
-    from interp_lab.evidence.stats import class_cut
+@dataclass
+class _SplitPlan:
+    groups: Any  # evidence.splits.Groups
+    given: np.ndarray  # [rows] split code, -1 = to assign
+    fractions: dict[str, float]  # the spec's, the held-out share raised to hold min_heldout
+    path: Path
 
+
+def _plan_splits(rows: list[dict[str, Any]], spec: CriterionSpec, path: Path, lines: dict[str, int]) -> _SplitPlan:
+    """What can be checked before the prompts are scored: no group is given two splits, and the prompt set
+    can hold ``min_heldout`` held-out prompts."""
     groups = prompt_groups(rows)
     given = np.array([SPLITS.index(r["split"]) if r["split"] is not None else -1 for r in rows], dtype=np.int8)
-    where: dict[int, tuple[int, int]] = {}  # group -> (split, row) of its first given row
+    where: dict[int, int] = {}  # group -> its first row with a given split
     for i in np.flatnonzero(given >= 0):
         g = int(groups.index[i])
-        if g in where and where[g][0] != given[i]:
-            j = where[g][1]
+        j = where.setdefault(g, int(i))
+        if given[j] != given[i]:
             first, pid = rows[j]["prompt_id"], rows[i]["prompt_id"]
             raise InputError(path, f"prompt {pid!r} is in the {SPLITS[given[i]]} split but {first!r} of the same "
-                                   f"group ({groups.by.split(' (')[0]} {groups.names[g]!r}) is in {SPLITS[given[j]]}:"
-                                   " no group may feed two splits (give metadata.group, or leave split out and "
-                                   "interp-lab splits by group)", line=lines.get(pid), field="split")
-        where.setdefault(g, (int(given[i]), int(i)))
+                                   f"group ({groups.names[g]!r}) is in {SPLITS[given[j]]}: no group (metadata.group, "
+                                   "else metadata.doc) may feed two splits (give metadata.group, or leave split out "
+                                   "and interp-lab splits by group)", line=lines.get(pid), field="split")
+    fractions = {s: float(spec.splits.get(s, 0.0)) for s in SPLITS}
+    if (given < 0).any():
+        try:
+            fractions = heldout_fractions(fractions, len(rows), spec.min_heldout)
+        except ValueError as exc:
+            raise InputError(path, f"{exc} (add prompts or lower min_heldout)", field="min_heldout") from None
+    else:
+        _check_heldout(int((given == SPLITS.index("heldout")).sum()), spec, path)
+    return _SplitPlan(groups, given, fractions, path)
+
+
+def _check_heldout(held: int, spec: CriterionSpec, path: Path) -> None:
+    if held < spec.min_heldout:
+        raise InputError(path, f"only {held} held-out prompts; the criterion asks for min_heldout "
+                               f"{spec.min_heldout} (add prompts or lower min_heldout)", field="min_heldout")
+
+
+def _assign_splits(rows: list[dict[str, Any]], spec: CriterionSpec, plan: _SplitPlan) -> dict[str, Any]:
+    """Give every row without a split one, by group and stratified by class (module docstring). Returns
+    what was done."""
+    from interp_lab.evidence.stats import class_cut
+
+    groups, given, fractions = plan.groups, plan.given, plan.fractions
     raw = np.array([np.nan if r["criterion_score"] is None else r["criterion_score"] for r in rows], dtype=float)
     scored = np.isfinite(raw)
     cut = class_cut(raw[scored]) if scored.any() else 0.5
     classes = np.where(scored, (raw > cut).astype(np.int8), 2)  # 2: no score (context)
     source = prompt_covariates(rows).get("source")  # prompts of several corpora: each split its share of each
     strata = classes if source is None else np.char.add(classes.astype(str), np.asarray(source, dtype=str))
-    fractions = {s: float(spec.splits.get(s, 0.0)) for s in SPLITS}
     note = None
     if (given < 0).any():
-        try:
-            fractions = heldout_fractions(fractions, len(rows), spec.min_heldout)
-        except ValueError as exc:
-            raise InputError(path, f"{exc} (add prompts or lower min_heldout)", field="min_heldout") from None
         if fractions["heldout"] > spec.splits.get("heldout", 0.0) + 1e-12:
             note = (f"held-out raised from {spec.splits.get('heldout', 0.0):.0%} to {fractions['heldout']:.1%} of "
                     f"the prompts to hold min_heldout {spec.min_heldout}")
@@ -269,10 +296,7 @@ def _assign_splits(rows: list[dict[str, Any]], spec: CriterionSpec, path: Path,
         for r, c in zip(rows, codes):
             r["split"] = SPLITS[c]
     codes = np.array([SPLITS.index(r["split"]) for r in rows])
-    held = int((codes == SPLITS.index("heldout")).sum())
-    if held < spec.min_heldout:
-        raise InputError(path, f"only {held} held-out prompts; the criterion asks for min_heldout "
-                               f"{spec.min_heldout} (add prompts or lower min_heldout)", field="min_heldout")
+    _check_heldout(int((codes == SPLITS.index("heldout")).sum()), spec, plan.path)
     per_group = np.zeros(len(groups), dtype=np.int64)
     per_group[groups.index] = codes
     out: dict[str, Any] = {
