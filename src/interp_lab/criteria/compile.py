@@ -12,9 +12,10 @@ Kinds:
   each row's ``criterion_score`` is used. Rows sharing ``labels.pair`` share a split.
 
 Splits are the prompt's own, else dealt by group (``metadata.group``, default the source document
-``metadata.doc``, else the prompt id; rows sharing ``labels.pair`` joined) and stratified by class (and
-by corpus, ``metadata.source``, when the prompts come from several), so no document feeds two splits and
-each split holds the spec's fraction of positives and of negatives (``evidence.splits.stratified_group_splits``). The kinds the model scores are scored before they are
+``metadata.doc``, else the prompt id; rows sharing ``labels.pair`` joined) and stratified by class
+(and by corpus, ``metadata.source``, when the prompts come from several), so no document feeds two
+splits and each split holds the spec's fraction of positives and of negatives
+(``evidence.splits.stratified_group_splits``). The kinds the model scores are scored before they are
 split (their class is the score). Held-out gets at least ``min_heldout`` prompts: its share is raised
 when the fraction gives fewer, and a prompt set that cannot hold them (held-out would be more than
 half) is an error, never a silent shortfall. Given splits that put one group in two splits are refused.
