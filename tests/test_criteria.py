@@ -167,6 +167,9 @@ def test_semantic_criterion_keeps_a_margin_and_hard_negatives(tmp_path):
     for r in c.rows[:50]:  # each passage is a verbatim span of its document
         m = r["metadata"]
         assert docs[m["doc"]][m["char_start"]:m["char_end"]] == r["text"]
+    split_of = {}  # passages of one document share a split; each names its corpus
+    assert all(split_of.setdefault(r["metadata"]["doc"], r["split"]) == r["split"] for r in c.rows)
+    assert {r["metadata"]["source"] for r in c.rows} == {"lee"} and c.info["splits"]["by"] == "metadata.doc"
     words = ("war", "troops", "military", "soldier", "attack", "army", "forces", "fight", "bomb", "weapon", "kill")
     rate = lambda rs: np.mean([any(w in r["text"].lower() for w in words) for r in rs])  # noqa: E731
     assert rate(pos) > 0.6 and rate(pos) > 3 * rate(neg)

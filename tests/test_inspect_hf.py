@@ -44,6 +44,25 @@ def test_top_card_is_strong_causal_on_held_out_prompts(units_report):
         assert (out / name).stat().st_size > 0
 
 
+def test_main_job_splits_by_document_adjusts_for_the_corpus_and_tests_directions_out_of_sample(units_report):
+    from interp_lab.evidence.splits import prompt_groups
+
+    res, out = units_report
+    rows = [json.loads(line) for line in (out / "prompts.jsonl").read_text().splitlines()]
+    groups = prompt_groups(rows)
+    split_of = {}
+    assert all(split_of.setdefault(g, r["split"]) == r["split"] for g, r in zip(groups.index, rows))
+    report = json.loads((out / "report.json").read_text())
+    splits = report["settings"]["pipeline"]["selection_info"]["splits"]
+    assert splits["by"] == "metadata.doc" and splits["stratified_by"] == "class and source"
+    assert abs(splits["positives"]["heldout"] - splits["negatives"]["heldout"]) <= 2
+    cards = report["cards"]
+    assert all(c["association"]["adjusted"]["covariates"] == ["prompt_tokens", "source"] for c in cards)
+    directions = [c for c in cards if ":D" in c["feature_id"]]
+    assert directions and all(c["stability"]["rows"] == "heldout" for c in directions)
+    assert all(c["stability"]["rows"] == "discovery" for c in cards if ":D" not in c["feature_id"])
+
+
 def test_top_card_fires_before_units_over_the_whole_corpus(units_report):
     res, _ = units_report
     cc = res.cards[0]["corpus_contexts"]

@@ -6,7 +6,8 @@ Every prompt is a verbatim prefix of a corpus sentence, cut right after a number
 positives where the next word is a unit (physical, time, percent, degrees,
 currency), hard negatives where it is an ordinary lowercase word ("240 people").
 Each row records where it was cut (document, character span, next word), so the
-cut can be checked against the corpus. Deterministic: the same corpus gives the
+cut can be checked against the corpus; ``metadata.doc`` (the document: its
+prefixes share a split) and ``metadata.source`` (the corpus, a covariate). Deterministic: the same corpus gives the
 same file.
 """
 
@@ -69,7 +70,8 @@ def main(per_class: int = 400) -> None:
             row = {"prompt_id": f"{doc.prompt_id}@{start}-{end}", "text": prefix,
                    "labels": {"next_word": word, "expected": "unit" if is_unit else "non_unit",
                               "corpus": doc.labels.get("corpus")},
-                   "metadata": {"doc": doc.prompt_id, "char_start": start, "char_end": end}}
+                   "metadata": {"doc": doc.prompt_id, "source": doc.labels.get("corpus"),
+                                "char_start": start, "char_end": end}}
             (pos if is_unit else neg).append(row)
     # at most 60 prompts per unit word, so "%" and "years" do not crowd out the physical units
     kept, per_word = [], {}

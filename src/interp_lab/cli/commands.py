@@ -714,10 +714,18 @@ def compile_criterion_cmd(
     n = c.write(out)
     counts = ", ".join(f"{k} {v}" for k, v in c.counts.items())
     typer.echo(f"wrote {out}: {n} prompts from {c.source} scored by {c.score_kind} ({counts})")
-    if c.info:
-        from interp_lab.report._format import printable
+    from interp_lab.report._format import printable
 
-        typer.echo(printable(", ".join(f"{k} {v}" for k, v in c.info.items())))  # words of the vocabulary
+    rest = {k: v for k, v in c.info.items() if k != "splits"}
+    if rest:
+        typer.echo(printable(", ".join(f"{k} {v}" for k, v in rest.items())))  # words of the vocabulary
+    sp = c.info.get("splits")
+    if sp:
+        per = "; ".join(f"{s} {sp['groups'][s]} groups ({sp['positives'][s]} positive, {sp['negatives'][s]} "
+                        f"negative)" for s in sp["groups"])
+        strat = f"; stratified by {sp['stratified_by']}" + (f", class {sp['class']}" if sp.get("class") else "")
+        typer.echo(printable(f"splits ({sp['method']}: {sp['by']}{strat}): {per}"
+                             + (f"; {sp['note']}" if sp.get("note") else "")))
 
 
 def _kinds(text: str) -> tuple[str, ...]:

@@ -11,8 +11,14 @@ Kinds:
   continuations are scored by the model: sigmoid(log p(positive) - log p(negative)); otherwise
   each row's ``criterion_score`` is used. Rows sharing ``labels.pair`` share a split.
 
-Splits are the prompt's own, else a hash of its prompt_id (of its pair for contrast) with the
-spec's fractions; too few held-out prompts is an error, never a silent shortfall.
+Splits are the prompt's own, else dealt by group (``metadata.group``, default the source document
+``metadata.doc``, else the prompt id; rows sharing ``labels.pair`` joined) and stratified by class
+(and by corpus, ``metadata.source``, when the prompts come from several), so no document feeds two
+splits and each split holds the spec's fraction of positives and of negatives
+(``evidence.splits.stratified_group_splits``). The kinds the model scores are scored before they are
+split (their class is the score). Held-out gets at least ``min_heldout`` prompts: its share is raised
+when the fraction gives fewer, and a prompt set that cannot hold them (held-out would be more than
+half) is an error, never a silent shortfall. Given splits that put one group in two splits are refused.
 """
 
 from __future__ import annotations
@@ -25,8 +31,8 @@ from typing import Any
 import numpy as np
 
 from interp_lab.errors import InputError, UsageError
-from interp_lab.evidence.splits import split_codes
-from interp_lab.io.prompts import read_prompts
+from interp_lab.evidence.splits import heldout_fractions, prompt_groups, stratified_group_splits
+from interp_lab.io.prompts import prompt_covariates, read_prompts
 from interp_lab.io.records import text_prompt_id
 from interp_lab.io.specs import criterion_file, load_criterion
 from interp_lab.schemas.records import SPLITS, CriterionSpec
@@ -70,24 +76,27 @@ def target_token_ids(tokenizer, targets: list[str]) -> list[int]:
 
 
 def _model_scores(lm, rows: list[dict[str, Any]], scorer) -> np.ndarray:
-    """The scorer's score of every row, split by split (the prompt sets interventions reuse)."""
+    """The scorer's score of every row: before splitting (the class decides the split), all rows in one
+    prompt set; rows whose splits are all given, split by split (the prompt sets interventions reuse)."""
     from interp_lab.interventions.run import split_set
     from interp_lab.interventions.scorers import scores
 
     out = np.zeros(len(rows))
-    for s in SPLITS:
+    for s in dict.fromkeys(r["split"] for r in rows):
         idx = [i for i, r in enumerate(rows) if r["split"] == s]
-        if idx:
-            out[idx] = scores(split_set(lm, [rows[i] for i in idx], BATCH), scorer)
+        out[idx] = scores(split_set(lm, [rows[i] for i in idx], BATCH), scorer)
     return out
 
 
-def _prompt_rows(path: str | os.PathLike) -> list[dict[str, Any]]:
+def _prompt_rows(path: str | os.PathLike, lines: dict[str, int] | None = None) -> list[dict[str, Any]]:
+    """Prompt-set rows of a file; ``lines`` (when given) gets each prompt's line number."""
     rows = []
-    for _, r in read_prompts(path):
-        rows.append({"prompt_id": str(r.prompt_id) if r.prompt_id is not None else text_prompt_id(r.text),
-                     "text": r.text, "criterion_score": r.criterion_score, "split": r.split,
+    for number, r in read_prompts(path):
+        pid = str(r.prompt_id) if r.prompt_id is not None else text_prompt_id(r.text)
+        rows.append({"prompt_id": pid, "text": r.text, "criterion_score": r.criterion_score, "split": r.split,
                      "labels": dict(r.labels or {}), "metadata": dict(r.metadata or {})})
+        if lines is not None:
+            lines[pid] = number
     return rows
 
 
@@ -157,22 +166,23 @@ def compile_criterion(criterion: str | CriterionSpec, *, model: Any = None, prom
         base_dir = spec_file.parent
     target_ids: list[int] = []
     info: dict[str, Any] = {}
-    group_of: dict[str, str] = {}
+    lines: dict[str, int] = {}
     if spec.kind == "semantic":
         from interp_lab.criteria.semantic import compile_semantic, corpus_passages
 
         file_source = prompts or spec.prompts
         if file_source:
             path = _resolve(file_source, base_dir)
-            candidates = _prompt_rows(path)
+            candidates = _prompt_rows(path, lines)
             source = path.name
         else:
             from interp_lab.harvest.datasets import iter_documents
 
             source = spec.corpus or spec.dataset or dataset or DEFAULT_CORPUS
             path = Path(source)
-            candidates = corpus_passages(iter_documents(source))
+            candidates = corpus_passages(iter_documents(source), Path(source).name)
         rows, info = compile_semantic(spec, candidates)
+        plan = _plan_splits(rows, spec, path, lines)
         score_kind = "similarity_label"
     else:
         source_name = prompts or spec.prompts or spec.dataset
@@ -180,7 +190,8 @@ def compile_criterion(criterion: str | CriterionSpec, *, model: Any = None, prom
             raise UsageError(f"a {spec.kind} criterion needs prompts (the spec's 'prompts' or --prompts)")
         path = _resolve(source_name, base_dir)
         source = path.name
-        rows = _prompt_rows(path)
+        rows = _prompt_rows(path, lines)
+        plan = _plan_splits(rows, spec, path, lines)  # before the model scores them
         if spec.kind == "labelled":
             _require_scores(rows, path, "labelled")
             score_kind = "label"
@@ -189,28 +200,19 @@ def compile_criterion(criterion: str | CriterionSpec, *, model: Any = None, prom
 
             lm = _load_model(model)
             target_ids = target_token_ids(lm.tokenizer, list(spec.targets))
-            _assign_splits(rows, spec, group_of)
             for r, s in zip(rows, _model_scores(lm, rows, NextTokenMass(target_ids))):
                 r["criterion_score"] = round(float(s), 6)
                 r["metadata"]["score_kind"] = "next_token_mass"
                 r["metadata"]["model"] = lm.name
             score_kind = "next_token_mass"
-        else:  # contrast
-            group_of = {r["prompt_id"]: str(r["labels"].get("pair", r["prompt_id"])) for r in rows}
-            if any("positive" in r["metadata"] or "negative" in r["metadata"] for r in rows):
-                _assign_splits(rows, spec, group_of)
-                _score_contrast(_load_model(model), rows, path)
-                score_kind = "contrast_preference"
-            else:
-                _require_scores(rows, path, "contrast")
-                score_kind = "label"
-    _assign_splits(rows, spec, group_of)
-    compiled = Compiled(spec, rows, score_kind, target_ids, source=source, info=info)
-    held = compiled.counts["heldout"]
-    if held < spec.min_heldout:
-        raise InputError(path, f"only {held} held-out prompts; the criterion asks for min_heldout "
-                               f"{spec.min_heldout} (add prompts or lower min_heldout)", field="min_heldout")
-    return compiled
+        elif any("positive" in r["metadata"] or "negative" in r["metadata"] for r in rows):  # contrast
+            _score_contrast(_load_model(model), rows, path)
+            score_kind = "contrast_preference"
+        else:
+            _require_scores(rows, path, "contrast")
+            score_kind = "label"
+    info["splits"] = _assign_splits(rows, spec, plan)
+    return Compiled(spec, rows, score_kind, target_ids, source=source, info=info)
 
 
 def check_criterion(criterion: str, *, prompts: str | None = None) -> CriterionSpec:
@@ -224,21 +226,94 @@ def check_criterion(criterion: str, *, prompts: str | None = None) -> CriterionS
             raise UsageError(f"a {spec.kind} criterion needs prompts (the spec's 'prompts' or --prompts)")
         return spec
     spec_file = criterion_file(criterion)
-    base = spec_file.parent if spec_file is not None else None
-    rows = _prompt_rows(_resolve(source, base))
+    path = _resolve(source, spec_file.parent if spec_file is not None else None)
+    lines: dict[str, int] = {}
+    rows = _prompt_rows(path, lines)
     if spec.kind == "labelled":
-        _require_scores(rows, _resolve(source, base), "labelled")
+        _require_scores(rows, path, "labelled")
+    if spec.kind != "semantic":  # a semantic criterion splits the prompts it chooses
+        _plan_splits(rows, spec, path, lines)
     return spec
 
 
-def _assign_splits(rows: list[dict[str, Any]], spec: CriterionSpec, group_of: dict[str, str]) -> None:
-    """Hash splits for rows without one; rows of one group (a contrast pair) share a split."""
-    need = [r for r in rows if r["split"] is None]
-    if not need:
-        return
-    keys = np.array([group_of.get(r["prompt_id"], r["prompt_id"]) for r in need], dtype=object)
-    for r, c in zip(need, split_codes(keys, dict(spec.splits))):
-        r["split"] = SPLITS[c]
+@dataclass
+class _SplitPlan:
+    groups: Any  # evidence.splits.Groups
+    given: np.ndarray  # [rows] split code, -1 = to assign
+    fractions: dict[str, float]  # the spec's, the held-out share raised to hold min_heldout
+    path: Path
+
+
+def _plan_splits(rows: list[dict[str, Any]], spec: CriterionSpec, path: Path, lines: dict[str, int]) -> _SplitPlan:
+    """What can be checked before the prompts are scored: no group is given two splits, and the prompt set
+    can hold ``min_heldout`` held-out prompts."""
+    groups = prompt_groups(rows)
+    given = np.array([SPLITS.index(r["split"]) if r["split"] is not None else -1 for r in rows], dtype=np.int8)
+    where: dict[int, int] = {}  # group -> its first row with a given split
+    for i in np.flatnonzero(given >= 0):
+        g = int(groups.index[i])
+        j = where.setdefault(g, int(i))
+        if given[j] != given[i]:
+            first, pid = rows[j]["prompt_id"], rows[i]["prompt_id"]
+            raise InputError(path, f"prompt {pid!r} is in the {SPLITS[given[i]]} split but {first!r} of the same "
+                                   f"group ({groups.names[g]!r}) is in {SPLITS[given[j]]}: no group (metadata.group, "
+                                   "else metadata.doc) may feed two splits (give metadata.group, or leave split out "
+                                   "and interp-lab splits by group)", line=lines.get(pid), field="split")
+    fractions = {s: float(spec.splits.get(s, 0.0)) for s in SPLITS}
+    if (given < 0).any():
+        try:
+            fractions = heldout_fractions(fractions, len(rows), spec.min_heldout)
+        except ValueError as exc:
+            raise InputError(path, f"{exc} (add prompts or lower min_heldout)", field="min_heldout") from None
+    else:
+        _check_heldout(int((given == SPLITS.index("heldout")).sum()), spec, path)
+    return _SplitPlan(groups, given, fractions, path)
+
+
+def _check_heldout(held: int, spec: CriterionSpec, path: Path) -> None:
+    if held < spec.min_heldout:
+        raise InputError(path, f"only {held} held-out prompts; the criterion asks for min_heldout "
+                               f"{spec.min_heldout} (add prompts or lower min_heldout)", field="min_heldout")
+
+
+def _assign_splits(rows: list[dict[str, Any]], spec: CriterionSpec, plan: _SplitPlan) -> dict[str, Any]:
+    """Give every row without a split one, by group and stratified by class (module docstring). Returns
+    what was done."""
+    from interp_lab.evidence.stats import class_cut
+
+    groups, given, fractions = plan.groups, plan.given, plan.fractions
+    raw = np.array([np.nan if r["criterion_score"] is None else r["criterion_score"] for r in rows], dtype=float)
+    scored = np.isfinite(raw)
+    cut = class_cut(raw[scored]) if scored.any() else 0.5
+    classes = np.where(scored, (raw > cut).astype(np.int8), 2)  # 2: no score (context)
+    source = prompt_covariates(rows).get("source")  # prompts of several corpora: each split its share of each
+    strata = classes if source is None else np.char.add(classes.astype(str), np.asarray(source, dtype=str))
+    note = None
+    if (given < 0).any():
+        if fractions["heldout"] > spec.splits.get("heldout", 0.0) + 1e-12:
+            note = (f"held-out raised from {spec.splits.get('heldout', 0.0):.0%} to {fractions['heldout']:.1%} of "
+                    f"the prompts to hold min_heldout {spec.min_heldout}")
+        codes = stratified_group_splits(groups, strata, fractions, given, spec.min_heldout)
+        for r, c in zip(rows, codes):
+            r["split"] = SPLITS[c]
+    codes = np.array([SPLITS.index(r["split"]) for r in rows])
+    _check_heldout(int((codes == SPLITS.index("heldout")).sum()), spec, plan.path)
+    per_group = np.zeros(len(groups), dtype=np.int64)
+    per_group[groups.index] = codes
+    out: dict[str, Any] = {
+        "by": groups.by,
+        "stratified_by": ("class" if scored.any() else "nothing") + ("" if source is None else " and source"),
+        "class": f"criterion_score > {round(cut, 6)}" if scored.any() else None,
+        "method": "given" if (given >= 0).all() else
+                  ("dealt by group" if (given < 0).all() else "given, the rest dealt by group"),
+        "fractions": {s: round(v, 4) for s, v in fractions.items()},
+        "groups": {s: int((per_group == k).sum()) for k, s in enumerate(SPLITS)},
+        "positives": {s: int(((codes == k) & (classes == 1)).sum()) for k, s in enumerate(SPLITS)},
+        "negatives": {s: int(((codes == k) & (classes == 0)).sum()) for k, s in enumerate(SPLITS)},
+    }
+    if note:
+        out["note"] = note
+    return out
 
 
 def scorer_for(compiled: Compiled, lm, prompts_path: str | os.PathLike | None = None):

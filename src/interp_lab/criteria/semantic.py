@@ -44,14 +44,18 @@ def passages(text: str) -> Iterator[tuple[int, int]]:
             start = None
 
 
-def corpus_passages(docs: Iterable[Any]) -> list[dict[str, Any]]:
-    """Prompt rows for every passage of the documents (``harvest.datasets.Document``)."""
+def corpus_passages(docs: Iterable[Any], source: str) -> list[dict[str, Any]]:
+    """Prompt rows for every passage of the documents (``harvest.datasets.Document``) of the corpus
+    ``source``: ``metadata.doc`` names the document (passages of one document share a split) and
+    ``metadata.source`` the corpus (the document's ``labels.corpus`` when it has one, as lee+enwiki's do,
+    else ``source``), which the ranker adjusts for."""
     rows = []
     for d in docs:
+        where = str(d.labels.get("corpus") or source)
         for a, b in passages(d.text):
             rows.append({"prompt_id": f"{d.prompt_id}@{a}-{b}", "text": d.text[a:b], "criterion_score": None,
-                         "split": None, "labels": dict(d.labels), "metadata": {"doc": d.prompt_id,
-                                                                             "char_start": a, "char_end": b}})
+                         "split": None, "labels": dict(d.labels),
+                         "metadata": {"doc": d.prompt_id, "source": where, "char_start": a, "char_end": b}})
     return rows
 
 

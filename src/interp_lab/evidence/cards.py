@@ -18,7 +18,9 @@ IMPORTANCE_DOC = {
                   "families): 1 far beyond the controls, 0 at p = 0.05 and above (a null feature earns nothing 95% "
                   "of the time); 0 for a kind whose held-out effect has the other sign than the card's direction or a "
                   "steering edit beyond its side-effect KL budget; absent without controls",
-        "stability": "top-k frequency under bootstrap resampling of the discovery rows",
+        "stability": "top-k frequency by |effect| among the discovery candidates under bootstrap resampling of "
+                     "the discovery rows; for features fitted on the discovery rows (contrast directions), "
+                     "against the same candidates under resampling of the held-out rows (out of sample)",
         "specificity": "firing-rate and activation-mass selectivity on held-out rows, in the feature's direction",
         "reported_causal": "|causal_effects[criterion]| of a feature dump, capped at 1; used only when no other "
                            "component exists",

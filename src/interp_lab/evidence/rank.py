@@ -180,17 +180,25 @@ def rank_associations(m: RecordMatrix, settings: RankSettings, force: list[int] 
     boot = stats.bootstrap_in_chunks(Xc, cand, held_idx, y, settings.bootstrap, rng,
                                      None if groups is None else groups[held_idx])
     cis = {k: stats.percentile_ci(v) for k, v in boot.items()}
-    # Stability: re-rank a pool of discovery candidates under resampling of the discovery rows.
+    # Stability: re-rank a pool of discovery candidates under resampling of the discovery rows. The pool
+    # holds only columns the top_k may be chosen from: columns fitted on the discovery rows (contrast
+    # directions) would win every discovery resample. Their own stability is measured out of sample:
+    # top-k frequency against the same pool under resamples of the held-out rows (``_held_stability``).
     pool_n = min(F, max(settings.pool, 5 * top_k))
-    pool = order[:pool_n]
-    pool = np.unique(np.concatenate([pool, cand]))
+    pool = np.unique(np.concatenate([order[:pool_n], cand]))
+    pool = pool[~excluded[pool]]
+    fitted = cand[excluded[cand]]
     disc_idx = np.flatnonzero(disc)
-    sboot = stats.bootstrap_in_chunks(Xc, pool, disc_idx, y, settings.stability_resamples, rng,
-                                      None if groups is None else groups[disc_idx])["effect"]
-    # rank within the pool by |effect| for each resample; top-k membership frequency
-    ranks = np.argsort(np.argsort(-np.abs(sboot), axis=1, kind="stable"), axis=1, kind="stable")
-    in_top = (ranks < top_k).mean(0)
+    in_top = np.zeros(0)
+    if len(pool):
+        sboot = stats.bootstrap_in_chunks(Xc, pool, disc_idx, y, settings.stability_resamples, rng,
+                                          None if groups is None else groups[disc_idx])["effect"]
+        # rank within the pool by |effect| for each resample; top-k membership frequency
+        ranks = np.argsort(np.argsort(-np.abs(sboot), axis=1, kind="stable"), axis=1, kind="stable")
+        in_top = (ranks < top_k).mean(0)
     pos_in_pool = {int(c): i for i, c in enumerate(pool)}
+    held_top = _held_stability(Xc, pool, fitted, held_idx, y, top_k, settings.stability_resamples, rng,
+                               None if groups is None else groups[held_idx])
     disc_rank = np.empty(F, dtype=np.int64)
     disc_rank[order] = np.arange(1, F + 1)
     ta_held = stats.top_activation_stats(Xc.take_major(cand), held, y, settings.top_activations)
@@ -243,9 +251,13 @@ def rank_associations(m: RecordMatrix, settings: RankSettings, force: list[int] 
                                             "p": _p(ta_held.p[j])}}},
             "specificity": spec,
             "stability": {  # under the association's order, whichever order chose the feature
-                "score": _r(in_top[pos_in_pool[c]], 4),
-                "method": f"top-{top_k} frequency by |effect| among {len(pool)} discovery candidates "
-                          f"over {settings.stability_resamples} bootstrap resamples of discovery rows",
+                "score": _r(held_top[c] if c in held_top else in_top[pos_in_pool[c]], 4),
+                "method": (f"top-{top_k} frequency by |effect| against the {len(pool)} discovery candidates over "
+                           f"{settings.stability_resamples} bootstrap resamples of held-out rows (fitted on the "
+                           "discovery rows, so measured out of sample)") if c in held_top else
+                          (f"top-{top_k} frequency by |effect| among {len(pool)} discovery candidates "
+                           f"over {settings.stability_resamples} bootstrap resamples of discovery rows"),
+                "rows": "heldout" if c in held_top else "discovery",
                 "split_half": {
                     "discovery_effect": _r(d.effect[c]), "heldout_effect": _r(h.effect[j]),
                     "sign_agrees": bool(np.sign(d.effect[c]) == np.sign(h.effect[j]) and h.effect[j] != 0),
@@ -266,6 +278,22 @@ def rank_associations(m: RecordMatrix, settings: RankSettings, force: list[int] 
             ev["flags"].append("direction_unstable")
         res.evidence[c] = ev
     return res
+
+
+def _held_stability(Xc: Compressed, pool: np.ndarray, fitted: np.ndarray, held_idx: np.ndarray, y: np.ndarray,
+                    top_k: int, resamples: int, rng: np.random.Generator, groups: np.ndarray | None
+                    ) -> dict[int, float]:
+    """{column: stability} of columns fitted on the discovery rows: how often the column's |effect| would
+    place it in the top k against the pool of discovery candidates, each judged alone (a fitted column
+    never displaces another), over bootstrap resamples of the held-out rows, where neither was fitted or
+    chosen."""
+    if not len(fitted):
+        return {}
+    boot = np.abs(stats.bootstrap_in_chunks(Xc, np.concatenate([pool, fitted]), held_idx, y, resamples, rng,
+                                            groups)["effect"])
+    P = len(pool)
+    above = (boot[:, :P, None] > boot[:, None, P:]).sum(1)  # [resamples, fitted]: pool members ahead
+    return {int(c): float(v) for c, v in zip(fitted, (above < top_k).mean(0))}
 
 
 def _specificity(h: stats.ColumnStats, j: int, direction: int) -> dict[str, Any]:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import csv
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import msgspec
+import numpy as np
 
 from interp_lab.errors import InputError
 from interp_lab.io.jsonl import read_jsonl, validation_error
@@ -64,3 +65,13 @@ def read_prompts(path: str | os.PathLike) -> list[tuple[int, PromptRow]]:
     if not out:
         raise InputError(path, "the prompt set is empty")
     return out
+
+
+def prompt_covariates(rows: Sequence[dict]) -> dict[str, np.ndarray]:
+    """Covariates that prompt rows carry for the ranker (evidence rule 10): ``source``, the corpus each
+    prompt came from (``metadata.source``; "unknown" where a row has none), when the prompts come from
+    more than one, so that a feature that only tracks the corpus is flagged ``confounded``."""
+    sources = [(r.get("metadata") or {}).get("source") for r in rows]
+    if len({s for s in sources if s is not None}) < 2:
+        return {}
+    return {"source": np.array(["unknown" if s is None else str(s) for s in sources], dtype=object)}

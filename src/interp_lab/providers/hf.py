@@ -27,6 +27,7 @@ import numpy as np
 import pyarrow as pa
 
 from interp_lab.errors import UsageError
+from interp_lab.io.prompts import prompt_covariates
 from interp_lab.io.record_matrix import SPLIT_CODES, RecordMatrix
 from interp_lab.io.sparse import Compressed
 
@@ -297,7 +298,7 @@ def collect(s: Setup, *, layers: str | None = "all", units: str = "NRD", batch_s
         splits=split,
         texts=pa.chunked_array([pa.array([r["text"] for r in rows], pa.string())]),
         tokens=None,
-        covariates={"prompt_tokens": n_tokens},
+        covariates={"prompt_tokens": n_tokens, **prompt_covariates(rows)},
         models=[lm.name],
         sources=["hf"],
         hooks=hooks,
