@@ -471,6 +471,34 @@ def test_calibrate_causal_on_the_committed_reports(cli):
     assert lo <= rate <= hi and rate <= 0.06
 
 
+@pytest.mark.parametrize("name", ["units", "war"])
+def test_committed_reports_steer_within_the_budget_against_kl_matched_controls(name):
+    """examples/reports (written on SmolLM2 by inspect): no strong steer entry costs more mean side-effect KL than
+    the budget it was calibrated under, and every random steering control's mean KL on the held-out rows' side
+    prompts is within 25% of its feature's (they were matched on the same prompts)."""
+    import gzip
+    from collections import defaultdict
+
+    from conftest import EXAMPLES
+
+    here = EXAMPLES / "reports" / name
+    rep = json.loads((here / "report.json").read_text())
+    budget = rep["settings"]["causal_rule"]["kl_budget"]
+    steers = [c["causal"]["steer"] for c in rep["cards"] if "steer" in (c.get("causal") or {})]
+    assert steers and all(e["kl"] <= budget for e in steers if e["strong_causal"])
+    kl = defaultdict(list)
+    with gzip.open(here / "interventions.jsonl.gz", "rt") as f:
+        for line in f:
+            r = json.loads(line)
+            if r["intervention"] == "steer" and r["side_effect_score"] is not None:
+                m = r["metadata"]
+                kl[(m.get("control_for") or r["feature_id"], m.get("control_type"), r["feature_id"])].append(
+                    r["side_effect_score"])
+    own = {k[0]: np.mean(v) for k, v in kl.items() if k[1] is None}
+    ratios = [np.mean(v) / own[k[0]] for k, v in kl.items() if k[1] == "random_direction"]
+    assert len(ratios) == 20 * len(own) and all(1 / 1.25 <= r <= 1.25 for r in ratios)
+
+
 def test_calibrate_causal_json_and_bad_input(tmp_path, cli, synthetic_files):
     import shutil
 

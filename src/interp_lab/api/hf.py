@@ -118,15 +118,17 @@ def collect_evidence(model: Any, criterion: str, options: HFOptions, seed: int, 
     return ev, run
 
 
-def run_validation(hf: HFRun, feature_ids: list[str], say: Progress):
-    """Step 4: intervention records for the candidates, as an ``InterventionTable``."""
+def run_validation(hf: HFRun, feature_ids: list[str], say: Progress, claims: dict[str, int] | None = None):
+    """Step 4: intervention records for the candidates, as an ``InterventionTable``; ``claims``: the ranker's
+    discovery direction of each (+1 / -1), which steering strengths are calibrated in."""
     from interp_lab.evidence.causal import interventions_from_dicts
     from interp_lab.providers.hf import validate
 
     t = time.perf_counter()
     o = hf.options
     hf.run = validate(hf.candidates, feature_ids, o.settings(hf.seed), neuron_kinds=o.neuron_kinds,
-                      direction_kinds=o.direction_kinds, latent_kinds=o.latent_kinds, cache=o.cache, say=say)
+                      direction_kinds=o.direction_kinds, latent_kinds=o.latent_kinds, cache=o.cache, say=say,
+                      claims=claims)
     hf.timings["interventions"] = time.perf_counter() - t
     return interventions_from_dicts(hf.run.records, hf.compiled.spec.criterion,
                                     name="interventions run by interp-lab")

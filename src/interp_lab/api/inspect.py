@@ -120,15 +120,17 @@ def inspect(
                                 selectable=run_hf.candidates.selectable() if run_hf else None)
     timings["rank"] = time.perf_counter() - t1
 
+    # the direction of each claim is the ranker's, fixed on discovery rows before any test (steering strengths
+    # are calibrated in it, and the held-out test is one-sided in it)
+    claims = {fid: claim_of(f["assoc"]["direction"]) for fid, f in features_out.items() if f.get("assoc")}
+    claims = {fid: c for fid, c in claims.items() if c is not None}
     if run_hf is not None:
         tested = [str(ev.rank_on.feature_ids[c]) for c in assoc.candidates]
-        ev.table = hf_api.run_validation(run_hf, tested, say)
+        ev.table = hf_api.run_validation(run_hf, tested, say, claims)
     t2 = time.perf_counter()
     if ev.table is not None:
         say("causal evidence", 0, None)
         available = None if assoc is None else assoc.split_counts["heldout"]["prompts"]
-        # the direction of each claim is the ranker's, fixed on discovery rows before the test
-        claims = {fid: claim_of(f["assoc"]["direction"]) for fid, f in features_out.items() if f.get("assoc")}
         strengths = run_hf.run.strengths if run_hf is not None and run_hf.run is not None else {}
         budgets = {float(i["kl_budget"]) for i in strengths.values() if isinstance(i, dict) and "kl_budget" in i}
         if len(budgets) == 1:  # the budget the steering strengths were calibrated under

@@ -110,9 +110,10 @@ def intervene(model: Any, criterion: str, *, features: Sequence[str] = (), repor
     targets = resolve_targets(lm, ids, dirs, _latents(sae))  # bad ids fail before the criterion is compiled
     s = setup(lm, criterion, prompts=prompts, side_prompts=side_prompts, n_side=settings.side_prompts,
               say=progress)
+    given = {**claims, **dict(claims_for or {})}  # steering is calibrated in these directions too
     run = run_interventions(s.lm, s.compiled.rows, targets, s.scorer, s.unrelated, criterion=s.compiled.spec.criterion,
-                            settings=settings, progress=progress)
-    claims = {**run_claims(run), **claims, **dict(claims_for or {})}
+                            settings=settings, progress=progress, claims=given)
+    claims = {**run_claims(run), **given}
     result = InterveneResult(run, summarize(run.records, s.compiled, settings.seed, claims, run.strengths), setup=s)
     if out is not None:
         write_records(run.records, out)
