@@ -260,11 +260,14 @@ def test_contrast_direction_is_causal_on_held_out_prompts(contrast_run):
     kinds = res.evidence[fid]["kinds"]
     steer, ablate = kinds["steer"], kinds["ablate"]
     # steering at the strength chosen under the 1-nat budget beats the 95th percentile of 20 random directions
-    # steered to the same side-effect KL
+    # steered to the same side-effect KL and of 20 refits on permuted labels (the higher of the two families)
     sweep = res.run.strengths[fid]
     chosen = next(r for r in sweep["dose_response"] if r["strength"] == sweep["chosen"])
     assert sweep["within_budget"] and chosen["kl"] <= sweep["kl_budget"] == 1.0 and chosen["gain"] > 0
-    assert steer["controls"]["n"] == 20 and steer["controls"]["types"] == ["random_direction"]
+    fam = steer["controls"]["families"]
+    assert fam["random"]["n"] == 20 and fam["random"]["types"] == ["random_direction"]
+    assert fam["permuted_label"]["n"] == 20 and steer["controls"]["n"] == 40
+    assert steer["controls"]["threshold"] == max(f["threshold"] for f in fam.values())
     assert steer["mean_effect"] > steer["controls"]["threshold"] and steer["strong_causal"]
     assert steer["n"] >= 100 and steer["strength"] == sweep["chosen"]
     assert steer["side_effect"]["mean"] <= 1.0

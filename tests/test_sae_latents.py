@@ -157,12 +157,19 @@ QUALITY_SAE = ROOT / "examples" / "sae-l15" / "checkpoint"
 
 @pytest.mark.slow
 @pytest.mark.realmodel
-def test_the_quality_sae_has_a_unit_latent_whose_ablation_is_causal(smollm2, tmp_path):
+def test_the_quality_sae_has_a_unit_latent_and_its_ablations_face_matched_controls(smollm2, tmp_path):
     """The committed layer-15 SAE (examples/sae-l15): its metrics meet the issue's bar, and on the unit
     criterion ``inspect --backend sae`` (candidates by association and by top activations in turn) finds a
     latent whose top 20 contexts over every position of lee + enwiki are followed by a unit for at least
-    10, and its best card's zero-ablation lowers the held-out score with a CI excluding zero and beyond
-    its 20 frequency-matched controls' 95th percentile. (The corpus scan takes minutes; it is cached.)"""
+    10; every card's zero-ablation is tested on held-out prompts against 20 latents matched on the realised
+    edit, and its verdict is the calibrated rule's. (The corpus scan takes minutes; it is cached.)
+
+    Against controls matched on firing frequency (before issue 21) the best card's ablation was strong.
+    Matched on the size of the edit it is not: measured on 2026-12-03, the five cards move the unit mass
+    by at most 2.7% of its baseline (L15:F1763: +0.0070 [0.0043, 0.0099], p 0.036, BH q 0.18 over the 5
+    tests, paired lower bound -0.0028), and the unit latent L15:F3093 (18 of 20 contexts before a unit) by
+    0.2%. Removing one layer-15 latent barely changes the next token here; the test checks the machinery
+    and the verdicts, not a strong result the evidence does not give."""
     from interp_lab.api import inspect
     from interp_lab.providers.hf import HFOptions
 
@@ -181,9 +188,14 @@ def test_the_quality_sae_has_a_unit_latent_whose_ablation_is_causal(smollm2, tmp
     assert max(hits.values()) >= 10, hits
     top = res.cards[0]
     assert top["feature_id"].startswith("L15:F")
-    ablate = top["causal"]["ablate"]
-    assert ablate["split"] == "heldout" and ablate["controls"]["n"] == 20
-    assert ablate["strong_causal"], ablate
-    # the score falls when the latent is removed (effects are signed so that promoting is positive)
-    assert ablate["direction"] == "promotes" and ablate["ci"][0] > 0
-    assert ablate["mean_effect"] > ablate["controls"]["threshold"]
+    assert len(res.cards) == 5
+    for card in res.cards:
+        ablate = card["causal"]["ablate"]
+        fam = ablate["controls"]["families"]["random"]
+        assert ablate["split"] == "heldout" and ablate["n"] >= 100 and ablate["controls"]["n"] == fam["n"] == 20
+        assert fam["matched_on"].startswith("edit RMS within") and fam["types"] == ["random_feature"]
+        assert ablate["edit_rms"]["feature"] > 0 and ablate["edit_rms"]["controls_median"] > 0
+        # the verdict is the rule's: BH over the report's 5 tests, the paired bound, the discovery direction
+        claim = 1 if card["direction"] == "promotes" else -1
+        rule = ablate["q_value"] < 0.05 and ablate["paired_lower_bound"] > 0 and claim * ablate["mean_effect"] > 0
+        assert ablate["strong_causal"] == rule and ablate["q_value"] >= ablate["p_value"], ablate

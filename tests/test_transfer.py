@@ -52,7 +52,8 @@ def self_matches(tmp_path_factory):
 
 def test_transfer_to_itself_reads_the_report(self_matches, tmp_path):
     rep = json.loads((UNITS / "report.json").read_text())
-    doc = transfer(self_matches, UNITS, UNITS, out=tmp_path / "t", top=5)
+    # every card (they all match themselves at similarity 1, so a top 5 would be the first five ids)
+    doc = transfer(self_matches, UNITS, UNITS, out=tmp_path / "t", top=len(rep["cards"]))
     assert doc["right"]["same_criterion"] and doc["ran_here"] is None
     assert [p["left_feature"] for p in doc["pairs"]] == [p["right_feature"] for p in doc["pairs"]]
     cards = {c["feature_id"]: c for c in rep["cards"]}
@@ -62,7 +63,9 @@ def test_transfer_to_itself_reads_the_report(self_matches, tmp_path):
         assert p["transfers"] is (True if ev["strong_causal"] else None)  # a non-causal source is not tested
         assert p["target"]["controls_p95"] == ev["controls"]["threshold"]
     s = doc["summary"]
-    assert s["pairs"] == 5 and s["tested"] == s["transfer"] >= 1 and s["do_not_transfer"] == 0
+    strong = sum(best_kind(c["causal"])[1]["strong_causal"] for c in rep["cards"] if c.get("causal"))
+    assert s["pairs"] == len(rep["cards"]) and s["tested"] == s["transfer"] == strong >= 1
+    assert s["do_not_transfer"] == 0
     assert 0 < s["base_rate"] <= 1
     assert (tmp_path / "t" / "transfer.json").exists() and "| criterion |" in (tmp_path / "t" / "transfer.md").read_text()
     table = transfer_table([tmp_path / "t" / "transfer.json"], tmp_path / "table")
@@ -151,7 +154,7 @@ def test_transfer_runs_interventions_when_the_right_report_has_none(tmp_path, sm
     assert doc["ran_here"] is not None and not doc["right"]["same_criterion"]
     (p,) = doc["pairs"]
     t = p["target"]
-    assert t is not None and t["controls_n"] == 20 and t["n"] >= 100 and t["ci"][0] <= t["mean_effect"] <= t["ci"][1]
+    assert t is not None and t["controls_n"] in (20, 40) and t["n"] >= 100  # 40: a direction's two families and t["ci"][0] <= t["mean_effect"] <= t["ci"][1]
     if p["source"]["strong_causal"]:
         assert p["transfers"] == (t["strong_causal"] and (t["mean_effect"] > 0) == (p["source"]["mean_effect"] > 0))
     else:
