@@ -2,7 +2,9 @@
 
 ``describe(root)`` walks the click command that typer builds (``interp_lab.cli.main._command()``) and returns
 every command path (sub-apps too: ``interp-lab store top``) with, for each, its options (every spelling, flag
-or value, type and choices, range, required, default, hidden) and its positional arguments in order.
+or value, type of one value and choices, nargs / multiple, range, required, default, hidden) and its
+positional arguments in order. A command built with plain click describes as its typer twin, so the
+snapshot still applies if the registry generates the CLI with click.
 ``tests/data/cli_snapshot.json`` is that description of the CLI as committed; ``test_cli_snapshot.py`` checks
 the live CLI against it with ``breaking_changes`` (what would stop a command line that parses today from
 parsing, or from meaning the same) and ``differences`` (anything else).
@@ -17,12 +19,14 @@ parsing, or from meaning the same) and ``differences`` (anything else).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import enum
+import io
 import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 SNAPSHOT = Path(__file__).resolve().parent / "data" / "cli_snapshot.json"
 SCHEMA = "interp-lab.cli-snapshot.v1"
@@ -64,13 +68,33 @@ def _command(cmd: Any) -> dict[str, Any]:
 
 
 def _value_type(p: Any) -> dict[str, Any]:
-    desc = p.type_descriptor  # typer 0.29: the annotation behind the parameter (typer._click has no ParamType)
-    choices = desc.choices
-    return {"type": "choice" if choices is not None else p.bare_type(),
-            "choices": None if choices is None else [_jsonable(c) for c in choices],
+    type_, choices = _type_of(p)
+    bounds = p if hasattr(p, "type_descriptor") else p.type  # typer keeps a range on the parameter, click on its type
+    return {"type": type_, "choices": None if choices is None else [_jsonable(c) for c in choices],
             "nargs": p.nargs, "multiple": bool(p.multiple),
-            "min": getattr(p, "min", None), "max": getattr(p, "max", None),
+            "min": getattr(bounds, "min", None), "max": getattr(bounds, "max", None),
             "required": bool(p.required), "default": _jsonable(p.default), "hidden": bool(getattr(p, "hidden", False))}
+
+
+# click's type names as typer's (a CLI generated with plain click describes as the same one with typer)
+CLICK_TYPES = {"text": "str", "integer": "int", "integer range": "int", "float": "float", "float range": "float",
+               "boolean": "bool", "path": "Path", "file": "File", "uuid": "UUID", "datetime": "datetime"}
+
+
+def _type_of(p: Any) -> tuple[str, Any]:
+    """(the type of ONE value, its choices or None): ``nargs`` and ``multiple`` say how many values there are."""
+    desc = getattr(p, "type_descriptor", None)  # typer 0.29 (typer._click has no ParamType): the annotation
+    if desc is None:  # plain click
+        choices = getattr(p.type, "choices", None)
+        return ("choice", list(choices)) if choices is not None else (CLICK_TYPES.get(p.type.name, p.type.name), None)
+    if desc.choices is not None:
+        return "choice", list(desc.choices)
+    annotation = desc.annotation
+    if desc.is_list:
+        (annotation,) = get_args(annotation)
+    elif desc.is_tuple:
+        return ",".join(p._bare_type(a) for a in get_args(annotation)), None
+    return p._bare_type(annotation), None
 
 
 def _option(p: Any) -> dict[str, Any]:
@@ -85,6 +109,8 @@ def _argument(p: Any) -> dict[str, Any]:
 def _jsonable(value: Any) -> Any:
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
+    if type(value).__name__ == "Sentinel":  # plain click's UNSET default
+        return None
     if isinstance(value, enum.Enum):
         return _jsonable(value.value)
     if isinstance(value, os.PathLike):
@@ -226,7 +252,8 @@ def unparsed_spellings(root: Any, old: dict[str, Any]) -> list[str]:
                 given, expected = ([], sets) if n["flag"] else _sample(n)
                 argv = [s, *given] + _required(nc, but=n["name"])
                 try:
-                    ctx = _context(root, path, list(argv))  # click's parser consumes the list
+                    with contextlib.redirect_stdout(io.StringIO()):  # what an eager option prints (--version)
+                        ctx = _context(root, path, list(argv))  # click's parser consumes the list
                 except typer.Exit:  # an eager option that exits once read (--version)
                     continue
                 except Exception as exc:  # a usage error (typer._click.exceptions.UsageError) or worse
@@ -313,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     new = describe(live_command())
     old = load() if SNAPSHOT.exists() else {"schema": SCHEMA, "commands": {}}
-    breaking = breaking_changes(old, new)
+    breaking = breaking_changes(old, new) + unparsed_spellings(live_command(), old)
     for line in differences(old, new):
         print(line)
     for line in breaking:

@@ -28,6 +28,8 @@ Two checks, so that the command-registry refactor is safe but not painful:
 from __future__ import annotations
 
 import copy
+from pathlib import Path
+from typing import Optional
 
 import pytest
 from cli_snapshot import (
@@ -163,3 +165,37 @@ def test_a_flag_whose_spelling_parses_to_the_other_value_is_caught(live):
     assert any(p.startswith("interp-lab train-sae --drop-outliers") and "keep_outliers = False, expected True" in p
                for p in unparsed), unparsed
     assert unparsed_spellings(live_command(), live) == []
+
+
+def test_a_plain_click_command_describes_as_its_typer_twin():
+    """The registry may generate the CLI with click itself (issue 22 item 1): the same options declared with
+    click read as the same description, so the snapshot still applies."""
+    click = pytest.importorskip("click")
+    import typer
+    from cli_snapshot import _command
+
+    app = typer.Typer(add_completion=False)
+
+    @app.command()
+    def twin(files: list[Path] = typer.Argument(...),
+             n: int = typer.Option(3, "--n", "-n", min=1),
+             keep: Optional[bool] = typer.Option(None, "--keep/--drop"),
+             tag: list[str] = typer.Option([], "--tag"),
+             out: Path = typer.Option(..., "--out"),
+             strength: float = typer.Option(0.5, "--strength", min=0.0, max=1.0)) -> None:
+        """Typer's."""
+
+    @click.command()
+    @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+    @click.option("--n", "-n", type=click.IntRange(min=1), default=3)
+    @click.option("--keep/--drop", default=None)
+    @click.option("--tag", multiple=True, default=[])
+    @click.option("--out", required=True, type=click.Path(path_type=Path))
+    @click.option("--strength", type=click.FloatRange(0.0, 1.0), default=0.5)
+    def plain(**kw) -> None:
+        """Click's."""
+
+    typer_twin = _command(typer.main.get_command(app))
+    assert typer_twin == _command(plain), differences({"schema": 0, "commands": {"t": typer_twin}},
+                                                      {"schema": 0, "commands": {"t": _command(plain)}})
+    assert typer_twin["arguments"][0]["type"] == "Path" and typer_twin["arguments"][0]["nargs"] == -1
