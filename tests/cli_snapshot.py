@@ -54,15 +54,16 @@ def describe(root: Any) -> dict[str, Any]:
 
 def _walk(cmd: Any, path: str):
     yield path, cmd
-    subs = getattr(cmd, "commands", None)
-    for name in sorted(subs or {}):
-        yield from _walk(subs[name], f"{path} {name}")
+    if hasattr(cmd, "list_commands"):  # a group: its commands as click lists them (lazy ones too)
+        ctx = cmd.context_class(cmd, info_name=path.rsplit(" ", 1)[-1])
+        for name in sorted(cmd.list_commands(ctx)):
+            yield from _walk(cmd.get_command(ctx, name), f"{path} {name}")
 
 
 def _command(cmd: Any) -> dict[str, Any]:
     options = [_option(p) for p in cmd.params if p.param_type_name == "option"]
     arguments = [_argument(p) for p in cmd.params if p.param_type_name == "argument"]
-    return {"group": hasattr(cmd, "commands"), "hidden": bool(getattr(cmd, "hidden", False)),
+    return {"group": hasattr(cmd, "list_commands"), "hidden": bool(getattr(cmd, "hidden", False)),
             "options": sorted(options, key=lambda o: (o["opts"] + o["secondary_opts"])[0]),
             "arguments": arguments}  # in positional order
 
