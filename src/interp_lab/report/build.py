@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from interp_lab import __version__
+from interp_lab._version import __version__
 from interp_lab.evidence.cards import IMPORTANCE_DOC, TIERS
 from interp_lab.evidence.causal import CausalSettings, InterventionTable, causal_rule
 from interp_lab.evidence.causal_synthetic import MEASURED
