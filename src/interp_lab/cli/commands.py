@@ -580,7 +580,7 @@ def store_top(
         raise UsageError("give exactly one of --hook and --latents")
     st = Store(path)
     if latents is not None:
-        from interp_lab.sae.store_latents import top_latent
+        from interp_lab.store.latents import top_latent
 
         render.contexts(top_latent(st, latents, channel, k=k, window=window, exclude_first=not include_first))
         return
