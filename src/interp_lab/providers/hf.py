@@ -30,9 +30,10 @@ from interp_lab.errors import UsageError
 from interp_lab.io.prompts import prompt_covariates
 from interp_lab.io.record_matrix import SPLIT_CODES, RecordMatrix
 from interp_lab.io.sparse import Compressed
+from interp_lab.schemas.feature_id import HOOK_OF_KIND, format_id, kind_of, layer_of
 
 Progress = Callable[..., None]
-UNITS = {"N": "mlp.hook_post", "R": "hook_resid_post"}
+UNITS = {k: HOOK_OF_KIND[k] for k in "NR"}
 ACTS_VERSION = "last-token-v1"
 
 
@@ -131,7 +132,7 @@ class Candidates:
 
     def selectable(self) -> np.ndarray:
         """Columns the ranker may choose on discovery rows: not the directions fitted on those rows."""
-        return np.array([":D" not in f for f in self.matrix.feature_ids.tolist()], dtype=bool)
+        return np.array([kind_of(f) != "D" for f in self.matrix.feature_ids.tolist()], dtype=bool)
 
     def direction_vectors(self) -> dict[str, tuple[str, np.ndarray]]:
         return {d.feature_id: (d.hook, d.vector) for d in self.directions}
@@ -274,7 +275,7 @@ def collect(s: Setup, *, layers: str | None = "all", units: str = "NRD", batch_s
                 hook = f"blocks.{i}.{UNITS[u]}"
                 a = acts[hook]
                 blocks.append(a)
-                ids = [f"L{i}:{u}{j}" for j in range(a.shape[1])]
+                ids = [format_id(i, u, j) for j in range(a.shape[1])]
                 names += ids
                 hook_of.update(dict.fromkeys(ids, hook))
     dense = np.ascontiguousarray(np.hstack(blocks), dtype=np.float32)
@@ -304,7 +305,7 @@ def collect(s: Setup, *, layers: str | None = "all", units: str = "NRD", batch_s
         hooks=hooks,
         feature_hooks=hook_of,
         feature_labels=labels,
-        feature_layers={fid: int(fid[1:fid.index(":")]) for fid in feature_ids},
+        feature_layers={fid: layer_of(fid) for fid in feature_ids},
         feature_decoders=decoders if space is None else _DecoderRows(decoders, space),
         reader="hf",
     )
@@ -325,9 +326,10 @@ def _hook_width(lm, hook: str) -> int:
 def kinds_for(feature_id: str, neuron_kinds: Sequence[str], direction_kinds: Sequence[str],
               latent_kinds: Sequence[str] = ()) -> tuple[str, ...]:
     """Which interventions test a candidate: directions and SAE latents get their own lists, units theirs."""
-    if ":D" in feature_id:
+    kind = kind_of(feature_id)
+    if kind == "D":
         return tuple(direction_kinds)
-    return tuple(latent_kinds if ":F" in feature_id else neuron_kinds)
+    return tuple(latent_kinds if kind == "F" else neuron_kinds)
 
 
 def validate(c: Candidates, feature_ids: Sequence[str], settings, *, neuron_kinds: Sequence[str],
