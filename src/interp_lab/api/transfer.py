@@ -18,6 +18,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from interp_lab import defaults
 from interp_lab.errors import InputError, UsageError
 from interp_lab.report import _format as fmt
 from interp_lab.report import mdtext as md
@@ -106,7 +107,7 @@ def top_pairs(matches: dict[str, Any], top: int) -> list[dict[str, Any]]:
 
 def transfer(matches: str | os.PathLike, left: str | os.PathLike, right: str | os.PathLike, *,
              out: str | os.PathLike | None = None, top: int = 5, criterion: str | None = None,
-             model: str | None = None, controls: int = 20, seed: int = 0,
+             model: str | None = None, controls: int = defaults.CONTROLS, seed: int = 0,
              formats: tuple[str, ...] = ("json", "md")) -> dict[str, Any]:
     """Test the top ``top`` matched pairs of ``matches`` for causal transfer from ``left`` to ``right``.
 

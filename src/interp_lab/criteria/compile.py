@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from interp_lab import defaults
 from interp_lab.errors import InputError, UsageError
 from interp_lab.evidence.splits import heldout_fractions, prompt_groups, stratified_group_splits
 from interp_lab.io.prompts import prompt_covariates, read_prompts
@@ -110,7 +111,7 @@ def _resolve(source: str, base_dir: str | os.PathLike | None) -> Path:
 def _load_model(model: Any):
     from interp_lab.models.load import LoadedModel, load_model
 
-    return model if isinstance(model, LoadedModel) else load_model(str(model or "smollm2-135m"))
+    return model if isinstance(model, LoadedModel) else load_model(str(model or defaults.MODEL))
 
 
 def continuation_ids(tokenizer, rows: list[dict[str, Any]], path: Path) -> dict[str, tuple[list[int], list[int]]]:

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from interp_lab import defaults
 from interp_lab.errors import UsageError
 from interp_lab.io.prompts import prompt_covariates
 from interp_lab.io.record_matrix import SPLIT_CODES, RecordMatrix
@@ -49,8 +50,8 @@ class HFOptions:
     direction_kinds: tuple[str, ...] = ("steer", "ablate")  # interventions testing directions
     sae: str | None = None  # SAE checkpoint whose latents become candidates (units F; added when given)
     latent_kinds: tuple[str, ...] = ("ablate", "steer")  # interventions testing SAE latents
-    n_controls: int = 20
-    strengths: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 4.0)
+    n_controls: int = defaults.CONTROLS
+    strengths: tuple[float, ...] = defaults.STRENGTHS
     kl_budget: float = 1.0  # steering: mean next-token KL (nats) on unrelated prompts the strength may cost
     side_prompts: int = 64
     side_dataset: str | None = None
