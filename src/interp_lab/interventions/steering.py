@@ -17,9 +17,9 @@ import numpy as np
 
 from interp_lab.evidence.stats import significant
 from interp_lab.interventions import controls as ctl
+from interp_lab.interventions.batches import scores
 from interp_lab.interventions.features import DirectionSpace, Target
 from interp_lab.interventions.plan import EditPlan, seed_of
-from interp_lab.interventions.scorers import scores
 from interp_lab.schemas.feature_id import format_id
 
 if TYPE_CHECKING:
