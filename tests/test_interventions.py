@@ -12,12 +12,12 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
+from interp_lab.criteria.scorers import NextTokenMass  # noqa: E402
 from interp_lab.interventions import controls as ctl  # noqa: E402
-from interp_lab.interventions.batches import PromptSet  # noqa: E402
+from interp_lab.interventions.batches import PromptSet, scores  # noqa: E402
 from interp_lab.interventions.features import BasisSpace, DirectionSpace, Target  # noqa: E402
 from interp_lab.interventions.plan import EditPlan, set_edit  # noqa: E402
 from interp_lab.interventions.run import Experiment, Prompts  # noqa: E402
-from interp_lab.interventions.scorers import NextTokenMass, scores  # noqa: E402
 from interp_lab.interventions.settings import InterventionSettings  # noqa: E402
 from interp_lab.models.hooked import Edit, run  # noqa: E402
 

@@ -30,7 +30,8 @@ def test_store_encode_writes_the_sae_latents_and_duckdb_reads_them(sae_store, to
     import pyarrow.parquet as pq
 
     from interp_lab.sae.space import latent_space
-    from interp_lab.sae.store_latents import encode_store, latent_frequencies, stored_latents, top_latent
+    from interp_lab.sae.store_latents import encode_store
+    from interp_lab.store.latents import latent_frequencies, stored_latents, top_latent
     from interp_lab.store.queries import summary
 
     out = encode_store(sae_store, topk_dir, sae_id="topk-test", batch_size=5000)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__version__ = "4.0.0.dev0"
+from interp_lab._version import __version__
 
 # interp_lab.api.__all__, named here so that listing them needs no import (a test keeps the two equal)
 _API = ("CalibrationResult", "ContrastResult", "InspectResult", "InterveneResult", "MatchResult",

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from interp_lab import __version__
+from interp_lab._version import __version__
 from interp_lab.io.cache import cache_dir
 
 EXTRAS = {

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from interp_lab import defaults
 from interp_lab.errors import UsageError
 from interp_lab.io.specs import criterion_file
 from interp_lab.providers.hf import Candidates, HFOptions
@@ -72,7 +73,7 @@ def collect_evidence(model: Any, criterion: str, options: HFOptions, seed: int, 
 
         read_probe_set(options.probes)
     t0 = time.perf_counter()
-    s = setup(model or "smollm2-135m", criterion, prompts=options.prompts, dataset=options.dataset,
+    s = setup(model or defaults.MODEL, criterion, prompts=options.prompts, dataset=options.dataset,
               side_prompts=options.side_dataset, n_side=options.side_prompts, say=say)
     t1 = time.perf_counter()
     cand = collect(s, layers=options.layers, units=units, batch_size=options.batch_size, cache=options.cache,

@@ -26,8 +26,9 @@ from interp_lab.evidence.rank import AssociationResult, RankSettings, rank_assoc
 from interp_lab.io.records import RecordMatrix, read_records
 from interp_lab.providers import resolve_backend
 from interp_lab.providers.hf import HFOptions
-from interp_lab.report.build import InputInfo, build_report, layer_of
+from interp_lab.report.build import InputInfo, build_report
 from interp_lab.report.write import write_report
+from interp_lab.schemas.feature_id import layer_of
 
 StageProgress = Callable[..., None]
 

@@ -70,13 +70,14 @@ def _sae_side(root: Path) -> Side:
     from interp_lab.io.hashing import sha256_file
     from interp_lab.sae.checkpoint import WEIGHTS, _read_cfg, load_sae, read_metadata
     from interp_lab.sae.records import layer_of
+    from interp_lab.schemas.feature_id import format_id
 
     sae = load_sae(root)
     meta = read_metadata(_read_cfg(root)[1])
     hook = meta.get("hook_name")
     layer = meta.get("hook_layer", layer_of(hook) if hook else None)
     dec = sae.W_dec.detach().float().numpy()
-    ids = [f"L{layer}:F{i}" if layer is not None else f"F{i}" for i in range(len(dec))]
+    ids = [format_id(layer, "F", i) for i in range(len(dec))]
     basis = {"model": meta.get("model_name"), "revision": meta.get("model_revision"), "hook": hook}
     info = {"kind": "sae", "path": str(root), "sha256": sha256_file(root / WEIGHTS), "model": meta.get("model_name"),
             "hook": hook, "architecture": sae.cfg.architecture, "d_sae": sae.cfg.d_sae, "features": len(ids)}

@@ -18,9 +18,11 @@ import os
 from pathlib import Path
 from typing import Any
 
+from interp_lab import defaults
 from interp_lab.errors import InputError, UsageError
 from interp_lab.report import _format as fmt
 from interp_lab.report import mdtext as md
+from interp_lab.schemas.feature_id import kind_of
 
 ABLATION = ("ablate", "mean_ablate", "clamp_down", "patch")
 
@@ -105,7 +107,7 @@ def top_pairs(matches: dict[str, Any], top: int) -> list[dict[str, Any]]:
 
 def transfer(matches: str | os.PathLike, left: str | os.PathLike, right: str | os.PathLike, *,
              out: str | os.PathLike | None = None, top: int = 5, criterion: str | None = None,
-             model: str | None = None, controls: int = 20, seed: int = 0,
+             model: str | None = None, controls: int = defaults.CONTROLS, seed: int = 0,
              formats: tuple[str, ...] = ("json", "md")) -> dict[str, Any]:
     """Test the top ``top`` matched pairs of ``matches`` for causal transfer from ``left`` to ``right``.
 
@@ -237,7 +239,7 @@ def _run_here(ids: list[str], rrep: dict[str, Any], rdir: Path, criterion: str, 
         raise UsageError("the right report names no model: give --model")
     directions = rdir / "directions.safetensors"
     prompts = rdir / "prompts.jsonl" if same and (rdir / "prompts.jsonl").exists() else None
-    kinds = tuple(dict.fromkeys(k for f in ids for k in (("mean_ablate", "steer") if ":N" in f or ":R" in f
+    kinds = tuple(dict.fromkeys(k for f in ids for k in (("mean_ablate", "steer") if kind_of(f) in ("N", "R")
                                                           else ("ablate", "steer"))))
     res = intervene(name, criterion, features=ids, directions=str(directions) if directions.exists() else None,
                     prompts=None if prompts is None else str(prompts),

@@ -8,6 +8,7 @@ from typing import Any, Optional
 
 import typer
 
+from interp_lab import defaults
 from interp_lab.cli import render
 
 models_app = typer.Typer(help="Models interp-lab knows by name: list, fetch into the cache, describe.",
@@ -90,8 +91,8 @@ def inspect_cmd(
                                                                            "and residual dimensions."),
     direction_kinds: str = typer.Option("steer,ablate", "--direction-kinds", help="hf: interventions testing "
                                                                                   "directions."),
-    n_controls: int = typer.Option(20, "--controls", min=1, help="hf: random controls per feature and kind."),
-    strengths: str = typer.Option("0.25,0.5,1,2,4", "--strengths", help="hf: " + STRENGTHS_HELP),
+    n_controls: int = typer.Option(defaults.CONTROLS, "--controls", min=1, help="hf: random controls per feature and kind."),
+    strengths: str = typer.Option(defaults.STRENGTHS_TEXT, "--strengths", help="hf: " + STRENGTHS_HELP),
     kl_budget: float = typer.Option(1.0, "--kl-budget", min=0.0, help="hf: " + KL_BUDGET_HELP),
     side_prompts: int = typer.Option(64, "--side-prompts", min=0, help="hf: unrelated prompts for side effects."),
     batch_size: int = typer.Option(64, "--batch-size", min=1, help="hf: prompts per batch."),
@@ -191,7 +192,7 @@ def transfer_cmd(
     criterion: Optional[str] = typer.Option(None, "--criterion", help="Spec measured when interventions run here "
                                                                       "(default: the left report's criterion)."),
     model: Optional[str] = typer.Option(None, "--model", help="The right model (default: the right report's)."),
-    controls: int = typer.Option(20, "--controls", min=1, help="Random controls per feature and kind."),
+    controls: int = typer.Option(defaults.CONTROLS, "--controls", min=1, help="Random controls per feature and kind."),
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
     """Do matched features move the same criterion in the other model? (edits with controls)"""
@@ -348,7 +349,7 @@ def models_info(
 
 
 def harvest_cmd(
-    model: str = typer.Option("smollm2-135m", "--model", help="Registered name, local directory or HF id."),
+    model: str = typer.Option(defaults.MODEL, "--model", help="Registered name, local directory or HF id."),
     dataset: str = typer.Option(..., "--dataset", help="Prompt JSONL, text file (a document per line), lee, enwiki "
                                                        "or lee+enwiki."),
     hooks: str = typer.Option("blocks.*.hook_resid_post", "--hooks",
@@ -390,7 +391,7 @@ def probes_cmd(
 
 
 def export_hf_records_cmd(
-    model: str = typer.Option("smollm2-135m", "--model", help="Registered name, local directory or HF id."),
+    model: str = typer.Option(defaults.MODEL, "--model", help="Registered name, local directory or HF id."),
     dataset: str = typer.Option(..., "--dataset", help="Prompt JSONL (criterion_score, split, labels carried over), "
                                                        "a text file, or lee / enwiki."),
     out: Path = typer.Option(..., "--out", help="Activation records: .jsonl[.gz|.zst] or .parquet."),
@@ -417,7 +418,7 @@ def _load_with_progress(model: str):
 
 
 def lens_cmd(
-    model: str = typer.Option("smollm2-135m", "--model"),
+    model: str = typer.Option(defaults.MODEL, "--model"),
     prompt: Optional[str] = typer.Option(None, "--prompt", help="One prompt: per-layer table at its last token "
                                                                "and a layer x position plot."),
     dataset: Optional[str] = typer.Option(None, "--dataset", help="Documents: mean KL to the final distribution "
@@ -487,7 +488,7 @@ def lens_cmd(
 
 
 def train_lens_cmd(
-    model: str = typer.Option("smollm2-135m", "--model"),
+    model: str = typer.Option(defaults.MODEL, "--model"),
     dataset: str = typer.Option("lee", "--dataset", help="Training documents (prompt JSONL, text file, lee, enwiki)."),
     out: Path = typer.Option(..., "--out", help="Directory for lens.safetensors + lens.json."),
     layers: str = typer.Option("all", "--layers"),
@@ -580,7 +581,7 @@ def store_top(
         raise UsageError("give exactly one of --hook and --latents")
     st = Store(path)
     if latents is not None:
-        from interp_lab.sae.store_latents import top_latent
+        from interp_lab.store.latents import top_latent
 
         render.contexts(top_latent(st, latents, channel, k=k, window=window, exclude_first=not include_first))
         return
@@ -701,7 +702,7 @@ def store_remove(path: Path = typer.Argument(...),
 
 def compile_criterion_cmd(
     criterion: str = typer.Option(..., "--criterion", help="A criterion spec (YAML / JSON) or the criterion text."),
-    model: str = typer.Option("smollm2-135m", "--model", help="The model that scores next_token criteria."),
+    model: str = typer.Option(defaults.MODEL, "--model", help="The model that scores next_token criteria."),
     prompts: Optional[str] = typer.Option(None, "--prompts", help="Prompt set (overrides the spec's)."),
     dataset: Optional[str] = typer.Option(None, "--dataset", help="Corpus of a semantic criterion (default "
                                                                   "lee+enwiki)."),
@@ -750,7 +751,7 @@ def _settings(kinds: str, n_controls: int, strengths: str, side_prompts: int, ba
 
 def intervene_cmd(
     criterion: str = typer.Option(..., "--criterion", help="Criterion spec file (or text: semantic)."),
-    model: str = typer.Option("smollm2-135m", "--model", help="Registered name, local directory or HF id."),
+    model: str = typer.Option(defaults.MODEL, "--model", help="Registered name, local directory or HF id."),
     features: str = typer.Option("", "--features", help="Comma list of feature ids (L12:N1043, L10:R5, L9:D0, "
                                                         "L15:F2210 with --sae)."),
     sae: Optional[Path] = typer.Option(None, "--sae", help="SAE checkpoint whose latents the F ids name."),
@@ -760,8 +761,8 @@ def intervene_cmd(
     directions: Optional[Path] = typer.Option(None, "--directions", help="directions.safetensors for D features."),
     prompts: Optional[str] = typer.Option(None, "--prompts", help="Prompt set (overrides the spec's)."),
     kinds: str = typer.Option(",".join(("ablate", "mean_ablate", "steer")), "--kinds", help=KINDS_HELP),
-    n_controls: int = typer.Option(20, "--controls", min=1, help="Random controls per feature and kind."),
-    strengths: str = typer.Option("0.25,0.5,1,2,4", "--strengths", help=STRENGTHS_HELP),
+    n_controls: int = typer.Option(defaults.CONTROLS, "--controls", min=1, help="Random controls per feature and kind."),
+    strengths: str = typer.Option(defaults.STRENGTHS_TEXT, "--strengths", help=STRENGTHS_HELP),
     kl_budget: float = typer.Option(1.0, "--kl-budget", min=0.0, help=KL_BUDGET_HELP),
     side_prompts: int = typer.Option(64, "--side-prompts", min=0, help="Unrelated prompts for side effects."),
     side_dataset: Optional[str] = typer.Option(None, "--side-dataset", help="Where they come from (default lee)."),
@@ -783,19 +784,19 @@ def intervene_cmd(
 
 
 def export_hf_interventions_cmd(
-    model: str = typer.Option("smollm2-135m", "--model"),
+    model: str = typer.Option(defaults.MODEL, "--model"),
     report: Path = typer.Option(..., "--report", help="report.json whose top cards are tested."),
     dataset: Optional[str] = typer.Option(None, "--dataset", help="Prompt set (else the criterion spec's)."),
     criterion: str = typer.Option(..., "--criterion", help="Criterion spec file (or text)."),
     top_k: int = typer.Option(10, "--top-k", min=1),
     kinds: str = typer.Option("ablate,mean_ablate", "--kinds", help=KINDS_HELP),
-    n_controls: int = typer.Option(20, "--controls", min=1),
+    n_controls: int = typer.Option(defaults.CONTROLS, "--controls", min=1),
     out: Path = typer.Option(..., "--out", help="Intervention records (JSONL)."),
 ) -> None:
     """Ablation records for a report's top features, with controls (the 0.2 command)."""
     from interp_lab.api import intervene
 
-    settings = _settings(kinds, n_controls, "0.25,0.5,1,2,4", 64, 64, 0)
+    settings = _settings(kinds, n_controls, defaults.STRENGTHS_TEXT, 64, 64, 0)
     with render.StageProgress(log=True) as progress:
         res = intervene(model, criterion, report=str(report), top_k=top_k, prompts=dataset, settings=settings,
                         out=out, progress=progress)
@@ -804,16 +805,16 @@ def export_hf_interventions_cmd(
 
 
 def export_hf_contrast_cmd(
-    model: str = typer.Option("smollm2-135m", "--model"),
+    model: str = typer.Option(defaults.MODEL, "--model"),
     dataset: Optional[str] = typer.Option(None, "--dataset", help="Prompt set (else the criterion spec's)."),
     criterion: str = typer.Option(..., "--criterion", help="Criterion spec file (or text)."),
     layers: str = typer.Option("all", "--layers", help="all, middle, or a list / ranges."),
     method: str = typer.Option("mean_difference", "--method", help="Which direction is tested: mean_difference "
                                                                    "(D0) or logistic_probe (D1)."),
-    strength_sweep: str = typer.Option("0.25,0.5,1,2,4", "--strength-sweep", help=STRENGTHS_HELP),
+    strength_sweep: str = typer.Option(defaults.STRENGTHS_TEXT, "--strength-sweep", help=STRENGTHS_HELP),
     kl_budget: float = typer.Option(1.0, "--kl-budget", min=0.0, help=KL_BUDGET_HELP),
     kinds: str = typer.Option("steer,ablate", "--kinds", help=KINDS_HELP),
-    n_controls: int = typer.Option(20, "--controls", min=1),
+    n_controls: int = typer.Option(defaults.CONTROLS, "--controls", min=1),
     records_out: Optional[Path] = typer.Option(None, "--records-out", help="Activation records of the directions."),
     interventions_out: Optional[Path] = typer.Option(None, "--interventions-out", help="Intervention records."),
     features_out: Optional[Path] = typer.Option(None, "--features-out", help="Feature rows with the vectors."),
@@ -839,7 +840,7 @@ def export_hf_contrast_cmd(
 
 def steer_cmd(
     prompt: str = typer.Option(..., "--prompt"),
-    model: str = typer.Option("smollm2-135m", "--model"),
+    model: str = typer.Option(defaults.MODEL, "--model"),
     feature: Optional[str] = typer.Option(None, "--feature", help="A neuron, residual dimension or (with --sae) "
                                                                   "SAE latent (L12:N1043, L15:F2210)."),
     sae: Optional[Path] = typer.Option(None, "--sae", help="SAE checkpoint whose latents the F ids name."),

@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from interp_lab import defaults
 from interp_lab.errors import InputError, UsageError
 from interp_lab.evidence.splits import heldout_fractions, prompt_groups, stratified_group_splits
 from interp_lab.io.prompts import prompt_covariates, read_prompts
@@ -78,8 +79,8 @@ def target_token_ids(tokenizer, targets: list[str]) -> list[int]:
 def _model_scores(lm, rows: list[dict[str, Any]], scorer) -> np.ndarray:
     """The scorer's score of every row: before splitting (the class decides the split), all rows in one
     prompt set; rows whose splits are all given, split by split (the prompt sets interventions reuse)."""
+    from interp_lab.interventions.batches import scores
     from interp_lab.interventions.run import split_set
-    from interp_lab.interventions.scorers import scores
 
     out = np.zeros(len(rows))
     for s in dict.fromkeys(r["split"] for r in rows):
@@ -110,7 +111,7 @@ def _resolve(source: str, base_dir: str | os.PathLike | None) -> Path:
 def _load_model(model: Any):
     from interp_lab.models.load import LoadedModel, load_model
 
-    return model if isinstance(model, LoadedModel) else load_model(str(model or "smollm2-135m"))
+    return model if isinstance(model, LoadedModel) else load_model(str(model or defaults.MODEL))
 
 
 def continuation_ids(tokenizer, rows: list[dict[str, Any]], path: Path) -> dict[str, tuple[list[int], list[int]]]:
@@ -133,7 +134,7 @@ def continuation_ids(tokenizer, rows: list[dict[str, Any]], path: Path) -> dict[
 
 
 def _score_contrast(lm, rows: list[dict[str, Any]], path: Path) -> dict[str, tuple[list[int], list[int]]]:
-    from interp_lab.interventions.scorers import ContrastLogprob
+    from interp_lab.criteria.scorers import ContrastLogprob
 
     conts = continuation_ids(lm.tokenizer, rows, path)
     diff = _model_scores(lm, rows, ContrastLogprob(conts))
@@ -196,7 +197,7 @@ def compile_criterion(criterion: str | CriterionSpec, *, model: Any = None, prom
             _require_scores(rows, path, "labelled")
             score_kind = "label"
         elif spec.kind == "next_token":
-            from interp_lab.interventions.scorers import NextTokenMass
+            from interp_lab.criteria.scorers import NextTokenMass
 
             lm = _load_model(model)
             target_ids = target_token_ids(lm.tokenizer, list(spec.targets))
@@ -323,7 +324,7 @@ def scorer_for(compiled: Compiled, lm, prompts_path: str | os.PathLike | None = 
     Otherwise (``measure``): the next-token mass on the vocabulary words most similar to the criterion
     (recorded in ``compiled.info``), or the MiniLM similarity of the greedy continuation to it.
     """
-    from interp_lab.interventions import scorers
+    from interp_lab.criteria import scorers
 
     spec = compiled.spec
     if spec.targets:

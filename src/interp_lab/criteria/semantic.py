@@ -100,7 +100,7 @@ def select(similarity: np.ndarray, spec: CriterionSpec, seed: int = 0) -> tuple[
 
 def compile_semantic(spec: CriterionSpec, rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict]:
     """Scored rows (positives 1, negatives 0) chosen from ``rows`` by similarity to the criterion."""
-    from interp_lab.interventions.scorers import anchor_vector
+    from interp_lab.criteria.scorers import anchor_vector
     from interp_lab.models.embed import embedder
 
     emb = embedder(spec.embedding_model)

@@ -16,9 +16,10 @@ import numpy as np
 from interp_lab.errors import UsageError
 from interp_lab.harvest.datasets import iter_documents
 from interp_lab.harvest.run import pad_right
+from interp_lab.schemas.feature_id import HOOK_OF_KIND, format_id
 from interp_lab.schemas.records import ACTIVATION_RECORD
 
-KINDS = {"residual": ("hook_resid_post", "R"), "neurons": ("mlp.hook_post", "N")}
+KINDS = {"residual": (HOOK_OF_KIND["R"], "R"), "neurons": (HOOK_OF_KIND["N"], "N")}
 POOLINGS = ("mean", "max", "last")
 
 
@@ -88,7 +89,7 @@ def export_records(model: str | Any, dataset: str, out: str | os.PathLike, *, la
                     v = p[r]
                     idx = np.arange(len(v)) if top_k_features is None else \
                         np.sort(np.argsort(-np.abs(v), kind="stable")[:top_k_features])
-                    feats += [{"feature_id": f"L{layer}:{letter}{j}", "activation": round(float(v[j]), 6),
+                    feats += [{"feature_id": format_id(layer, letter, j), "activation": round(float(v[j]), 6),
                                "layer": layer} for j in idx if v[j] != 0]
                 row: dict[str, Any] = {"schema_version": ACTIVATION_RECORD, "model": lm.name, "prompt_id": d.prompt_id,
                                        "text": d.text}

@@ -237,3 +237,11 @@ class PromptSet:
         finally:
             batch.cut_back()
         return torch.cat(steps, 1).tolist() if steps else [[] for _ in range(batch.size)]
+
+
+def scores(ps: PromptSet, scorer, edits_for=None) -> np.ndarray:
+    """[n] scores in prompt order; ``edits_for(batch)`` gives each batch's edits."""
+    out = np.zeros(len(ps))
+    for b in ps.batches:
+        out[b.rows] = scorer(ps, b, edits_for(b) if edits_for else ()).numpy()
+    return out

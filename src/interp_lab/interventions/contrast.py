@@ -24,6 +24,7 @@ import numpy as np
 
 from interp_lab.errors import InputError, UsageError
 from interp_lab.evidence.stats import auroc, class_cut
+from interp_lab.schemas.feature_id import format_id
 
 METHODS = {"mean_difference": 0, "logistic_probe": 1}
 
@@ -95,7 +96,7 @@ def fit_directions(acts: dict[int, dict[str, np.ndarray]], positive: dict[str, n
             norm = np.linalg.norm(w)
             u = (w / norm if norm > 0 else w).astype(np.float32)
             au = {s: round(auroc(a @ u, positive[s]), 6) for s, a in by_split.items() if len(a)}
-            out.append(Direction(f"L{layer}:D{METHODS[method]}", layer, f"blocks.{layer}.hook_resid_post", method,
+            out.append(Direction(format_id(layer, "D", METHODS[method]), layer, f"blocks.{layer}.hook_resid_post", method,
                                  u, au))
     return out
 

@@ -24,8 +24,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from interp_lab.errors import UsageError
-from interp_lab.interventions.features import DirectionSpace, Target, parse_feature_id
+from interp_lab.interventions.features import DirectionSpace, Target
 from interp_lab.interventions.plan import EditPlan, seed_of, short
+from interp_lab.schemas.feature_id import format_id, parse_feature_id
 
 if TYPE_CHECKING:
     from interp_lab.interventions.run import Experiment
@@ -195,7 +196,7 @@ def set_controls(ex: Experiment, target: Target, kind: str) -> list[EditPlan]:
         got = matched_directions(ex.ref_stats.acts[hook], lambda v: ex.ref_stats.direction_rms(hook, kind, v), mine,
                                  n, tol0, rng)
         rnd = DirectionSpace(hook, layer, got.chosen,
-                             [f"L{layer}:mdir{short(target.feature_id + kind)}_{k}" for k in range(n)])
+                             [format_id(layer, "mdir", f"{short(target.feature_id + kind)}_{k}") for k in range(n)])
         plans = [(rnd, k) for k in range(rnd.size)]
         ctype, what = "random_direction", "directions drawn from the activation distribution"
     else:
@@ -229,7 +230,7 @@ def permuted_controls(ex: Experiment, target: Target, kind: str, strength: float
         rng = np.random.default_rng(seed_of(ex.settings.seed, f"{fid}:permuted"))
         v = permuted_directions(lambda x, y: fit_method(method, x, y), ex.ref_stats.acts[hook],
                                 ex.ref_stats.positive, ex.settings.n_controls, rng)
-        ex.permuted[fid] = DirectionSpace(hook, layer, v, [f"L{layer}:pdir{short(fid)}_{k}" for k in range(len(v))])
+        ex.permuted[fid] = DirectionSpace(hook, layer, v, [format_id(layer, "pdir", f"{short(fid)}_{k}") for k in range(len(v))])
     space = ex.permuted[fid]
     how = "same norm and strength" if kind == "steer" else "same norm and edit"
     return [EditPlan(space.feature_id(k), space, k, kind, strength, "permuted_label",

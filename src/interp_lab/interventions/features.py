@@ -12,7 +12,6 @@ reconstruction error included) is kept.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -21,9 +20,7 @@ import numpy as np
 import torch
 
 from interp_lab.errors import UsageError
-
-FEATURE_ID = re.compile(r"^L(\d+):([NRDF])(\d+)$")
-HOOK_OF_KIND = {"N": "mlp.hook_post", "R": "hook_resid_post", "D": "hook_resid_post", "F": "hook_resid_post"}
+from interp_lab.schemas.feature_id import HOOK_OF_KIND, format_id, parse_feature_id
 
 
 class FeatureSpace(Protocol):
@@ -61,7 +58,7 @@ class BasisSpace:
         return w
 
     def feature_id(self, i: int) -> str:
-        return f"L{self.layer}:{self.kind}{i}"
+        return format_id(self.layer, self.kind, i)
 
 
 @dataclass
@@ -139,13 +136,6 @@ class Target:
     @property
     def hook(self) -> str:
         return self.space.hook
-
-
-def parse_feature_id(fid: str) -> tuple[int, str, int]:
-    m = FEATURE_ID.match(fid.strip())
-    if not m:
-        raise UsageError(f"feature id {fid!r} is not L<layer>:<N|R|D|F><index> (architecture.md)")
-    return int(m.group(1)), m.group(2), int(m.group(3))
 
 
 def resolve_targets(lm, feature_ids: Sequence[str], directions: dict[str, tuple[str, np.ndarray]] | None = None,

@@ -57,10 +57,9 @@ from interp_lab.errors import UsageError
 from interp_lab.evidence.stats import auroc, class_cut, is_binary, rankdata, significant
 from interp_lab.interventions import controls as ctl
 from interp_lab.interventions import steering
-from interp_lab.interventions.batches import CachedBatch, PromptSet
+from interp_lab.interventions.batches import CachedBatch, PromptSet, scores
 from interp_lab.interventions.features import DirectionSpace, FeatureSpace, Target, write_norms
 from interp_lab.interventions.plan import EditPlan, add_edit, set_edit
-from interp_lab.interventions.scorers import scores
 from interp_lab.interventions.settings import InterventionSettings
 from interp_lab.models.hooked import Edit
 

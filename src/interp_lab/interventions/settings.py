@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from interp_lab import defaults
 from interp_lab.errors import UsageError
 
 KINDS = ("ablate", "mean_ablate", "clamp_up", "clamp_down", "steer", "patch")
 DEFAULT_KINDS = ("ablate", "mean_ablate", "steer")
-STRENGTHS = (0.25, 0.5, 1.0, 2.0, 4.0)
 
 
 @dataclass(frozen=True)
 class InterventionSettings:
     kinds: tuple[str, ...] = DEFAULT_KINDS
-    n_controls: int = 20  # evidence.md rule 7: at least 20
-    strengths: tuple[float, ...] = STRENGTHS  # steering, in units of the median activation norm at the hook
+    n_controls: int = defaults.CONTROLS  # evidence.md rule 7: at least 20
+    strengths: tuple[float, ...] = defaults.STRENGTHS  # steering, in units of the median activation norm at the hook
     side_prompts: int = 64  # unrelated prompts for side effects (KL of next-token distributions)
     batch_size: int = 64
     # unit and direction controls: realised edit RMS within this of the feature's (ratio in [1/1.25, 1.25]),

@@ -17,9 +17,10 @@ import numpy as np
 
 from interp_lab.evidence.stats import significant
 from interp_lab.interventions import controls as ctl
+from interp_lab.interventions.batches import scores
 from interp_lab.interventions.features import DirectionSpace, Target
 from interp_lab.interventions.plan import EditPlan, seed_of
-from interp_lab.interventions.scorers import scores
+from interp_lab.schemas.feature_id import format_id
 
 if TYPE_CHECKING:
     from interp_lab.interventions.run import Experiment
@@ -99,7 +100,7 @@ def steer_pool(ex: Experiment, target: Target) -> DirectionSpace:
         rng = np.random.default_rng(seed_of(ex.settings.seed, hook))
         v = ctl.activation_directions(ex.ref_stats.acts[hook], ex.settings.n_controls, rng)
         layer = target.space.layer
-        ex.steer_pools[hook] = DirectionSpace(hook, layer, v, [f"L{layer}:rdir{k}" for k in range(len(v))])
+        ex.steer_pools[hook] = DirectionSpace(hook, layer, v, [format_id(layer, "rdir", k) for k in range(len(v))])
     return ex.steer_pools[hook]
 
 

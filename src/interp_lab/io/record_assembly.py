@@ -14,10 +14,10 @@ from interp_lab.io.record_matrix import (
     SPLIT_CODES,
     RecordMatrix,
     RowError,
-    feature_sort_key,
     text_prompt_id,
 )
 from interp_lab.io.sparse import Compressed
+from interp_lab.schemas.feature_id import sort_key
 from interp_lab.schemas.records import ACTIVATION_RECORD, SPLITS
 
 
@@ -200,7 +200,7 @@ class Assembler:
         pa.default_memory_pool().release_unused()
         # Sort features into natural id order so every output is independent of file order.
         raw_ids = [] if self.known is None else self.known.to_pylist()
-        order = sorted(range(len(raw_ids)), key=lambda i: feature_sort_key(raw_ids[i]))
+        order = sorted(range(len(raw_ids)), key=lambda i: sort_key(raw_ids[i]))
         rank = np.empty(len(raw_ids), dtype=np.int32)
         rank[order] = np.arange(len(raw_ids), dtype=np.int32)
         if not np.array_equal(rank, np.arange(len(raw_ids))):  # ids already in order (our Parquet) skip this

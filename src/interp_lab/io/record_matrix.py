@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -90,12 +89,3 @@ def text_prompt_id(text: str) -> str:
     return "t-" + hashlib.blake2b(text.encode("utf-8"), digest_size=8).hexdigest()
 
 
-_ID_RE = re.compile(r"^L(\d+):([A-Za-z]+)(\d+)$")
-
-
-def feature_sort_key(fid: str) -> tuple:
-    """Natural order for ``L{layer}:{kind}{index}`` ids; other ids after, by text."""
-    m = _ID_RE.match(fid)
-    if m:
-        return (0, int(m.group(1)), m.group(2), int(m.group(3)), "")
-    return (1, 0, "", 0, fid)

@@ -35,10 +35,10 @@ from interp_lab.io.record_batches import (
     fast_batches,
     validated_batches,
 )
-from interp_lab.io.record_matrix import RecordMatrix, RowError, feature_sort_key, text_prompt_id
+from interp_lab.io.record_matrix import RecordMatrix, RowError, text_prompt_id
 from interp_lab.schemas.records import ACTIVATION_RECORD, SPLITS
 
-__all__ = ["JSON_SCHEMA", "RecordMatrix", "feature_sort_key", "read_records", "record_rows", "text_prompt_id",
+__all__ = ["JSON_SCHEMA", "RecordMatrix", "read_records", "record_rows", "text_prompt_id",
            "write_records_parquet"]
 
 FEATURE_META_KEY = b"interp_lab.feature_meta"

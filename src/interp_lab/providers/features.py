@@ -18,8 +18,9 @@ import pyarrow as pa
 from interp_lab.errors import InputError
 from interp_lab.evidence.causal import normalize_criterion
 from interp_lab.io.jsonl import read_jsonl
-from interp_lab.io.records import RecordMatrix, feature_sort_key
+from interp_lab.io.records import RecordMatrix
 from interp_lab.io.sparse import Compressed
+from interp_lab.schemas.feature_id import sort_key
 from interp_lab.schemas.records import FeatureRow
 
 MIN_SHARED_PROBES = 20
@@ -56,7 +57,7 @@ def load_dump(path: str | os.PathLike, display: str | None = None) -> FeatureDum
     except InputError as exc:
         exc.path = shown
         raise
-    ordered = {k: rows[k] for k in sorted(rows, key=feature_sort_key)}
+    ordered = {k: rows[k] for k in sorted(rows, key=sort_key)}
     return FeatureDump(path=shown, rows=ordered, duplicates_dropped=dropped)
 
 

@@ -26,13 +26,15 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from interp_lab import defaults
 from interp_lab.errors import UsageError
 from interp_lab.io.prompts import prompt_covariates
 from interp_lab.io.record_matrix import SPLIT_CODES, RecordMatrix
 from interp_lab.io.sparse import Compressed
+from interp_lab.schemas.feature_id import HOOK_OF_KIND, format_id, kind_of, layer_of
 
 Progress = Callable[..., None]
-UNITS = {"N": "mlp.hook_post", "R": "hook_resid_post"}
+UNITS = {k: HOOK_OF_KIND[k] for k in "NR"}
 ACTS_VERSION = "last-token-v1"
 
 
@@ -48,8 +50,8 @@ class HFOptions:
     direction_kinds: tuple[str, ...] = ("steer", "ablate")  # interventions testing directions
     sae: str | None = None  # SAE checkpoint whose latents become candidates (units F; added when given)
     latent_kinds: tuple[str, ...] = ("ablate", "steer")  # interventions testing SAE latents
-    n_controls: int = 20
-    strengths: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 4.0)
+    n_controls: int = defaults.CONTROLS
+    strengths: tuple[float, ...] = defaults.STRENGTHS
     kl_budget: float = 1.0  # steering: mean next-token KL (nats) on unrelated prompts the strength may cost
     side_prompts: int = 64
     side_dataset: str | None = None
@@ -131,7 +133,7 @@ class Candidates:
 
     def selectable(self) -> np.ndarray:
         """Columns the ranker may choose on discovery rows: not the directions fitted on those rows."""
-        return np.array([":D" not in f for f in self.matrix.feature_ids.tolist()], dtype=bool)
+        return np.array([kind_of(f) != "D" for f in self.matrix.feature_ids.tolist()], dtype=bool)
 
     def direction_vectors(self) -> dict[str, tuple[str, np.ndarray]]:
         return {d.feature_id: (d.hook, d.vector) for d in self.directions}
@@ -274,7 +276,7 @@ def collect(s: Setup, *, layers: str | None = "all", units: str = "NRD", batch_s
                 hook = f"blocks.{i}.{UNITS[u]}"
                 a = acts[hook]
                 blocks.append(a)
-                ids = [f"L{i}:{u}{j}" for j in range(a.shape[1])]
+                ids = [format_id(i, u, j) for j in range(a.shape[1])]
                 names += ids
                 hook_of.update(dict.fromkeys(ids, hook))
     dense = np.ascontiguousarray(np.hstack(blocks), dtype=np.float32)
@@ -304,7 +306,7 @@ def collect(s: Setup, *, layers: str | None = "all", units: str = "NRD", batch_s
         hooks=hooks,
         feature_hooks=hook_of,
         feature_labels=labels,
-        feature_layers={fid: int(fid[1:fid.index(":")]) for fid in feature_ids},
+        feature_layers={fid: layer_of(fid) for fid in feature_ids},
         feature_decoders=decoders if space is None else _DecoderRows(decoders, space),
         reader="hf",
     )
@@ -325,9 +327,10 @@ def _hook_width(lm, hook: str) -> int:
 def kinds_for(feature_id: str, neuron_kinds: Sequence[str], direction_kinds: Sequence[str],
               latent_kinds: Sequence[str] = ()) -> tuple[str, ...]:
     """Which interventions test a candidate: directions and SAE latents get their own lists, units theirs."""
-    if ":D" in feature_id:
+    kind = kind_of(feature_id)
+    if kind == "D":
         return tuple(direction_kinds)
-    return tuple(latent_kinds if ":F" in feature_id else neuron_kinds)
+    return tuple(latent_kinds if kind == "F" else neuron_kinds)
 
 
 def validate(c: Candidates, feature_ids: Sequence[str], settings, *, neuron_kinds: Sequence[str],

@@ -15,8 +15,9 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from interp_lab.io.records import RecordMatrix, feature_sort_key
+from interp_lab.io.records import RecordMatrix
 from interp_lab.io.sparse import Compressed
+from interp_lab.schemas.feature_id import format_id, sort_key
 
 ROLES = ("dense_promoter", "sparse_promoter", "suppressor", "loud_decoy", "confounded_decoy")
 COVARIATE = "token_count"
@@ -93,8 +94,8 @@ def generate(spec: SyntheticSpec = SyntheticSpec()) -> SyntheticEvidence:
     r = np.concatenate(rows)
     c = np.concatenate(cols)
     v = np.concatenate(vals).astype(np.float32)
-    names = [f"L{int(i) // 1024}:F{int(i)}" for i in ids]
-    order = sorted(range(F), key=lambda i: feature_sort_key(names[i]))
+    names = [format_id(int(i) // 1024, "F", int(i)) for i in ids]
+    order = sorted(range(F), key=lambda i: sort_key(names[i]))
     rank = np.empty(F, dtype=np.int32)
     rank[order] = np.arange(F, dtype=np.int32)
     X = Compressed.from_coo(r, rank[c], v, (n, F))

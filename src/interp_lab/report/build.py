@@ -8,12 +8,11 @@ the manifest), so the same inputs and seed give the same bytes wherever
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from interp_lab import __version__
+from interp_lab._version import __version__
 from interp_lab.evidence.cards import IMPORTANCE_DOC, TIERS
 from interp_lab.evidence.causal import CausalSettings, InterventionTable, causal_rule
 from interp_lab.evidence.causal_synthetic import MEASURED
@@ -22,13 +21,6 @@ from interp_lab.evidence.splits import SCHEMES
 from interp_lab.io.hashing import sha256_file
 from interp_lab.io.records import RecordMatrix
 from interp_lab.schemas.records import INSPECTION_REPORT
-
-_LAYER = re.compile(r"^L(\d+):")
-
-
-def layer_of(feature_id: str) -> int | None:
-    m = _LAYER.match(feature_id)
-    return int(m.group(1)) if m else None
 
 
 @dataclass

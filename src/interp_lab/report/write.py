@@ -24,9 +24,9 @@ def write_report(report: dict[str, Any], out: str | os.PathLike, formats: tuple[
                  run_info: dict[str, Any] | None = None) -> dict[str, Path]:
     """Write ``report.{json,md,html}`` (and ``manifest.json``, and ``extra`` files by name) into ``out``;
     returns their paths."""
+    from interp_lab.io.manifest import inspect_manifest
     from interp_lab.report.html import render_html
     from interp_lab.report.markdown import render_markdown
-    from interp_lab.runs.manifest import inspect_manifest
 
     unknown = set(formats) - set(FORMATS)
     if unknown:

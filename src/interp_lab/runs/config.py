@@ -29,8 +29,8 @@ import msgspec
 from interp_lab.errors import InputError
 from interp_lab.io.atomic import write_bytes_atomic
 from interp_lab.io.hashing import sha256_file
+from interp_lab.io.manifest import environment, now
 from interp_lab.io.specs import criterion_file
-from interp_lab.runs.manifest import environment, now
 from interp_lab.runs.options import check_options, cli_bounds, settable
 from interp_lab.schemas.records import RUN_MANIFEST
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +14,13 @@ import pyarrow as pa
 
 from interp_lab.errors import InputError, UsageError
 from interp_lab.io.hashing import sha256_file
+from interp_lab.schemas.feature_id import FeatureId, parse_id
 
-INDEX = re.compile(r"^L(\d+):[A-Z](\d+)$")
+
+def _unit(fid: str) -> FeatureId | None:
+    """A feature id of one capital-letter kind (N, R, D, F, or another tool's); None for other ids."""
+    got = parse_id(fid)
+    return got if got and len(got.kind) == 1 and "A" <= got.kind <= "Z" else None
 
 
 def records_hook(layer: int) -> str:
@@ -33,18 +37,18 @@ def records_store(records: str | os.PathLike, out: str | os.PathLike, *, layer: 
 
     src = Path(records)
     m = read_records(src)
-    parsed = [INDEX.match(str(f)) for f in m.feature_ids]
+    parsed = [_unit(str(f)) for f in m.feature_ids]
     if not any(parsed):
         raise InputError(src, "no L<layer>:<kind><index> feature ids to train on", field="features")
-    layers = sorted({int(p.group(1)) for p in parsed if p})
+    layers = sorted({p.layer for p in parsed if p})
     if layer is None:
         if len(layers) > 1:
             raise UsageError(f"{src}: features of layers {layers}; choose one with --layer")
         layer = layers[0]
     if layer not in layers:
         raise UsageError(f"{src}: no features of layer {layer} (it has {layers})")
-    cols = [i for i, p in enumerate(parsed) if p and int(p.group(1)) == layer]
-    width = max(int(parsed[i].group(2)) for i in cols) + 1
+    cols = [i for i, p in enumerate(parsed) if p and p.layer == layer]
+    width = max(parsed[i].index for i in cols) + 1
     X = m.X.to_scipy().tocsr()[:, cols]
     keep = np.arange(m.n_rows)
     if max_records is not None and m.n_rows > max_records:
@@ -53,7 +57,7 @@ def records_store(records: str | os.PathLike, out: str | os.PathLike, *, layer: 
         keep = np.sort(np.argsort(h, kind="stable")[:max_records])
     dense = np.zeros((len(keep), width), dtype=np.float32)
     sub = X[keep].tocoo()
-    dense[sub.row, [int(parsed[cols[c]].group(2)) for c in sub.col]] = sub.data
+    dense[sub.row, [parsed[cols[c]].index for c in sub.col]] = sub.data
     hook = records_hook(layer)
     n = len(keep)
     digest = sha256_file(src)

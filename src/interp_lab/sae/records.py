@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from interp_lab.sae.base import SparseCoder
+from interp_lab.schemas.feature_id import format_id
 from interp_lab.schemas.records import ACTIVATION_RECORD
 from interp_lab.store.reader import Store
 
@@ -56,7 +57,6 @@ def latent_records(sae: SparseCoder, store: Store, hook: str, *, pooling: str = 
         raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}")
     sae.eval()
     layer = layer_of(hook)
-    prefix = f"L{layer}:F" if layer is not None else "F"
     man = store.manifest
     for prompt_id, rows, info in _documents(store):
         if not len(rows):
@@ -74,7 +74,7 @@ def latent_records(sae: SparseCoder, store: Store, hook: str, *, pooling: str = 
             row["criterion_score"] = info["criterion_score"]
         if info["split"] is not None:
             row["split"] = info["split"]
-        row["features"] = [{"feature_id": f"{prefix}{i}", "activation": round(float(pooled[i]), 6),
+        row["features"] = [{"feature_id": format_id(layer, "F", i), "activation": round(float(pooled[i]), 6),
                             **({"layer": layer} if layer is not None else {})} for i in idx]
         row["metadata"] = {"source": "sae", "sae": sae_id, "hook": hook, "pooling": pooling, "revision": man.revision,
                            "tokens": len(rows), **({"labels": info["labels"]} if info["labels"] else {})}

@@ -14,6 +14,7 @@ import torch
 
 from interp_lab.errors import UsageError
 from interp_lab.sae.base import SparseCoder
+from interp_lab.schemas.feature_id import format_id
 
 
 @dataclass
@@ -40,7 +41,7 @@ class LatentSpace:
         return self.sae.W_dec.detach()[list(idx)].float()
 
     def feature_id(self, i: int) -> str:
-        return f"L{self.layer}:F{i}"
+        return format_id(self.layer, "F", i)
 
 
 def latent_space(path: str | os.PathLike, hook: str | None = None) -> LatentSpace:

@@ -3,8 +3,8 @@
 One part per activation shard, with the non-zero latents only (``row`` int64, ``latent`` int32,
 ``value`` float32, sorted by row then latent), and an ``info.json`` naming the SAE (path, sha256 of its
 weights, architecture, width, hook). The directory is written under a temporary name and renamed when
-complete, so a store never holds half an encoding. Queries (a latent's top contexts, firing
-frequencies) run through DuckDB over the parts without reading them into memory whole.
+complete, so a store never holds half an encoding. The store reads them (``store.latents``: a latent's
+top contexts, firing frequencies, through DuckDB over the parts), without importing this module.
 """
 
 from __future__ import annotations
@@ -15,19 +15,14 @@ import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from interp_lab.errors import UsageError
+from interp_lab.store.latents import LATENTS_SCHEMA, latents_dir
 from interp_lab.store.reader import Store
 
-LATENTS_SCHEMA = "interp-lab.store_latents.v1"
 SAE_ID = re.compile(r"^[A-Za-z0-9._-]+$")
-
-
-def latents_dir(store: Store, sae_id: str) -> Path:
-    return store.root / "latents" / sae_id
 
 
 def encode_store(store: str | os.PathLike | Store, sae: str | os.PathLike, *, sae_id: str | None = None,
@@ -103,50 +98,3 @@ def _check_revision(sae: Path, st: Store) -> None:
     if revision and revision != st.manifest.revision:
         raise UsageError(f"{sae}: trained on model revision {revision[:12]}, the store was harvested from "
                          f"{st.manifest.revision[:12]}")
-
-
-def stored_latents(store: Store) -> list[dict[str, Any]]:
-    """The ``info.json`` of every complete encoding in the store."""
-    root = store.root / "latents"
-    if not root.is_dir():
-        return []
-    return [json.loads((d / "info.json").read_text()) for d in sorted(root.iterdir())
-            if not d.name.startswith(".") and (d / "info.json").is_file()]
-
-
-def _parts(store: Store, sae_id: str) -> str:
-    d = latents_dir(store, sae_id)
-    if not (d / "info.json").is_file():
-        known = ", ".join(i["sae_id"] for i in stored_latents(store)) or "none"
-        raise UsageError(f"{store.root}: no latents {sae_id!r} (encoded: {known}; interp-lab store encode)")
-    return str(d / "part-*.parquet")
-
-
-def top_latent(store: Store, sae_id: str, latent: int, *, k: int = 20, window: int = 6,
-               exclude_first: bool = True) -> list[dict[str, Any]]:
-    """The ``k`` highest values of one latent over the store, with their contexts (position 0 left out by
-    default, as for channels; ties broken by the earlier row)."""
-    from interp_lab.store.queries import _duck, contexts
-
-    con = _duck(store)
-    first = "AND t.position > 0" if exclude_first else ""
-    got = con.execute(f"SELECT l.row, l.value FROM read_parquet('{_parts(store, sae_id)}') l JOIN tokens t "
-                      f"ON t.row = l.row WHERE l.latent = ? {first} ORDER BY l.value DESC, l.row LIMIT ?",
-                      [int(latent), int(k)]).fetchall()
-    rows = np.array([r for r, _ in got], dtype=np.int64)
-    return contexts(store, rows, window=window, con=con, values={int(r): float(v) for r, v in got})
-
-
-def latent_frequencies(store: Store, sae_id: str, *, exclude_first: bool = True) -> np.ndarray:
-    """Per latent: the fraction of the store's rows where it is non-zero."""
-    from interp_lab.store.queries import _duck
-
-    con = _duck(store)
-    info = json.loads((latents_dir(store, sae_id) / "info.json").read_text())
-    first = "WHERE t.position > 0" if exclude_first else ""
-    n = con.execute(f"SELECT count(*) FROM tokens t {first}").fetchone()[0]
-    got = con.execute(f"SELECT l.latent, count(*) FROM read_parquet('{_parts(store, sae_id)}') l JOIN tokens t "
-                      f"ON t.row = l.row {first} GROUP BY 1").fetchnumpy()
-    freq = np.zeros(info["d_sae"], dtype=np.float64)
-    freq[got["latent"]] = got["count_star()"] / max(n, 1)
-    return freq

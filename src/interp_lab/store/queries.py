@@ -21,7 +21,9 @@ import numpy as np
 
 from interp_lab.errors import InputError, UsageError
 from interp_lab.io.atomic import write_bytes_atomic
+from interp_lab.store.latents import stored_latents
 from interp_lab.store.reader import Store
+from interp_lab.store.tokens import connect, contexts
 
 META_FILE = "store.json"
 
@@ -73,7 +75,7 @@ def summary(store: Store) -> dict[str, Any]:
         "hooks": m.hooks, "dtype": m.dtype, "shards": len(m.shards), "complete": m.complete, "bytes": size,
         "context_length": m.context_length,
     }
-    con = _duck(store)
+    con = connect(store)
     cols = [r[0] for r in con.execute("DESCRIBE SELECT * FROM tokens").fetchall()]
     labels = {}
     for c in cols:
@@ -81,8 +83,6 @@ def summary(store: Store) -> dict[str, Any]:
             counts = con.execute(f'SELECT "{c}", count(*) FROM tokens GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 20').fetchall()
             labels[c] = {("(none)" if k is None else str(k)): v for k, v in counts}
     out["labels"] = labels
-    from interp_lab.sae.store_latents import stored_latents
-
     out["latents"] = [{k: i[k] for k in ("sae_id", "architecture", "d_sae", "hook", "nonzero", "sae_sha256")}
                       for i in stored_latents(store)]
     return out
@@ -118,24 +118,12 @@ def list_stores(root: str | os.PathLike, *, model: str | None = None, dataset: s
 # --------------------------------------------------------------------------- token queries
 
 
-def _duck(store: Store):
-    import duckdb
-
-    con = duckdb.connect()
-    if (store.root / "tokens.parquet").exists():
-        src = str(store.root / "tokens.parquet")
-    else:
-        src = str(store.root / "tokens" / "part-*.parquet")
-    con.execute(f"CREATE VIEW tokens AS SELECT * FROM read_parquet('{src}')")
-    return con
-
-
 def search(store: Store, *, token: str | None = None, regex: str | None = None, limit: int = 50,
            window: int = 6) -> list[dict[str, Any]]:
     """Rows whose token text equals ``token`` (ignoring surrounding spaces) or matches ``regex``, with context."""
     if (token is None) == (regex is None):
         raise UsageError("give exactly one of --token and --regex")
-    con = _duck(store)
+    con = connect(store)
     if token is not None:
         where, arg = "trim(token_str) = ?", token.strip()
     else:
@@ -147,32 +135,6 @@ def search(store: Store, *, token: str | None = None, regex: str | None = None, 
     hits = con.execute(f"SELECT row FROM tokens WHERE {where} ORDER BY row LIMIT ?", [arg, limit]).fetchall()
     rows = np.array([h[0] for h in hits], dtype=np.int64)
     return contexts(store, rows, window=window, con=con)
-
-
-def contexts(store: Store, rows: np.ndarray, *, window: int = 6, con=None,
-             values: dict[int, float] | None = None) -> list[dict[str, Any]]:
-    """For each row: its document, position and the tokens around it (same sequence only)."""
-    if len(rows) == 0:
-        return []
-    con = con or _duck(store)
-    lo = np.maximum(rows - window, 0)
-    hi = rows + window
-    ranges = " OR ".join(f"(row BETWEEN {int(a)} AND {int(b)})" for a, b in zip(lo, hi))
-    near = con.execute(f"SELECT row, doc_id, prompt_id, position, doc_position, token_str FROM tokens "
-                       f"WHERE {ranges} ORDER BY row").fetchall()
-    by_row = {r[0]: r for r in near}
-    out = []
-    for r in rows.tolist():
-        _, doc, pid, pos, dpos, tok = by_row[r]
-        ctx = []
-        for k in range(max(r - window, 0), r + window + 1):
-            n = by_row.get(k)
-            if n is None or n[1] != doc or abs(n[4] - dpos) > window or (n[3] - pos) != (k - r):
-                continue  # another document or sequence
-            ctx.append({"token": n[5], "focus": k == r, **({"activation": values.get(k)} if values else {})})
-        out.append({"row": r, "doc_id": doc, "prompt_id": pid, "position": pos, "token": tok,
-                    **({"activation": values[r]} if values else {}), "context": ctx})
-    return out
 
 
 # --------------------------------------------------------------------------- activation queries
@@ -198,7 +160,7 @@ def top(store: Store, hook: str, index: int, *, k: int = 20, window: int = 6,
     the first position is an attention sink with a huge norm, evidence.md)."""
     values = channel(store, hook, index)
     if exclude_first:
-        pos = _duck(store).execute("SELECT position FROM tokens ORDER BY row").fetchnumpy()["position"]
+        pos = connect(store).execute("SELECT position FROM tokens ORDER BY row").fetchnumpy()["position"]
         values = np.where(pos == 0, -np.inf, values)
     k = min(k, len(values))
     if k == 0:
@@ -279,7 +241,7 @@ def _rows_where(store: Store, where: str) -> np.ndarray:
     key, sep, value = where.partition("=")
     if not sep:
         raise UsageError(f"{where!r}: expected COLUMN=VALUE (e.g. label.topic=war)")
-    con = _duck(store)
+    con = connect(store)
     cols = {r[0] for r in con.execute("DESCRIBE SELECT * FROM tokens").fetchall()}
     if key not in cols:
         raise UsageError(f"{key!r} is not a tokens column (have: {', '.join(sorted(cols))})")
@@ -322,7 +284,7 @@ def trace_png(store: Store, hook: str, index: int, doc_id: int, path: str | os.P
 
     check_channel(store, hook, index)
     plt = pyplot()  # the figure is the only output: no matplotlib, no command
-    con = _duck(store)
+    con = connect(store)
     got = con.execute("SELECT row, token_str FROM tokens WHERE doc_id = ? ORDER BY row", [doc_id]).fetchall()
     if not got:
         raise UsageError(f"document {doc_id} is not in this store")

@@ -6,7 +6,8 @@
   and the criterion text (with its example sentences, if any).
 
 Each scores one cached batch of a ``PromptSet`` under a list of edits and
-returns a [B] tensor in the batch's row order.
+returns a [B] tensor in the batch's row order (``interventions.batches.scores`` runs one over a whole
+prompt set). A criterion defines its scorer (``criteria.compile.scorer_for``); interventions only call it.
 """
 
 from __future__ import annotations
@@ -79,11 +80,3 @@ def anchor_vector(embedder, criterion: str, examples: Sequence[str] = ()) -> np.
     """The criterion's unit vector: its text and example sentences embedded and averaged."""
     v = embedder.embed([criterion, *examples]).mean(0)
     return v / np.linalg.norm(v)
-
-
-def scores(ps: PromptSet, scorer, edits_for=None) -> np.ndarray:
-    """[n] scores in prompt order; ``edits_for(batch)`` gives each batch's edits."""
-    out = np.zeros(len(ps))
-    for b in ps.batches:
-        out[b.rows] = scorer(ps, b, edits_for(b) if edits_for else ()).numpy()
-    return out

@@ -1,4 +1,7 @@
-"""Run manifests (``interp-lab.run.v1``): versions, platform, inputs and outputs with hashes, timings."""
+"""Run manifests (``interp-lab.run.v1``): versions, platform, inputs and outputs with hashes, timings.
+
+In io/ because two layers write them: runs/ (a run config's manifest) and report/ (the manifest ``inspect``
+writes beside a report), and report/ sits below runs/ (docs/ARCHITECTURE.md)."""
 
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ import sys
 from datetime import datetime, timezone
 from typing import Any
 
-from interp_lab import __version__
+from interp_lab._version import __version__
 from interp_lab.schemas.records import RUN_MANIFEST
 
 PACKAGES = ("numpy", "scipy", "pyarrow", "msgspec", "typer", "torch", "transformers", "sae-lens",

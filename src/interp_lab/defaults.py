@@ -1,0 +1,8 @@
+"""Defaults that several layers and the CLI share, each written once (no torch, no imports: every layer may
+import this module, and the CLI computes its option defaults and help from it)."""
+
+MODEL = "smollm2-135m"  # the model a command uses when none is given (models.registry describes it)
+# steering strengths tried on calibration prompts, in units of the median activation norm at the hook
+STRENGTHS = (0.25, 0.5, 1.0, 2.0, 4.0)
+STRENGTHS_TEXT = ",".join(f"{s:g}" for s in STRENGTHS)  # as a command line takes them: "0.25,0.5,1,2,4"
+CONTROLS = 20  # random controls per feature and intervention kind (evidence.md rule 7: at least 20)

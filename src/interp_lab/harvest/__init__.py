@@ -1,0 +1,1 @@
+"""Model forward passes with hooks into activation stores, records and corpus scans."""
