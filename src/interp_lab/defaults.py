@@ -6,3 +6,4 @@ MODEL = "smollm2-135m"  # the model a command uses when none is given (models.re
 STRENGTHS = (0.25, 0.5, 1.0, 2.0, 4.0)
 STRENGTHS_TEXT = ",".join(f"{s:g}" for s in STRENGTHS)  # as a command line takes them: "0.25,0.5,1,2,4"
 CONTROLS = 20  # random controls per feature and intervention kind (evidence.md rule 7: at least 20)
+KL_BUDGET = 1.0  # nats: the mean next-token KL on unrelated prompts a steering strength may cost (rule 7)

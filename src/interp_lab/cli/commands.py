@@ -93,7 +93,7 @@ def inspect_cmd(
                                                                                   "directions."),
     n_controls: int = typer.Option(defaults.CONTROLS, "--controls", min=1, help="hf: random controls per feature and kind."),
     strengths: str = typer.Option(defaults.STRENGTHS_TEXT, "--strengths", help="hf: " + STRENGTHS_HELP),
-    kl_budget: float = typer.Option(1.0, "--kl-budget", min=0.0, help="hf: " + KL_BUDGET_HELP),
+    kl_budget: float = typer.Option(defaults.KL_BUDGET, "--kl-budget", min=0.0, help="hf: " + KL_BUDGET_HELP),
     side_prompts: int = typer.Option(64, "--side-prompts", min=0, help="hf: unrelated prompts for side effects."),
     batch_size: int = typer.Option(64, "--batch-size", min=1, help="hf: prompts per batch."),
     contexts: str = typer.Option("lee", "--contexts", help="hf: corpus scanned for the top cards' activating "
@@ -734,7 +734,7 @@ def _kinds(text: str) -> tuple[str, ...]:
 
 
 def _settings(kinds: str, n_controls: int, strengths: str, side_prompts: int, batch_size: int, seed: int,
-              kl_budget: float = 1.0):
+              kl_budget: float = defaults.KL_BUDGET):
     from interp_lab.errors import UsageError
     from interp_lab.interventions.settings import InterventionSettings
 
@@ -763,7 +763,7 @@ def intervene_cmd(
     kinds: str = typer.Option(",".join(("ablate", "mean_ablate", "steer")), "--kinds", help=KINDS_HELP),
     n_controls: int = typer.Option(defaults.CONTROLS, "--controls", min=1, help="Random controls per feature and kind."),
     strengths: str = typer.Option(defaults.STRENGTHS_TEXT, "--strengths", help=STRENGTHS_HELP),
-    kl_budget: float = typer.Option(1.0, "--kl-budget", min=0.0, help=KL_BUDGET_HELP),
+    kl_budget: float = typer.Option(defaults.KL_BUDGET, "--kl-budget", min=0.0, help=KL_BUDGET_HELP),
     side_prompts: int = typer.Option(64, "--side-prompts", min=0, help="Unrelated prompts for side effects."),
     side_dataset: Optional[str] = typer.Option(None, "--side-dataset", help="Where they come from (default lee)."),
     batch_size: int = typer.Option(64, "--batch-size", min=1),
@@ -812,7 +812,7 @@ def export_hf_contrast_cmd(
     method: str = typer.Option("mean_difference", "--method", help="Which direction is tested: mean_difference "
                                                                    "(D0) or logistic_probe (D1)."),
     strength_sweep: str = typer.Option(defaults.STRENGTHS_TEXT, "--strength-sweep", help=STRENGTHS_HELP),
-    kl_budget: float = typer.Option(1.0, "--kl-budget", min=0.0, help=KL_BUDGET_HELP),
+    kl_budget: float = typer.Option(defaults.KL_BUDGET, "--kl-budget", min=0.0, help=KL_BUDGET_HELP),
     kinds: str = typer.Option("steer,ablate", "--kinds", help=KINDS_HELP),
     n_controls: int = typer.Option(defaults.CONTROLS, "--controls", min=1),
     records_out: Optional[Path] = typer.Option(None, "--records-out", help="Activation records of the directions."),

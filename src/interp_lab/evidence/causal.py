@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from interp_lab import defaults
 from interp_lab.evidence import causal_stats as cs
 from interp_lab.evidence.causal_entry import entry_fields, pooled_side_effects
 from interp_lab.evidence.intervention_table import (
@@ -45,7 +46,7 @@ class CausalSettings:
     min_n: int = 100  # held-out prompts needed for strong_causal (or every prompt available)
     min_controls: int = 20  # per control family
     alpha: float = cs.ALPHA  # BH q below this
-    kl_budget: float = 1.0  # nats: a steer entry whose mean side-effect KL exceeds it is not strong
+    kl_budget: float = defaults.KL_BUDGET  # nats: a steer entry whose mean side-effect KL exceeds it is not strong
     small_effect: float = 0.05  # |effect| below this fraction of the baseline: flagged small_effect
     seed: int = 0
     allow_criterion_mismatch: bool = False

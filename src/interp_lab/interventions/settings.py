@@ -23,7 +23,7 @@ class InterventionSettings:
     # so 25% moves a control's expected effect far less than controls differ from one another
     match_tolerance: float = 0.25
     kl_tolerance: float = 0.25  # steering controls: mean side-effect KL within this of the feature's
-    kl_budget: float = 1.0  # steering: mean next-token KL (nats) on unrelated prompts the strength may cost
+    kl_budget: float = defaults.KL_BUDGET  # steering: mean next-token KL (nats) on unrelated prompts the strength may cost
     dose_controls: int = 5  # steering controls whose median gain and KL are measured at every strength tried
     seed: int = 0
 

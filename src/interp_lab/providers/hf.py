@@ -52,7 +52,7 @@ class HFOptions:
     latent_kinds: tuple[str, ...] = ("ablate", "steer")  # interventions testing SAE latents
     n_controls: int = defaults.CONTROLS
     strengths: tuple[float, ...] = defaults.STRENGTHS
-    kl_budget: float = 1.0  # steering: mean next-token KL (nats) on unrelated prompts the strength may cost
+    kl_budget: float = defaults.KL_BUDGET  # steering: mean next-token KL (nats) on unrelated prompts the strength may cost
     side_prompts: int = 64
     side_dataset: str | None = None
     batch_size: int = 64
