@@ -50,13 +50,11 @@ def write_records(records: Sequence[dict[str, Any]], out: str | os.PathLike) -> 
 
 
 def run_claims(run: Any) -> dict[str, int]:
-    """The direction a run fixed for each feature before testing it (from discovery prompts): its own
-    ``claims`` when it keeps them, else its steering calibrations' ``claimed_direction``."""
+    """The direction a run fixed for each steered feature before testing it (from discovery prompts): its
+    steering calibrations' ``claimed_direction`` (an InterventionRun keeps no other claims)."""
     from interp_lab.evidence.causal import claim_of
 
-    got = {f: claim_of(i.get("claimed_direction")) for f, i in (getattr(run, "strengths", None) or {}).items()
-           if isinstance(i, dict)}
-    got.update({f: claim_of(c) for f, c in (getattr(run, "claims", None) or {}).items()})
+    got = {f: claim_of(i.get("claimed_direction")) for f, i in (run.strengths or {}).items() if isinstance(i, dict)}
     return {f: c for f, c in got.items() if c is not None}
 
 
