@@ -143,7 +143,7 @@ def test_additions_aliases_hiding_and_enums_are_not_breaking(live):
     """What the refactor will do: a new command and option, an old spelling kept as a hidden alias of a
     renamed option, a string option turned into a choice, a command hidden."""
     new = copy.deepcopy(live)
-    new["commands"]["interp-lab version"] = {"group": False, "hidden": False, "arguments": [], "options": []}
+    new["commands"]["interp-lab hello"] = {"group": False, "hidden": False, "arguments": [], "options": []}
     new["commands"]["interp-lab inspect"]["options"].append(
         {**_option(new, "interp-lab inspect", "--seed"), "name": "log_every", "opts": ["--log-every"]})
     k = _option(new, "interp-lab match", "--k")
@@ -153,7 +153,7 @@ def test_additions_aliases_hiding_and_enums_are_not_breaking(live):
     _option(new, "interp-lab inspect", "--select-by").update(type="choice", choices=["association", "both"])
     new["commands"]["interp-lab store"]["hidden"] = True
     assert breaking_changes(live, new) == []
-    assert {"+ interp-lab version", "+ interp-lab inspect --log-every"} <= set(differences(live, new))
+    assert {"+ interp-lab hello", "+ interp-lab inspect --log-every"} <= set(differences(live, new))
 
 
 def test_a_flag_whose_spelling_parses_to_the_other_value_is_caught(live):

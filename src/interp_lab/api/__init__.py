@@ -22,8 +22,9 @@ from interp_lab.api.interventions import (
 from interp_lab.api.match import MatchResult, compare, export_attribution_graph
 from interp_lab.api.sae import SAETrainResult, eval_sae, train_sae
 from interp_lab.api.transfer import transfer, transfer_table
+from interp_lab.api.version import VersionResult, version
 
 __all__ = ["CalibrationResult", "ContrastResult", "InspectResult", "InterveneResult", "MatchResult",
            "SAETrainResult", "SteerResult", "calibrate_causal", "compare", "contrast", "eval_sae",
            "export_attribution_graph", "harvest", "inspect", "intervene", "steer", "train_sae", "transfer",
-           "transfer_table"]
+           "transfer_table", "version", "VersionResult"]

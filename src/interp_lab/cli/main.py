@@ -16,7 +16,9 @@ from typing import Optional
 import typer
 
 from interp_lab import __version__
-from interp_lab.cli import commands
+from interp_lab.api.registry import registry
+from interp_lab.cli import causal, commands, cross_model, sae, stores, utilities  # noqa: F401  (renderers)
+from interp_lab.cli.generate import add_commands
 from interp_lab.errors import InterpLabError
 
 app = typer.Typer(
@@ -29,6 +31,7 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 commands.register(app)
+add_commands(app, registry())
 
 
 def _version(value: bool) -> None:

@@ -216,6 +216,9 @@ class StageProgress:
             detail += f"  {task.speed / scale:,.0f} {unit or stage.split()[-1]}/s"
         self._progress.update(self._task, detail=_esc(f"{detail}  {note}" if note else detail))
 
+    def say(self, text: str) -> None:
+        say(text)
+
     def __exit__(self, *exc) -> None:
         if self._progress is not None:
             self._progress.stop()

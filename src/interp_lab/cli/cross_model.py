@@ -1,0 +1,3 @@
+"""Renderers of the cross-model commands: match, transfer, export-attribution-graph."""
+
+from __future__ import annotations

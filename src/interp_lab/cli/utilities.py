@@ -1,0 +1,16 @@
+"""Renderers of the utility commands (version, doctor, validate, convert-records, demo, run)."""
+
+from __future__ import annotations
+
+import typer
+
+from interp_lab.cli.generate import print_json, renders
+
+
+@renders("version")
+def version(res, options, json_out: bool) -> None:
+    if json_out:
+        print_json(res)
+        return
+    libs = ", ".join(f"{k} {v}" for k, v in res.libraries.items() if v)
+    typer.echo(f"interp-lab {res.interp_lab} (Python {res.python}; {libs})")
