@@ -89,7 +89,8 @@ def test_match_renders_hostile_labels_inert(reports, tmp_path, cli):
 
 
 def test_transfer_and_table_render_hostile_names_inert(tmp_path):
-    from interp_lab.api.transfer import render_markdown, transfer_table
+    from interp_lab.api.transfer import transfer_table
+    from interp_lab.report.transfer import render_markdown
 
     doc = json.loads((ROOT / "examples" / "cross-model" / "transfer" / "war" / "transfer.json").read_text())
     doc["criterion"] = CRITERION

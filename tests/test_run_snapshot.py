@@ -49,10 +49,10 @@ def test_run_configs_write_the_recorded_bytes(tmp_path):
 
 def test_every_step_kind_without_a_model_has_a_config():
     """A new run-config command fails here until a config of tests/data/runs/ runs it (or it loads a model)."""
-    from interp_lab.runs.config import _commands
+    from interp_lab.api.registry import registry
 
     used = {s["command"] for s in yaml.safe_load((RUNS / "steps.yaml").read_text())["steps"]}
-    assert used == set(_commands()) - MODEL_STEPS
+    assert used == set(registry().steps()) - MODEL_STEPS
     assert set(CONFIGS) == {p.name for p in RUNS.iterdir() if p.name != HASHES.name}
 
 

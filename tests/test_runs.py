@@ -6,8 +6,7 @@ import shutil
 import msgspec
 import pytest
 
-from interp_lab.api import inspect
-from interp_lab.runs.config import run_config
+from interp_lab.api import inspect, run_config
 
 
 def test_report_bytes_do_not_depend_on_out(tmp_path, synthetic_files):
@@ -178,26 +177,32 @@ def test_every_range_the_cli_declares_holds_in_run_configs(tmp_path):
     of inspect's hf mapping is checked there. Fails when a CLI flag's name has no config counterpart."""
     from dataclasses import fields
 
+    from interp_lab.api.registry import registry
+    from interp_lab.cli.main import _command
     from interp_lab.errors import InputError
     from interp_lab.providers.hf import HFOptions
-    from interp_lab.runs.config import _commands, normalize_steps
-    from interp_lab.runs.options import cli_bounds, settable
+    from interp_lab.runs.config import normalize_steps
+    from interp_lab.runs.options import settable
 
     hf_fields = {f.name for f in fields(HFOptions)}
+    root = _command()
     checked = 0
-    for command, fn in _commands().items():
-        for name, bound in cli_bounds(command).items():
-            for edge, bad in ((bound.min, -1), (bound.max, +1)):
+    for command, entry in registry().steps().items():
+        cli = root.get_command(None, command)
+        for param in cli.params:
+            name, flag = param.name, param.opts[0]
+            for edge, bad in ((getattr(param, "min", None), -1), (getattr(param, "max", None), +1)):
                 if edge is None:
                     continue
                 value = edge + bad if isinstance(edge, int) else edge + bad * 1e-3
-                if name in settable(fn):
+                if name in settable(entry.options):
                     step, field = {name: value}, name
                 else:
-                    assert command == "inspect" and name in hf_fields, f"{command} {bound.flag}: no config option"
+                    assert command == "inspect" and name in hf_fields, f"{command} {flag}: no config option"
                     step, field = {"hf": {name: value}}, f"hf.{name}"
                 with pytest.raises(InputError, match=f"steps\\[0\\].{field}: expected at (least|most) "):
-                    normalize_steps({"steps": [{"command": command, "out": "x", **step}]}, tmp_path / "c.yaml")
+                    normalize_steps({"steps": [{"command": command, "out": "x", **step}]}, tmp_path / "c.yaml",
+                                    registry())
                 checked += 1
     assert checked >= 25  # inspect 8, harvest 4, train-sae 14, match 2, transfer 2 today
 

@@ -7,8 +7,9 @@ import json
 import pytest
 from conftest import EXAMPLES
 
-from interp_lab.api.transfer import best_kind, family, top_pairs, transfer, transfer_table, verdict
+from interp_lab.api.transfer import transfer, transfer_table
 from interp_lab.errors import InputError
+from interp_lab.evidence.transfer import best_kind, family, top_pairs, verdict
 
 UNITS = EXAMPLES / "reports" / "units"
 WAR = EXAMPLES / "reports" / "war"
@@ -79,7 +80,7 @@ def test_transfer_to_itself_reads_the_report(self_matches, tmp_path):
 
 
 def test_distinct_pairs_count_a_pair_tested_both_ways_once():
-    from interp_lab.api.transfer import distinct_pairs
+    from interp_lab.evidence.transfer import distinct_pairs
 
     def doc(left, right, pairs):
         return {"criterion": "c", "left": {"model": left}, "right": {"model": right},

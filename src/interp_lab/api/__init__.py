@@ -10,7 +10,8 @@ on first use).
 from __future__ import annotations
 
 from interp_lab.api.calibrate import CalibrationResult, calibrate_causal
-from interp_lab.api.inspect import InspectResult, harvest, inspect
+from interp_lab.api.harvest import harvest
+from interp_lab.api.inspect import InspectResult, inspect
 from interp_lab.api.interventions import (
     ContrastResult,
     InterveneResult,
@@ -20,11 +21,13 @@ from interp_lab.api.interventions import (
     steer,
 )
 from interp_lab.api.match import MatchResult, compare, export_attribution_graph
-from interp_lab.api.sae import SAETrainResult, eval_sae, train_sae
+from interp_lab.api.run import run_config
+from interp_lab.api.sae import SAETrainResult, train_sae
+from interp_lab.api.sae_commands import eval_sae
 from interp_lab.api.transfer import transfer, transfer_table
 from interp_lab.api.version import VersionResult, version
 
 __all__ = ["CalibrationResult", "ContrastResult", "InspectResult", "InterveneResult", "MatchResult",
            "SAETrainResult", "SteerResult", "calibrate_causal", "compare", "contrast", "eval_sae",
            "export_attribution_graph", "harvest", "inspect", "intervene", "steer", "train_sae", "transfer",
-           "transfer_table", "version", "VersionResult"]
+           "transfer_table", "version", "VersionResult", "run_config"]

@@ -1,16 +1,16 @@
-"""``inspect()``: rank the features that carry a criterion and write the report; ``harvest()``."""
+"""``inspect()``: rank the features that carry a criterion and write the report."""
 
 from __future__ import annotations
 
-import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from interp_lab.api.registry import command
 from interp_lab.errors import UsageError
 from interp_lab.evidence.cards import build_cards
 from interp_lab.evidence.causal import (
@@ -28,6 +28,7 @@ from interp_lab.providers import resolve_backend
 from interp_lab.providers.hf import HFOptions
 from interp_lab.report.build import InputInfo, build_report
 from interp_lab.report.write import write_report
+from interp_lab.schemas.command import Progress, option
 from interp_lab.schemas.feature_id import layer_of
 
 StageProgress = Callable[..., None]
@@ -50,25 +51,43 @@ class InspectResult:
         return self.paths.get("json")
 
 
-def inspect(
-    model: str | None = None,
-    criterion: str | None = None,
-    *,
-    backend: str | None = None,
-    records: str | os.PathLike | None = None,
-    features: str | os.PathLike | None = None,
-    interventions: str | os.PathLike | None = None,
-    out: str | os.PathLike | None = None,
-    top_k: int = 10,
-    seed: int = 0,
-    bootstrap: int = 500,
-    select_by: str | None = None,
-    allow_intervention_criterion_mismatch: bool = False,
-    synthetic: dict[str, Any] | None = None,
-    formats: tuple[str, ...] = ("json", "md", "html"),
-    progress: StageProgress | None = None,
-    hf: HFOptions | Mapping[str, Any] | None = None,
-) -> InspectResult:
+@dataclass(kw_only=True)
+class InspectOptions:
+    """The options of ``inspect`` (the command line's flags; a run config's ``inspect`` step; ``inspect()``'s
+    keywords)."""
+
+    model: str | None = option(None, "Model id the evidence comes from.")
+    criterion: str | None = option(None, "The criterion, in words (or a criterion spec file).", required=True)
+    backend: str | None = option(None, "hf | sae | records | features | synthetic (alias toy). Default: implied by "
+                                       "--records/--features, else hf with --model.")
+    records: Path | None = option(None, "Activation records (.jsonl[.gz|.zst] or .parquet).")
+    features: Path | None = option(None, "Feature dump JSONL.")
+    interventions: Path | None = option(None, "Intervention records JSONL.")
+    out: Path | None = option(None, "Directory for report.json, report.md, report.html.")
+    top_k: int = option(10, "Candidates chosen on the discovery split.", min=1)
+    seed: int = option(0, "Seed for resampling (and synthetic data).")
+    bootstrap: int = option(500, "Bootstrap resamples for held-out intervals.", min=50)
+    select_by: str | None = option(
+        None, "association | top_activations | both: how candidates are chosen on discovery rows (the effect over "
+              "every row, or the mean score of each feature's 20 highest-activating rows; both: in turn). Default: "
+              "both for --backend sae, else association.")
+    allow_intervention_criterion_mismatch: bool = option(
+        False, "Use intervention rows whose criterion text differs from --criterion.")
+    synthetic: dict[str, Any] | None = option(None, "synthetic: n_prompts, n_features, seed, intervention_prompts.",
+                                              cli=False)
+    formats: tuple[str, ...] = option(("json", "md", "html"), "Report files written in --out.", cli=False)
+    hf: HFOptions | None = option(None, "hf / sae: what the model's own evidence computes.")
+
+
+def _logs(o: InspectOptions) -> bool:
+    """A log line per stage when the evidence comes from the model (the long runs)."""
+    return o.records is None and o.features is None and o.backend in (None, "hf", "sae")
+
+
+@command("inspect", options=InspectOptions, result=InspectResult, group="inspect", step=True, json=True, log=_logs,
+         positional=("model", "criterion"),
+         help="Rank and explain the features that carry a criterion (with --model alone: on the model itself).")
+def inspect(o: InspectOptions, progress: Progress) -> InspectResult:
     """Rank the features that carry ``criterion`` and write a report.
 
     ``backend`` is ``records`` (activation records), ``features`` (a feature
@@ -86,7 +105,11 @@ def inspect(
     manifest.json there (all or nothing). ``progress(stage, done, total)``
     hears about each stage (``total`` None when unknown).
     """
-    say = progress or (lambda stage, done=0, total=None: None)
+    model, criterion, backend, out, top_k, seed = o.model, o.criterion, o.backend, o.out, o.top_k, o.seed
+    records, features, interventions, select_by = o.records, o.features, o.interventions, o.select_by
+    allow_intervention_criterion_mismatch, hf = o.allow_intervention_criterion_mismatch, o.hf
+    bootstrap, synthetic, formats = o.bootstrap, o.synthetic, o.formats
+    say = progress
     if not criterion:
         raise UsageError("--criterion is required")
     from interp_lab.io.specs import load_criterion
@@ -322,14 +345,6 @@ def _merge_dump(ev: _Evidence, features_out: dict[str, dict[str, Any]], criterio
             features_out[fid] = dict(reported[fid])
     if ev.dump.duplicates_dropped:
         ev.notes.append(f"{ev.dump.duplicates_dropped} exact duplicate feature rows dropped")
-
-
-def harvest(model: str, dataset: str, hooks: str | list[str] = "blocks.*.hook_resid_post",
-            out: str | os.PathLike = "store", **options: Any):
-    """Harvest hook activations into a resumable store (see ``interp_lab.harvest.run.harvest``)."""
-    from interp_lab.harvest.run import harvest as _harvest
-
-    return _harvest(model, dataset, hooks, out, **options)
 
 
 def _tested_features(table: InterventionTable) -> set[str]:

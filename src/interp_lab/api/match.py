@@ -6,9 +6,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
+from interp_lab.api.registry import command
 from interp_lab.errors import InputError, UsageError
+from interp_lab.schemas.command import Progress, option
 
 FORMATS = ("json", "md", "html")
 
@@ -142,15 +144,52 @@ def _entries(obj: Any, name: str) -> tuple[list[dict[str, Any]], dict[str, Any]]
     raise InputError(str(path), "expected a report (report.json or its directory) or a feature dump (.jsonl)")
 
 
-def compare(left: Any, right: Any, out: str | os.PathLike | None = None, *, k: int = 10,
-            weights: dict[str, float] | None = None, null_pairs: int = 20_000, alpha: float = 0.05, seed: int = 0,
-            text_embeddings: bool = False, formats: tuple[str, ...] = FORMATS) -> MatchResult:
+def _weights(text: str | None) -> dict[str, float] | None:
+    """``activation=0.6,text=0.4`` as the command line writes part weights."""
+    if not text:
+        return None
+    out = {}
+    for part in text.split(","):
+        name, sep, value = part.partition("=")
+        try:
+            out[name.strip()] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep:
+            raise UsageError(f"--weights {text!r}: expected part=weight,... (e.g. activation=0.6,text=0.4)")
+    return out
+
+
+@dataclass(kw_only=True)
+class MatchOptions:
+    left: Any = option(help="Report (report.json or its directory) or feature dump (.jsonl).", required=True,
+                       cli_type=Path)  # the API also takes a report dict
+    right: Any = option(help="The other side, likewise.", required=True, cli_type=Path)
+    out: Path | None = option(None, "matches.json (matches.md and matches.html are written beside it).",
+                              required=True)
+    k: int = option(10, "Candidates kept for every left feature.", aliases=("--top-k",), min=1)
+    weights: dict[str, float] | None = option(None, "Part weights, e.g. activation=0.6,text=0.4 (default activation "
+                                                    "0.4, others 0.15).", cli_type=Optional[str], convert=_weights)
+    null_pairs: int = option(20_000, "Random pairs of the permutation null.", min=100)
+    alpha: float = option(0.05, "One-to-one pairs must beat the null's 1 - alpha quantile.")
+    seed: int = option(0)
+    text_embeddings: bool = option(False, "Embed the labels and top examples of features without a text embedding "
+                                          "(MiniLM; the embed extra).")
+    formats: tuple[str, ...] = option(FORMATS, "Files written beside matches.json.", cli=False)
+
+
+@command("match", options=MatchOptions, result=MatchResult, group="cross-model", step=True, json=True,
+         positional=("left", "right", "out"),
+         help="Match the features of two reports (or feature dumps) by their fingerprints, with calibrated p-values.")
+def compare(o: MatchOptions, progress: Progress) -> MatchResult:
     """Match the features of ``left`` against those of ``right`` (each a report, a report.json path or
     directory, or a feature dump): every left feature's ``k`` best right candidates by combined
     fingerprint similarity, with p-values under a permutation null and a one-to-one assignment.
     ``text_embeddings``: embed the labels and top examples of features that have no text embedding.
     With ``out`` (the matches.json path), writes matches.json, matches.md and matches.html beside it,
     all or nothing."""
+    left, right, out, k, weights, null_pairs = o.left, o.right, o.out, o.k, o.weights, o.null_pairs
+    alpha, seed, text_embeddings, formats = o.alpha, o.seed, o.text_embeddings, o.formats
     from interp_lab.evidence.match import WEIGHTS, MatchSettings, match
 
     if k < 1:
@@ -202,10 +241,23 @@ def write_matches(doc: dict[str, Any], out: str | os.PathLike, formats: tuple[st
                          with_json="json" in formats)
 
 
-def export_attribution_graph(report: Any, out: str | os.PathLike, *, similarity: bool = False, k: int = 3,
-                             alpha: float = 0.05, seed: int = 0) -> dict[str, Path]:
+@dataclass(kw_only=True)
+class GraphOptions:
+    report: Any = option(help="report.json (or its directory).", required=True, cli_type=Path)  # or a report dict
+    out: Path = option(help="graph.json (graph.html is written beside it).")
+    similarity: bool = option(False, "Link features to their most similar others by fingerprint.",
+                              flag="--include-similarity-edges", param="include_similarity_edges")
+    k: int = option(3, "Similarity edges per feature (at most).", min=1)
+    alpha: float = option(0.05, "Similarity edges need p below this.")
+    seed: int = option(0, "Seed of the similarity null.", cli=False)
+
+
+@command("export-attribution-graph", options=GraphOptions, result=dict[str, Path], group="cross-model",
+         positional=("report", "out"), help="Export a report as a causal attribution graph (JSON, and an HTML view).")
+def export_attribution_graph(o: GraphOptions, progress: Progress) -> dict[str, Path]:
     """``report`` (a report dict, report.json or its directory) as an attribution graph: ``out`` (JSON) and
-    an HTML view beside it, both or neither."""
+    an HTML view beside it, both or neither (the paths, by format)."""
+    report, out, similarity, k, alpha, seed = o.report, o.out, o.similarity, o.k, o.alpha, o.seed
     from interp_lab.report.graph import attribution_graph, render_graph_html
 
     rep = _report_dict(report)

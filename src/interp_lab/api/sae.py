@@ -183,7 +183,7 @@ def train_sae(*, out: str | os.PathLike, store: str | os.PathLike | None = None,
             path = save_sae(res.sae, ckpt, scale_in=res.scale_in, scale_out=res.scale_out, metadata=meta,
                             extra={"manifest.json": (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode()})
             if evaluate:
-                metrics = eval_sae(path, store=st.root, hook=hook, hook_out=hook_out, model=model or st.manifest.model,
+                metrics = evaluate_sae(path, store=st.root, hook=hook, hook_out=hook_out, model=model or st.manifest.model,
                                    ce_tokens=ce_tokens, say=say)
             else:
                 metrics = {"heldout": reconstruction_metrics(load_sae(path), st, hook, split_rows(st).heldout,
@@ -227,7 +227,7 @@ def _check_revision(model: str | Any, st: Any) -> None:
                          f"harvested from {st.manifest.revision[:12]}")
 
 
-def eval_sae(sae: str | os.PathLike, *, store: str | os.PathLike, hook: str | None = None, hook_out: str | None = None,
+def evaluate_sae(sae: str | os.PathLike, *, store: str | os.PathLike, hook: str | None = None, hook_out: str | None = None,
              model: str | None = None, out: str | os.PathLike | None = None, ce_tokens: int = 8192,
              plot: bool = True, say: Callable[[str], None] | None = None) -> dict[str, Any]:
     """evidence.md's metrics of the checkpoint ``sae`` on the store's held-out documents, written to
@@ -322,44 +322,3 @@ def sae_interventions(sae: str | os.PathLike, model: Any, criterion: str, out: s
             "discovery_difference": {space.feature_id(i): round(float(diff[i]), 6) for i in chosen},
             "evidence": summarize(run.records, s.compiled, settings.seed,  # tested in their discovery direction
                                   {space.feature_id(i): (1 if diff[i] >= 0 else -1) for i in chosen}, run.strengths)}
-
-
-def train_sae_step(**options: Any) -> SAETrainResult:
-    """``train_sae`` from flat options (the CLI, a run config's ``train-sae`` step: the flag names with
-    underscores): TrainConfig fields (``top_k`` for ``k``) override the ``preset`` (``epochs`` without
-    ``tokens`` sets the length alone), the rest go through."""
-    from dataclasses import fields
-
-    from interp_lab.sae.config import with_overrides
-
-    if "top_k" in options:
-        options["k"] = options.pop("top_k")
-    names = {f.name for f in fields(TrainConfig)}
-    preset = options.pop("preset", "production")
-    if preset not in PRESETS:
-        raise UsageError(f"unknown preset {preset!r} ({', '.join(PRESETS)})")
-    given = {k: options.pop(k) for k in list(options) if k in names}
-    cfg = with_overrides(PRESETS[preset], **given)
-    options.setdefault("fit_batch", given.get("batch_size") is None)  # a batch size given is kept
-    if given.get("epochs") is not None and given.get("tokens") is None:
-        cfg = replace(cfg, tokens=None)  # the passes alone set the length
-    return train_sae(config=cfg, **options)
-
-
-def _step_signature():
-    """train_sae_step's options, so run configs check them: train_sae's own (but the callbacks and the
-    config object), TrainConfig's fields (None: the preset's), and ``top_k``; annotations evaluated."""
-    import inspect as pyinspect
-    import typing
-    from dataclasses import fields
-
-    P = pyinspect.Parameter
-    own = [p for n, p in pyinspect.signature(train_sae, eval_str=True).parameters.items()
-           if n not in ("config", "fit_batch", "on_step", "progress", "say")]
-    types = typing.get_type_hints(TrainConfig)
-    extra = [P(f.name, P.KEYWORD_ONLY, default=None, annotation=types[f.name] | None) for f in fields(TrainConfig)]
-    extra.append(P("top_k", P.KEYWORD_ONLY, default=None, annotation=types["k"] | None))
-    return pyinspect.Signature(own + [p for p in extra if p.name not in {q.name for q in own}])
-
-
-train_sae_step.__signature__ = _step_signature()  # type: ignore[attr-defined]

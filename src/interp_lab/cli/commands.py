@@ -28,8 +28,6 @@ KL_BUDGET_HELP = ("Steering: the largest mean next-token KL (nats) on unrelated 
 def register(app: typer.Typer) -> None:
     app.add_typer(models_app, name="models")
     app.add_typer(store_app, name="store")
-    app.command("inspect")(inspect_cmd)
-    app.command("harvest")(harvest_cmd)
     app.command("probes")(probes_cmd)
     app.command("export-hf-records")(export_hf_records_cmd)
     app.command("lens")(lens_cmd)
@@ -39,171 +37,11 @@ def register(app: typer.Typer) -> None:
     app.command("export-hf-contrast")(export_hf_contrast_cmd)
     app.command("steer")(steer_cmd)
     app.command("train-lens")(train_lens_cmd)
-    app.command("run")(run_cmd)
-    app.command("match")(match_cmd)
-    app.command("export-attribution-graph")(export_graph_cmd)
-    app.command("transfer")(transfer_cmd)
     app.command("calibrate-causal")(calibrate_causal_cmd)
     app.command("demo")(demo_cmd)
     app.command("doctor")(doctor_cmd)
     app.command("validate")(validate_cmd)
     app.command("convert-records")(convert_records_cmd)
-    from interp_lab.cli.sae import eval_sae_cmd, train_sae_cmd
-
-    app.command("train-sae")(train_sae_cmd)
-    app.command("eval-sae")(eval_sae_cmd)
-
-
-def inspect_cmd(
-    criterion: str = typer.Option(..., "--criterion", help="The criterion, in words (or a criterion spec file)."),
-    model: Optional[str] = typer.Option(None, "--model", help="Model id the evidence comes from."),
-    backend: Optional[str] = typer.Option(
-        None, "--backend", help="hf | sae | records | features | synthetic (alias toy). Default: implied by "
-                                "--records/--features, else hf with --model."),
-    records: Optional[Path] = typer.Option(None, "--records", help="Activation records (.jsonl[.gz|.zst] or .parquet)."),
-    features: Optional[Path] = typer.Option(None, "--features", help="Feature dump JSONL."),
-    interventions: Optional[Path] = typer.Option(None, "--interventions", help="Intervention records JSONL."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Directory for report.json, report.md, report.html."),
-    top_k: int = typer.Option(10, "--top-k", min=1, help="Candidates chosen on the discovery split."),
-    seed: int = typer.Option(0, "--seed", help="Seed for resampling (and synthetic data)."),
-    bootstrap: int = typer.Option(500, "--bootstrap", min=50, help="Bootstrap resamples for held-out intervals."),
-    select_by: Optional[str] = typer.Option(
-        None, "--select-by", help="association | top_activations | both: how candidates are chosen on discovery "
-                                  "rows (the effect over every row, or the mean score of each feature's 20 "
-                                  "highest-activating rows; both: in turn). Default: both for --backend sae, "
-                                  "else association."),
-    allow_intervention_criterion_mismatch: bool = typer.Option(
-        False, "--allow-intervention-criterion-mismatch",
-        help="Use intervention rows whose criterion text differs from --criterion."),
-    json_out: bool = typer.Option(False, "--json", help="Print report.json to stdout instead of a table."),
-    prompts: Optional[str] = typer.Option(None, "--prompts", help="hf: prompt set overriding the criterion spec's."),
-    dataset: Optional[str] = typer.Option(None, "--dataset", help="hf: corpus of a semantic criterion "
-                                                                  "(default lee+enwiki)."),
-    layers: str = typer.Option("all", "--layers", help="hf: layers whose units become candidates (all, middle, "
-                                                       "3-9,12)."),
-    units: str = typer.Option("NRD", "--units", help="hf: N neurons, R residual dimensions, D contrast directions "
-                                                     "(F, SAE latents, is added with --sae)."),
-    sae: Optional[Path] = typer.Option(None, "--sae", help="hf / sae: SAE checkpoint whose latents become "
-                                                           "candidates (--backend sae: the only ones)."),
-    latent_kinds: str = typer.Option("ablate,steer", "--latent-kinds", help="hf / sae: interventions testing "
-                                                                             "SAE latents."),
-    neuron_kinds: str = typer.Option("mean_ablate", "--neuron-kinds", help="hf: interventions testing neurons "
-                                                                           "and residual dimensions."),
-    direction_kinds: str = typer.Option("steer,ablate", "--direction-kinds", help="hf: interventions testing "
-                                                                                  "directions."),
-    n_controls: int = typer.Option(defaults.CONTROLS, "--controls", min=1, help="hf: random controls per feature and kind."),
-    strengths: str = typer.Option(defaults.STRENGTHS_TEXT, "--strengths", help="hf: " + STRENGTHS_HELP),
-    kl_budget: float = typer.Option(defaults.KL_BUDGET, "--kl-budget", min=0.0, help="hf: " + KL_BUDGET_HELP),
-    side_prompts: int = typer.Option(64, "--side-prompts", min=0, help="hf: unrelated prompts for side effects."),
-    batch_size: int = typer.Option(64, "--batch-size", min=1, help="hf: prompts per batch."),
-    contexts: str = typer.Option("lee", "--contexts", help="hf: corpus scanned for the top cards' activating "
-                                                           "contexts ('' to skip; lee+enwiki for all of it)."),
-    contexts_cards: int = typer.Option(3, "--contexts-cards", min=0, help="hf: top cards that get them."),
-    contexts_max_tokens: Optional[int] = typer.Option(None, "--contexts-max-tokens", min=1),
-    contexts_dtype: str = typer.Option("bfloat16", "--contexts-dtype", help="hf: compute of the corpus scan "
-                                                                            "(bfloat16 or float32)."),
-    probes: Optional[Path] = typer.Option(None, "--probes", help="hf: probe set (prompt JSONL with prompt_ids, "
-                                                                 "e.g. from `interp-lab probes`): the cards' "
-                                                                 "activation fingerprints become their values at "
-                                                                 "its word spans, comparable across tokenizers."),
-    probe_spans: int = typer.Option(4, "--probe-spans", min=1, help="hf: word spans read per probe."),
-    no_cache: bool = typer.Option(False, "--no-cache", help="hf: recompute activations and context scans."),
-) -> None:
-    """Rank and explain the features that carry a criterion (with --model alone: on the model itself)."""
-    from interp_lab.api import inspect
-    from interp_lab.providers.hf import HFOptions
-
-    settings = _settings(neuron_kinds + "," + direction_kinds + "," + latent_kinds, n_controls, strengths,
-                         side_prompts, batch_size, seed, kl_budget)
-    hf = HFOptions(prompts=prompts, dataset=dataset, layers=layers, units=units,
-                   sae=str(sae) if sae else None, latent_kinds=_kinds(latent_kinds),
-                   neuron_kinds=_kinds(neuron_kinds), direction_kinds=_kinds(direction_kinds),
-                   n_controls=n_controls, strengths=settings.strengths, kl_budget=kl_budget,
-                   side_prompts=side_prompts, batch_size=batch_size, contexts=contexts or None, contexts_cards=contexts_cards,
-                   contexts_max_tokens=contexts_max_tokens, contexts_dtype=contexts_dtype, cache=not no_cache,
-                   probes=str(probes) if probes else None, probe_spans=probe_spans)
-    on_model = records is None and features is None and backend in (None, "hf", "sae")
-    with render.StageProgress(log=on_model) as progress:
-        result = inspect(
-            model, criterion, backend=backend, records=records, features=features, interventions=interventions,
-            out=out, top_k=top_k, seed=seed, bootstrap=bootstrap, select_by=select_by,
-            allow_intervention_criterion_mismatch=allow_intervention_criterion_mismatch, progress=progress, hf=hf,
-        )
-    if json_out:
-        from interp_lab.report.write import report_bytes
-
-        sys.stdout.buffer.write(report_bytes(result.report))
-        return
-    render.cards_table(result.report)
-    render.written(result.paths)
-
-
-def _weights(text: str | None) -> dict[str, float] | None:
-    from interp_lab.errors import UsageError
-
-    if not text:
-        return None
-    out = {}
-    for part in text.split(","):
-        name, sep, value = part.partition("=")
-        try:
-            out[name.strip()] = float(value)
-        except ValueError:
-            raise UsageError(f"--weights {text!r}: expected part=weight,... (e.g. activation=0.6,text=0.4)") from None
-        if not sep:
-            raise UsageError(f"--weights {text!r}: expected part=weight,... (e.g. activation=0.6,text=0.4)")
-    return out
-
-
-def match_cmd(
-    left: Path = typer.Option(..., "--left", help="Report (report.json or its directory) or feature dump (.jsonl)."),
-    right: Path = typer.Option(..., "--right", help="The other side, likewise."),
-    out: Path = typer.Option(..., "--out", help="matches.json (matches.md and matches.html are written beside it)."),
-    k: int = typer.Option(10, "--k", "--top-k", min=1, help="Candidates kept for every left feature."),
-    weights: Optional[str] = typer.Option(None, "--weights", help="Part weights, e.g. activation=0.6,text=0.4 "
-                                                                  "(default activation 0.4, others 0.15)."),
-    null_pairs: int = typer.Option(20_000, "--null-pairs", min=100, help="Random pairs of the permutation null."),
-    alpha: float = typer.Option(0.05, "--alpha", help="One-to-one pairs must beat the null's 1 - alpha quantile."),
-    seed: int = typer.Option(0, "--seed"),
-    text_embeddings: bool = typer.Option(False, "--text-embeddings", help="Embed the labels and top examples of "
-                                                                          "features without a text embedding "
-                                                                          "(MiniLM; the embed extra)."),
-    json_out: bool = typer.Option(False, "--json", help="Print matches.json to stdout instead of a table."),
-) -> None:
-    """Match the features of two reports (or feature dumps) by their fingerprints, with calibrated p-values."""
-    from interp_lab.api.match import compare
-    from interp_lab.report.write import report_bytes
-
-    res = compare(left, right, out, k=k, weights=_weights(weights), null_pairs=null_pairs, alpha=alpha, seed=seed,
-                  text_embeddings=text_embeddings)
-    if json_out:
-        sys.stdout.buffer.write(report_bytes(res.matches))
-        return
-    render.matches_table(res.matches)
-    render.written(res.paths)
-
-
-def transfer_cmd(
-    matches: Path = typer.Option(..., "--matches", help="matches.json of the two reports."),
-    left: Path = typer.Option(..., "--left", help="The left report (its features' own causal evidence)."),
-    right: Path = typer.Option(..., "--right", help="The right report (the model the matched features live in)."),
-    out: Path = typer.Option(..., "--out", help="Directory for transfer.json and transfer.md."),
-    top: int = typer.Option(5, "--top", min=1, help="Matched pairs tested."),
-    criterion: Optional[str] = typer.Option(None, "--criterion", help="Spec measured when interventions run here "
-                                                                      "(default: the left report's criterion)."),
-    model: Optional[str] = typer.Option(None, "--model", help="The right model (default: the right report's)."),
-    controls: int = typer.Option(defaults.CONTROLS, "--controls", min=1, help="Random controls per feature and kind."),
-    seed: int = typer.Option(0, "--seed"),
-) -> None:
-    """Do matched features move the same criterion in the other model? (edits with controls)"""
-    from interp_lab.api.transfer import transfer
-
-    doc = transfer(matches, left, right, out=out, top=top, criterion=criterion, model=model, controls=controls,
-                   seed=seed)
-    s = doc["summary"]
-    typer.echo(f"{s['transfer']} of {s['tested']} matched pairs transfer ({s['do_not_transfer']} do not; "
-               f"base rate {s['base_rate']})")
-    render.written({k: Path(v) for k, v in doc["paths"].items()})
 
 
 def calibrate_causal_cmd(
@@ -220,32 +58,6 @@ def calibrate_causal_cmd(
         _print_json(res.as_dict())
     else:
         render.calibration(res)
-
-
-def export_graph_cmd(
-    report: Path = typer.Option(..., "--report", help="report.json (or its directory)."),
-    out: Path = typer.Option(..., "--out", help="graph.json (graph.html is written beside it)."),
-    include_similarity_edges: bool = typer.Option(False, "--include-similarity-edges",
-                                                  help="Link features to their most similar others by fingerprint."),
-    k: int = typer.Option(3, "--k", min=1, help="Similarity edges per feature (at most)."),
-    alpha: float = typer.Option(0.05, "--alpha", help="Similarity edges need p below this."),
-) -> None:
-    """Export a report as a causal attribution graph (JSON, and an HTML view)."""
-    from interp_lab.api.match import export_attribution_graph
-
-    render.written(export_attribution_graph(report, out, similarity=include_similarity_edges, k=k, alpha=alpha))
-
-
-def run_cmd(
-    config: Path = typer.Argument(..., help="Run config (JSON, TOML or YAML): steps, or the 0.2 flat form."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Where the manifest goes (default: beside the outputs)."),
-    force: bool = typer.Option(False, "--force", help="Rerun steps whose outputs are already up to date."),
-) -> None:
-    """Run a reproducible workflow from a config file and write its manifest."""
-    from interp_lab.runs.config import run_config
-
-    result = run_config(config, manifest_out=out, force=force)
-    render.run_summary(result)
 
 
 def demo_cmd(
@@ -346,32 +158,6 @@ def models_info(
         info.update(lm.manifest())
         info["hooks"] = all_hooks(lm.model)
     sys.stdout.buffer.write(msgspec.json.format(msgspec.json.encode(info), indent=2) + b"\n")
-
-
-def harvest_cmd(
-    model: str = typer.Option(defaults.MODEL, "--model", help="Registered name, local directory or HF id."),
-    dataset: str = typer.Option(..., "--dataset", help="Prompt JSONL, text file (a document per line), lee, enwiki "
-                                                       "or lee+enwiki."),
-    hooks: str = typer.Option("blocks.*.hook_resid_post", "--hooks",
-                              help="Comma list of hook names; blocks.*.X for every layer."),
-    out: Path = typer.Option(..., "--out", help="Store directory (resumed if it holds a partial harvest)."),
-    max_tokens: Optional[int] = typer.Option(None, "--max-tokens", min=1),
-    context_length: int = typer.Option(256, "--context-length", min=2),
-    batch_size: int = typer.Option(8, "--batch-size", min=1),
-    dtype: str = typer.Option("float16", "--dtype", help="Storage dtype: float16, bfloat16 or float32."),
-    shard_tokens: int = typer.Option(65536, "--shard-tokens", min=1, help="Tokens per shard (whole batches)."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Start over instead of resuming."),
-) -> None:
-    """Run a model over documents and stream hook activations into a resumable store."""
-    from interp_lab.harvest.run import harvest
-
-    with render.StageProgress(log=True) as progress:
-        res = harvest(model, dataset, hooks, out, max_tokens=max_tokens, context_length=context_length,
-                      batch_size=batch_size, dtype=dtype, shard_tokens=shard_tokens, overwrite=overwrite,
-                      progress=lambda done, total: progress("harvesting tokens", done, total))
-    resumed = f", resumed at batch {res.resumed_from_batch}" if res.resumed_from_batch else ""
-    typer.echo(f"{out}: {res.rows:,} tokens x {len(res.manifest.hooks)} hooks in {len(res.manifest.shards)} shards; "
-               f"{res.tokens_per_s:,.0f} tokens/s over {res.batches_run} batches{resumed}")
 
 
 def probes_cmd(

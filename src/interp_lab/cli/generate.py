@@ -75,7 +75,7 @@ def _plan(cls: type, prefix: tuple[str, ...] = ()) -> tuple[list[pyinspect.Param
         name = fl.param or f.name
         annotation, choices = _annotation(fl.cli_type if fl.cli_type is not None else tp, f"{cls.__name__}.{f.name}")
         default = fl.cli_default if fl.cli_default is not NOTSET else f.default
-        required = default is MISSING and f.default_factory is MISSING
+        required = fl.required or (default is MISSING and f.default_factory is MISSING)
         if not required and default is MISSING:
             default = f.default_factory()
         if isinstance(default, enum.Enum):

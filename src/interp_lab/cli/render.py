@@ -173,7 +173,10 @@ def doctor(info: dict[str, Any]) -> None:
 
 class StageProgress:
     """A transient progress line on stderr on a terminal: stage, bar or spinner, counts, rate. Elsewhere
-    (logs, CI), with ``log``, one line per stage with the time since the start."""
+    (logs, CI), with ``log``, one line per stage with the time since the start, and its counts at least every
+    30 s while it runs."""
+
+    LOG_EVERY = 30.0  # seconds between two lines of one stage in a log
 
     def __init__(self, log: bool = False) -> None:
         self.enabled = sys.stderr.isatty()
@@ -194,12 +197,8 @@ class StageProgress:
         return self
 
     def __call__(self, stage: str, done: float = 0, total: float | None = None, note: str = "") -> None:
-        if self.log and stage != self._stage:
-            import time
-
-            self._t0 = self._t0 or time.perf_counter()
-            print(f"[{time.perf_counter() - self._t0:7.1f} s] {fmt.printable(stage)}", file=sys.stderr, flush=True)
-            self._stage = stage
+        if self.log:
+            self._log(stage, done, total, note)
         if self._progress is None:
             return
         if stage != self._stage:
@@ -215,6 +214,24 @@ class StageProgress:
         if task.speed:
             detail += f"  {task.speed / scale:,.0f} {unit or stage.split()[-1]}/s"
         self._progress.update(self._task, detail=_esc(f"{detail}  {note}" if note else detail))
+
+    def _log(self, stage: str, done: float, total: float | None, note: str) -> None:
+        """A line when a stage starts; then its counts every ``LOG_EVERY`` seconds, and at each tenth of its
+        total when it reports a note (training's FVU), so a log shows a long stage moving."""
+        import time
+
+        t = time.perf_counter()
+        self._t0 = self._t0 or t
+        if stage != self._stage:
+            print(f"[{t - self._t0:7.1f} s] {fmt.printable(stage)}", file=sys.stderr, flush=True)
+            self._stage, self._last, self._tenth = stage, t, 0
+            return
+        tenth = int(10 * done / total) if total else 0
+        if t - self._last >= self.LOG_EVERY or (note and tenth > self._tenth):
+            counts = f"{done:,.0f} / {total:,.0f}" if total else f"{done:,.0f}"
+            line = f"[{t - self._t0:7.1f} s]   {counts} {stage}" + (f"  {note}" if note else "")
+            print(fmt.printable(line), file=sys.stderr, flush=True)
+            self._last, self._tenth = t, tenth
 
     def say(self, text: str) -> None:
         say(text)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from interp_lab.cli import render
 from interp_lab.cli.generate import print_json, renders
 
 
@@ -14,3 +15,8 @@ def version(res, options, json_out: bool) -> None:
         return
     libs = ", ".join(f"{k} {v}" for k, v in res.libraries.items() if v)
     typer.echo(f"interp-lab {res.interp_lab} (Python {res.python}; {libs})")
+
+
+@renders("run")
+def run(res, options, json_out: bool) -> None:
+    render.run_summary(res)

@@ -18,10 +18,11 @@ above it.
 from __future__ import annotations
 
 import hashlib
+import operator
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 import pyarrow as pa
@@ -31,6 +32,7 @@ from interp_lab.errors import UsageError
 from interp_lab.io.prompts import prompt_covariates
 from interp_lab.io.record_matrix import SPLIT_CODES, RecordMatrix
 from interp_lab.io.sparse import Compressed
+from interp_lab.schemas.command import comma_floats, comma_list, option, str_or_none
 from interp_lab.schemas.feature_id import HOOK_OF_KIND, format_id, kind_of, layer_of
 
 Progress = Callable[..., None]
@@ -42,27 +44,42 @@ ACTS_VERSION = "last-token-v1"
 class HFOptions:
     """What ``inspect --backend hf`` computes, beyond the ranking and causal settings."""
 
-    prompts: str | None = None  # prompt set overriding the criterion spec's
-    dataset: str | None = None  # corpus of a semantic criterion (default lee+enwiki)
-    layers: str = "all"  # layers whose units and directions become candidates
-    units: str = "NRD"  # N neurons, R residual dimensions, D contrast directions, F the SAE's latents
-    neuron_kinds: tuple[str, ...] = ("mean_ablate",)  # interventions testing neurons / residual dimensions
-    direction_kinds: tuple[str, ...] = ("steer", "ablate")  # interventions testing directions
-    sae: str | None = None  # SAE checkpoint whose latents become candidates (units F; added when given)
-    latent_kinds: tuple[str, ...] = ("ablate", "steer")  # interventions testing SAE latents
-    n_controls: int = defaults.CONTROLS
-    strengths: tuple[float, ...] = defaults.STRENGTHS
-    kl_budget: float = defaults.KL_BUDGET  # steering: mean next-token KL (nats) on unrelated prompts the strength may cost
-    side_prompts: int = 64
-    side_dataset: str | None = None
-    batch_size: int = 64
-    contexts: str | None = "lee"  # corpus scanned for the top cards' top activating contexts (None: skip)
-    contexts_cards: int = 3  # how many of the top cards get them
-    contexts_max_tokens: int | None = None
-    contexts_dtype: str = "bfloat16"  # compute of the corpus scan (about 2x faster on CPUs with bf16 units)
-    cache: bool = True  # reuse cached last-token activations and context scans
-    probes: str | None = None  # probe set (prompt JSONL): the cards' activation fingerprints keyed by word span
-    probe_spans: int = 4  # word spans read per probe
+    prompts: str | None = option(None, "hf: prompt set overriding the criterion spec's.")
+    dataset: str | None = option(None, "hf: corpus of a semantic criterion (default lee+enwiki).")
+    layers: str = option("all", "hf: layers whose units become candidates (all, middle, 3-9,12).")
+    units: str = option("NRD", "hf: N neurons, R residual dimensions, D contrast directions (F, SAE latents, is "
+                               "added with --sae).")
+    sae: str | None = option(None, "hf / sae: SAE checkpoint whose latents become candidates (--backend sae: the "
+                                   "only ones).", cli_type=Optional[Path], convert=str_or_none)
+    latent_kinds: tuple[str, ...] = option(("ablate", "steer"), "hf / sae: interventions testing SAE latents.",
+                                           cli_type=str, cli_default="ablate,steer", convert=comma_list)
+    neuron_kinds: tuple[str, ...] = option(("mean_ablate",), "hf: interventions testing neurons and residual "
+                                           "dimensions.", cli_type=str, cli_default="mean_ablate", convert=comma_list)
+    direction_kinds: tuple[str, ...] = option(("steer", "ablate"), "hf: interventions testing directions.",
+                                              cli_type=str, cli_default="steer,ablate", convert=comma_list)
+    n_controls: int = option(defaults.CONTROLS, "hf: random controls per feature and kind.", flag="--controls",
+                             min=1)
+    strengths: tuple[float, ...] = option(defaults.STRENGTHS, "hf: " + defaults.STRENGTHS_HELP, cli_type=str,
+                                          cli_default=defaults.STRENGTHS_TEXT, convert=comma_floats)
+    kl_budget: float = option(defaults.KL_BUDGET, "hf: " + defaults.KL_BUDGET_HELP, min=0.0)
+    side_prompts: int = option(64, "hf: unrelated prompts for side effects.", min=0)
+    side_dataset: str | None = option(None, "Where the unrelated prompts come from (default lee).", cli=False)
+    batch_size: int = option(64, "hf: prompts per batch.", min=1)
+    contexts: str | None = option("lee", "hf: corpus scanned for the top cards' activating contexts ('' to skip; "
+                                         "lee+enwiki for all of it).", cli_type=str, convert=str_or_none)
+    contexts_cards: int = option(3, "hf: top cards that get them.", min=0)
+    contexts_max_tokens: int | None = option(None, min=1)
+    contexts_dtype: str = option("bfloat16", "hf: compute of the corpus scan (bfloat16 or float32).")
+    cache: bool = option(True, "hf: recompute activations and context scans.", flag="--no-cache", param="no_cache",
+                         cli_type=bool, cli_default=False, convert=operator.not_)
+    probes: str | None = option(None, "hf: probe set (prompt JSONL with prompt_ids, e.g. from `interp-lab probes`): "
+                                      "the cards' activation fingerprints become their values at its word spans, "
+                                      "comparable across tokenizers.", cli_type=Optional[Path], convert=str_or_none)
+    probe_spans: int = option(4, "hf: word spans read per probe.", min=1)
+
+    def __post_init__(self) -> None:
+        if not 0 < self.kl_budget < float("inf"):
+            raise UsageError(f"--kl-budget: {self.kl_budget:g} is not a positive number of nats")
 
     def settings(self, seed: int):
         from interp_lab.interventions.settings import InterventionSettings

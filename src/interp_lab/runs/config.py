@@ -19,7 +19,6 @@ import hashlib
 import os
 import re
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,8 @@ from interp_lab.io.atomic import write_bytes_atomic
 from interp_lab.io.hashing import sha256_file
 from interp_lab.io.manifest import environment, now
 from interp_lab.io.specs import criterion_file
-from interp_lab.runs.options import check_options, cli_bounds, settable
+from interp_lab.runs.options import check_options, settable
+from interp_lab.schemas.command import Quiet, Registry, build
 from interp_lab.schemas.records import RUN_MANIFEST
 
 # options that name input files (hashed into the step key) and output locations
@@ -42,16 +42,6 @@ INPUT_OPTIONS = ("records", "features", "interventions", "left", "right", "repor
 CRITERION_OPTIONS = ("criterion",)
 HF_FILES = ("probes", "prompts", "sae", "dataset")
 _REF = re.compile(r"\{steps\.([A-Za-z0-9_\-]+)\.(out|report)\}")
-
-
-def _commands() -> dict[str, Callable[..., Any]]:
-    from interp_lab import api
-    from interp_lab.api.sae import train_sae_step
-    from interp_lab.api.transfer import transfer, transfer_table
-    from interp_lab.harvest.run import harvest
-
-    return {"inspect": api.inspect, "harvest": harvest, "train-sae": train_sae_step, "match": api.compare,
-            "transfer": transfer, "transfer-table": transfer_table}
 
 
 @dataclass
@@ -133,9 +123,10 @@ def _check_expansion(data: Any, path: Path) -> None:
             stack.extend((k, False) for k in kids if id(k) not in size)
 
 
-def normalize_steps(config: dict[str, Any], path: Path) -> list[dict[str, Any]]:
-    """The config as a list of steps ``{name, command, options}``, options checked against the API."""
-    commands = _commands()
+def normalize_steps(config: dict[str, Any], path: Path, registry: Registry) -> list[dict[str, Any]]:
+    """The config as a list of steps ``{name, command, options}``, options checked against the options dataclass
+    of each step's command in ``registry``."""
+    commands = registry.steps()
     if "steps" in config:
         raw_steps = config["steps"]
         if not isinstance(raw_steps, list) or not raw_steps:
@@ -158,7 +149,7 @@ def normalize_steps(config: dict[str, Any], path: Path) -> list[dict[str, Any]]:
             raise InputError(path, f"duplicate step name {name!r}", field=f"{where}.name".lstrip("."))
         names.add(name)
         options = raw.pop("options", {}) | raw
-        params = settable(commands[command])
+        params = settable(commands[command].options)
         for key in options:
             if key.replace("-", "_") not in params:
                 raise InputError(path, f"unknown option {key!r} for {command} (known: "
@@ -167,7 +158,7 @@ def normalize_steps(config: dict[str, Any], path: Path) -> list[dict[str, Any]]:
         options = {k.replace("-", "_"): v for k, v in options.items()}
         if "out" not in options:
             raise InputError(path, f"step {name!r} needs an 'out' directory", field=f"{where}.out".lstrip("."))
-        check_options(options, commands[command], cli_bounds(command), path, where)
+        check_options(options, commands[command].options, path, where)
         steps.append({"name": name, "command": command, "options": options})
     return steps
 
@@ -222,12 +213,13 @@ def _step_key(command: str, options: dict[str, Any], inputs: list[dict[str, Any]
     return hashlib.sha256(src).hexdigest()
 
 
-def run_config(path: str | os.PathLike, *, manifest_out: str | os.PathLike | None = None,
+def run_config(path: str | os.PathLike, registry: Registry, *, manifest_out: str | os.PathLike | None = None,
                force: bool = False) -> RunResult:
-    """Run every step of a config; write the run manifest; skip steps that are up to date."""
+    """Run every step of a config, each a command of ``registry``; write the run manifest; skip steps that are
+    up to date."""
     path = Path(path)
     config = load_config(path)
-    steps = normalize_steps(config, path)
+    steps = normalize_steps(config, path, registry)
     flat = "steps" not in config
     if manifest_out is not None:
         mpath = Path(manifest_out)
@@ -244,7 +236,7 @@ def run_config(path: str | os.PathLike, *, manifest_out: str | os.PathLike | Non
             previous = {s["name"]: s for s in msgspec.json.decode(mpath.read_bytes()).get("steps", [])}
         except (msgspec.DecodeError, AttributeError, TypeError, KeyError):
             previous = {}
-    commands = _commands()
+    commands = registry.steps()
     outputs: dict[str, dict[str, str]] = {}
     done: list[dict[str, Any]] = []
     results: dict[str, Any] = {}
@@ -295,7 +287,8 @@ def run_config(path: str | os.PathLike, *, manifest_out: str | os.PathLike | Non
         record["started"] = now()
         t = time.perf_counter()
         try:
-            results[step["name"]] = commands[step["command"]](**options)
+            command = commands[step["command"]]
+            results[step["name"]] = command.run(build(command.options, options), Quiet())
         except Exception:
             record.update(status="failed", ended=now(), seconds=round(time.perf_counter() - t, 4))
             done.append(record)

@@ -38,6 +38,7 @@ class Flag:
     min: float | None = None
     max: float | None = None
     argument: bool = False  # a positional argument rather than an option
+    required: bool = False  # the command line requires it (the field may default to None for the API's sake)
     cli_type: Any = None  # the command line's type when it differs from the field's (text parsed by ``convert``)
     cli_default: Any = NOTSET  # the default as the command line shows it (with ``cli_type``)
     convert: Callable[[Any], Any] | None = None  # the command line's value -> the field's value
@@ -118,6 +119,24 @@ def as_plain(options: Any) -> dict[str, Any]:
             v = list(v)
         out[f.name] = v
     return out
+
+
+def comma_list(text: str) -> tuple[str, ...]:
+    """``"ablate, steer,"`` -> ``("ablate", "steer")``: a comma list as the command line writes it."""
+    return tuple(k.strip() for k in text.split(",") if k.strip())
+
+
+def comma_floats(text: str) -> tuple[float, ...]:
+    """``"0.5,1,2"`` -> ``(0.5, 1.0, 2.0)``; ValueError naming the text otherwise."""
+    try:
+        return tuple(float(x) for x in comma_list(text))
+    except ValueError:
+        raise ValueError(f"{text!r} is not a comma list of numbers") from None
+
+
+def str_or_none(value: Any) -> str | None:
+    """A path the command line parsed, as the string an options field keeps (``""``/None: None)."""
+    return str(value) if value not in (None, "") else None
 
 
 class Progress(Protocol):

@@ -1,0 +1,43 @@
+"""``interp-lab harvest``: a model's hook activations over documents, streamed into a resumable store."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from interp_lab import defaults
+from interp_lab.api.registry import command
+from interp_lab.schemas.command import Progress, option
+
+if TYPE_CHECKING:  # not at import: ``interp_lab.harvest`` is this function until the package is imported
+    from interp_lab.harvest.run import HarvestResult
+
+
+@dataclass(kw_only=True)
+class HarvestOptions:
+    model: Any = option(defaults.MODEL, "Registered name, local directory or HF id.", cli_type=str)  # or a LoadedModel
+    dataset: str = option(help="Prompt JSONL, text file (a document per line), lee, enwiki or lee+enwiki.")
+    hooks: str | list[str] = option("blocks.*.hook_resid_post", "Comma list of hook names; blocks.*.X for every layer.",
+                                    cli_type=str)
+    out: Path = option(Path("store"), "Store directory (resumed if it holds a partial harvest).", required=True)
+    max_tokens: int | None = option(None, min=1)
+    context_length: int = option(256, min=2)
+    batch_size: int = option(8, min=1)
+    dtype: str = option("float16", "Storage dtype: float16, bfloat16 or float32.")
+    shard_tokens: int = option(65536, "Tokens per shard (whole batches).", min=1)
+    overwrite: bool = option(False, "Start over instead of resuming.")
+
+
+@command("harvest", options=HarvestOptions, result="interp_lab.harvest.run.HarvestResult", group="models and stores", step=True, log=True,
+         positional=("model", "dataset", "hooks", "out"),
+         help="Run a model over documents and stream hook activations into a resumable store.")
+def harvest(o: HarvestOptions, progress: Progress) -> HarvestResult:
+    """Harvest ``hooks`` of ``model`` over ``dataset`` into the store at ``out`` (resuming if it is there);
+    ``model`` is a registered name, a local directory, a Hugging Face id or an already loaded ``LoadedModel``
+    (see ``interp_lab.harvest.run.harvest``)."""
+    from interp_lab.harvest.run import harvest as run
+
+    return run(o.model, o.dataset, o.hooks, o.out, max_tokens=o.max_tokens, context_length=o.context_length,
+               batch_size=o.batch_size, dtype=o.dtype, shard_tokens=o.shard_tokens, overwrite=o.overwrite,
+               progress=lambda done, total: progress("harvesting tokens", done, total))
