@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from interp_lab.cli import render
 from interp_lab.cli.generate import print_json, renders
 
 
@@ -14,3 +15,27 @@ def version(res, options, json_out: bool) -> None:
         return
     libs = ", ".join(f"{k} {v}" for k, v in res.libraries.items() if v)
     typer.echo(f"interp-lab {res.interp_lab} (Python {res.python}; {libs})")
+
+
+@renders("doctor")
+def doctor(res, options, json_out: bool) -> None:
+    if json_out:
+        print_json(res)
+    else:
+        render.doctor(res)
+
+
+@renders("demo")
+def demo(res, options, json_out: bool) -> None:
+    render.demo(res)
+
+
+@renders("validate")
+def validate(res, options, json_out: bool) -> None:
+    typer.echo(f"{res.path}: ok ({', '.join(f'{k} {v}' for k, v in res.summary.items())})")
+
+
+@renders("convert-records")
+def convert_records(res, options, json_out: bool) -> None:
+    typer.echo(f"wrote {res.paths['parquet']} ({res.rows} rows, {res.features} features, "
+               f"{res.nonzero} non-zero activations)")
