@@ -108,6 +108,10 @@ def _argument(p: Any) -> dict[str, Any]:
 
 
 def _jsonable(value: Any) -> Any:
+    if type(value).__name__ == "Sentinel":  # plain click's UNSET default (an enum member)
+        return None
+    if isinstance(value, enum.Enum):  # before str: a choice's member is a str too
+        return _jsonable(value.value)
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     if type(value).__name__ == "Sentinel":  # plain click's UNSET default

@@ -61,6 +61,9 @@ def test_doctor(cli):
     code, out, _ = cli("doctor", "--json")
     info = json.loads(out)
     assert code == 0 and info["core"]["numpy"] and "hf" in info["extras"] and info["cache"]["path"]
+    # the JSON keeps the shape (keys and their order) it had before doctor became a registry command
+    assert list(info) == ["version", "python", "platform", "core", "extras", "cache", "notes"]
+    assert list(info["extras"]["hf"]) == ["ok", "packages"] and list(info["cache"]) == ["path", "exists", "bytes"]
     code, out, _ = cli("doctor")
     assert code == 0 and "extras" in out
 
@@ -77,6 +80,23 @@ def test_validate_and_convert(tmp_path, cli, synthetic_files):
     assert a.X.equal(b.X)
     code, _, err = cli("convert-records", synthetic_files["records"], tmp_path / "r.csv")
     assert code == 2 and "must end in .parquet" in err
+
+
+def test_utilities_through_the_python_api(tmp_path, synthetic_files):
+    import interp_lab
+    from interp_lab.errors import UsageError
+
+    res = interp_lab.validate(synthetic_files["records"])  # path by position, kind by default: records
+    assert res.kind == "records" and res.summary["rows"] == 1500 and res.summary["features"] == 300
+    assert interp_lab.validate(synthetic_files["interventions"], "interventions").summary["rows"] > 0
+    with pytest.raises(UsageError, match="unknown --kind 'csv'"):
+        interp_lab.validate(synthetic_files["records"], kind="csv")
+    with pytest.raises(UsageError, match="must end in .parquet"):
+        interp_lab.convert_records(synthetic_files["records"], tmp_path / "r.csv")
+    assert not list(tmp_path.iterdir())
+    conv = interp_lab.convert_records(synthetic_files["records"], tmp_path / "r.parquet")
+    assert conv.rows == 1500 and conv.paths == {"parquet": tmp_path / "r.parquet"}
+    assert conv.nonzero == read_records(tmp_path / "r.parquet").X.nnz
 
 
 def test_version_and_help(cli):

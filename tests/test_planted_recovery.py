@@ -3,7 +3,7 @@
 import pytest
 
 from interp_lab.api import inspect
-from interp_lab.demo import planted_checks
+from interp_lab.api.demo import planted_checks
 
 SEEDS = [0, 1, 2, 3, 4]
 

@@ -15,7 +15,8 @@ from interp_lab._version import __version__
 _API = ("CalibrationResult", "ContrastResult", "InspectResult", "InterveneResult", "MatchResult",
         "SAETrainResult", "SteerResult", "calibrate_causal", "compare", "contrast", "eval_sae",
         "export_attribution_graph", "harvest", "inspect", "intervene", "steer", "train_sae", "transfer",
-        "transfer_table", "version", "VersionResult", "run_config")
+        "transfer_table", "version", "VersionResult", "run_config", "doctor", "DoctorResult", "demo",
+        "DemoResult", "validate", "ValidateResult", "convert_records", "ConvertRecordsResult")
 
 
 def __getattr__(name: str) -> Any:

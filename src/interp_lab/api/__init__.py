@@ -1,6 +1,7 @@
 """The Python API: ``inspect()``, ``calibrate_causal()``, ``harvest()``, ``intervene()``, ``contrast()``,
 ``steer()``, ``train_sae()``, ``eval_sae()``, ``compare()``, ``export_attribution_graph()``, ``transfer()``,
-``transfer_table()``, and their result types.
+``transfer_table()``, the utilities ``version()``, ``doctor()``, ``demo()``, ``validate()``,
+``convert_records()``, and their result types.
 
 Every CLI command is one call here plus argument parsing and rendering. Nothing here imports torch
 until a function that needs a model runs. Each name is also reachable as ``interp_lab.NAME`` (loaded
@@ -10,6 +11,8 @@ on first use).
 from __future__ import annotations
 
 from interp_lab.api.calibrate import CalibrationResult, calibrate_causal
+from interp_lab.api.demo import DemoResult, demo
+from interp_lab.api.doctor import DoctorResult, doctor
 from interp_lab.api.harvest import harvest
 from interp_lab.api.inspect import InspectResult, inspect
 from interp_lab.api.interventions import (
@@ -25,9 +28,11 @@ from interp_lab.api.run import run_config
 from interp_lab.api.sae import SAETrainResult, train_sae
 from interp_lab.api.sae_commands import eval_sae
 from interp_lab.api.transfer import transfer, transfer_table
+from interp_lab.api.validate import ConvertRecordsResult, ValidateResult, convert_records, validate
 from interp_lab.api.version import VersionResult, version
 
 __all__ = ["CalibrationResult", "ContrastResult", "InspectResult", "InterveneResult", "MatchResult",
            "SAETrainResult", "SteerResult", "calibrate_causal", "compare", "contrast", "eval_sae",
            "export_attribution_graph", "harvest", "inspect", "intervene", "steer", "train_sae", "transfer",
-           "transfer_table", "version", "VersionResult", "run_config"]
+           "transfer_table", "version", "VersionResult", "run_config", "doctor", "DoctorResult", "demo",
+           "DemoResult", "validate", "ValidateResult", "convert_records", "ConvertRecordsResult"]

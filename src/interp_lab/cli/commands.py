@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import typer
 
@@ -38,10 +38,6 @@ def register(app: typer.Typer) -> None:
     app.command("steer")(steer_cmd)
     app.command("train-lens")(train_lens_cmd)
     app.command("calibrate-causal")(calibrate_causal_cmd)
-    app.command("demo")(demo_cmd)
-    app.command("doctor")(doctor_cmd)
-    app.command("validate")(validate_cmd)
-    app.command("convert-records")(convert_records_cmd)
 
 
 def calibrate_causal_cmd(
@@ -58,59 +54,6 @@ def calibrate_causal_cmd(
         _print_json(res.as_dict())
     else:
         render.calibration(res)
-
-
-def demo_cmd(
-    out: Path = typer.Option(Path("reports/demo"), "--out", help="Directory for the demo evidence and report."),
-    seed: int = typer.Option(0, "--seed"),
-    prompts: int = typer.Option(5000, "--prompts", min=200, help="Synthetic prompts."),
-    n_features: int = typer.Option(2000, "--features", min=50, help="Synthetic features (5 planted)."),
-) -> None:
-    """Run inspect on SYNTHETIC data with planted ground truth, and check what it recovered."""
-    from interp_lab.demo import run_demo
-
-    result = run_demo(out, seed=seed, n_prompts=prompts, n_features=n_features)
-    render.demo(result)
-
-
-def doctor_cmd(json_out: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
-    """Report versions, installed extras and caches."""
-    from interp_lab.doctor import diagnose
-
-    info = diagnose()
-    if json_out:
-        import msgspec
-
-        sys.stdout.buffer.write(msgspec.json.format(msgspec.json.encode(info), indent=2) + b"\n")
-    else:
-        render.doctor(info)
-
-
-def validate_cmd(
-    path: Path = typer.Argument(..., help="File to check."),
-    kind: str = typer.Option("records", "--kind", help="records | features | interventions | prompts"),
-) -> None:
-    """Validate a file against its interp-lab format; print one line per problem found (the first)."""
-    from interp_lab.validate import validate_file
-
-    summary: dict[str, Any] = validate_file(path, kind)
-    typer.echo(f"{path}: ok ({', '.join(f'{k} {v}' for k, v in summary.items())})")
-
-
-def convert_records_cmd(
-    src: Path = typer.Argument(..., help="Activation records JSONL (.jsonl, .gz, .zst)."),
-    dst: Path = typer.Argument(..., help="Parquet file to write."),
-) -> None:
-    """Convert activation records to Parquet (validated; feature ids dictionary-encoded)."""
-    from interp_lab.io.records import read_records, write_records_parquet
-
-    if dst.suffix != ".parquet":
-        from interp_lab.errors import UsageError
-
-        raise UsageError(f"{dst}: the output must end in .parquet")
-    m = read_records(src)
-    write_records_parquet(m, dst)
-    typer.echo(f"wrote {dst} ({m.n_rows} rows, {m.n_features} features, {m.X.nnz} non-zero activations)")
 
 
 @models_app.command("list")

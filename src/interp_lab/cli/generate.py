@@ -101,6 +101,15 @@ def _is_list(annotation: Any) -> bool:
     return typing.get_origin(annotation) is list
 
 
+class _Choice(str, enum.Enum):
+    """The enum a ``Literal`` field becomes: its members are the literal's values, and ``str()`` of one is
+    its value (as ``enum.StrEnum``, which Python 3.10 lacks), so whatever prints a choice prints the word
+    the user types (``records``, not ``ValidateOptions_kind.records``)."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+
 def _annotation(tp: Any, where: str) -> tuple[Any, type[enum.Enum] | None]:
     """The type typer parses a field of type ``tp`` with (a ``Literal`` as an enum of its values)."""
     opts = [m for m in members(tp) if m is not type(None)]
@@ -111,7 +120,7 @@ def _annotation(tp: Any, where: str) -> tuple[Any, type[enum.Enum] | None]:
     choices = None
     if typing.get_origin(base) is Literal:
         values = typing.get_args(base)
-        choices = enum.Enum(where.replace(".", "_"), {str(v): str(v) for v in values}, type=str)  # type: ignore[misc]
+        choices = _Choice(where.replace(".", "_"), {str(v): str(v) for v in values})  # type: ignore[call-arg]
         base = choices
     elif base is not bool and base not in (str, int, float, Path) and typing.get_origin(base) is not list:
         raise TypeError(f"{where}: the command line cannot parse {tp} (give the field a cli_type and convert)")

@@ -159,15 +159,16 @@ def _esc(s: Any, newline: str = "⏎") -> str:
     return escape(fmt.printable(s)).replace("\n", newline)
 
 
-def doctor(info: dict[str, Any]) -> None:
-    console.print(_esc(f"interp-lab {info['version']} on Python {info['python']} ({info['platform']})"))
+def doctor(info: Any) -> None:
+    """``interp-lab doctor``'s findings (an ``api.doctor.DoctorResult``)."""
+    console.print(_esc(f"interp-lab {info.version} on Python {info.python} ({info.platform})"))
     t = _table("extras", ("extra", "status", "packages"))
-    for name, ex in info["extras"].items():
-        _row(t, name, "installed" if ex["ok"] else "missing", ", ".join(
-            f"{p} {v or 'missing'}" for p, v in ex["packages"].items()))
+    for name, ex in info.extras.items():
+        _row(t, name, "installed" if ex.ok else "missing", ", ".join(
+            f"{p} {v or 'missing'}" for p, v in ex.packages.items()))
     console.print(t)
-    console.print(_esc(f"cache: {info['cache']['path']} ({info['cache']['bytes'] / 1e6:.1f} MB)"))
-    for line in info.get("notes", []):
+    console.print(_esc(f"cache: {info.cache.path} ({info.cache.bytes / 1e6:.1f} MB)"))
+    for line in info.notes:
         console.print(f"note: {_esc(line)}")
 
 

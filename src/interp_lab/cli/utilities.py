@@ -20,3 +20,27 @@ def version(res, options, json_out: bool) -> None:
 @renders("run")
 def run(res, options, json_out: bool) -> None:
     render.run_summary(res)
+
+
+@renders("doctor")
+def doctor(res, options, json_out: bool) -> None:
+    if json_out:
+        print_json(res)
+    else:
+        render.doctor(res)
+
+
+@renders("demo")
+def demo(res, options, json_out: bool) -> None:
+    render.demo(res)
+
+
+@renders("validate")
+def validate(res, options, json_out: bool) -> None:
+    typer.echo(f"{res.path}: ok ({', '.join(f'{k} {v}' for k, v in res.summary.items())})")
+
+
+@renders("convert-records")
+def convert_records(res, options, json_out: bool) -> None:
+    typer.echo(f"wrote {res.paths['parquet']} ({res.rows} rows, {res.features} features, "
+               f"{res.nonzero} non-zero activations)")

@@ -2,21 +2,35 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from interp_lab.api import inspect
+from interp_lab.api.inspect import inspect
+from interp_lab.api.registry import command
 from interp_lab.io.jsonl import write_jsonl
 from interp_lab.io.records import record_rows
 from interp_lab.providers.synthetic import SyntheticSpec, generate
+from interp_lab.schemas.command import Progress, option
 
 DEMO_CRITERION = "the prompt is positive (synthetic planted criterion)"
 
 
+@dataclass(kw_only=True)
+class DemoOptions:
+    """Where the demo writes, and the size and seed of its synthetic data."""
+
+    out: Path = option(Path("reports/demo"), "Directory for the demo evidence and report.")
+    seed: int = option(0)
+    n_prompts: int = option(5000, "Synthetic prompts.", flag="--prompts", param="prompts", min=200)
+    n_features: int = option(2000, "Synthetic features (5 planted).", flag="--features", min=50)
+
+
 @dataclass
 class DemoResult:
+    """The report of ``inspect`` on the synthetic evidence, one PASS/FAIL line per planted feature
+    (``planted_checks``), whether all passed, and the files written (evidence, then the report's)."""
+
     report: dict[str, Any]
     checks: list[str]
     passed: bool
@@ -51,16 +65,16 @@ def planted_checks(report: dict[str, Any]) -> tuple[list[str], bool]:
     return lines, ok
 
 
-def run_demo(out: str | os.PathLike, *, seed: int = 0, n_prompts: int = 5000, n_features: int = 2000) -> DemoResult:
-    spec = SyntheticSpec(n_prompts=n_prompts, n_features=n_features, seed=seed)
-    out = Path(out)
-    ev = generate(spec)
-    evidence = out / "evidence"
-    write_jsonl(evidence / "synthetic_records.jsonl.gz", record_rows(ev.records))
-    write_jsonl(evidence / "synthetic_interventions.jsonl", ev.interventions)
-    result = inspect("synthetic/planted", DEMO_CRITERION, backend="synthetic", out=out, seed=seed,
-                     synthetic={"n_prompts": n_prompts, "n_features": n_features})
-    checks, passed = planted_checks(result.report)
+@command("demo", options=DemoOptions, result=DemoResult, group="utilities", positional=("out",),
+         help="Run inspect on SYNTHETIC data with planted ground truth, and check what it recovered.")
+def demo(o: DemoOptions, progress: Progress) -> DemoResult:
+    ev = generate(SyntheticSpec(n_prompts=o.n_prompts, n_features=o.n_features, seed=o.seed))
+    evidence = Path(o.out) / "evidence"
     paths = {"records": evidence / "synthetic_records.jsonl.gz",
-             "interventions": evidence / "synthetic_interventions.jsonl", **result.paths}
-    return DemoResult(report=result.report, checks=checks, passed=passed, paths=paths)
+             "interventions": evidence / "synthetic_interventions.jsonl"}
+    write_jsonl(paths["records"], record_rows(ev.records))
+    write_jsonl(paths["interventions"], ev.interventions)
+    result = inspect("synthetic/planted", DEMO_CRITERION, backend="synthetic", out=o.out, seed=o.seed,
+                     synthetic={"n_prompts": o.n_prompts, "n_features": o.n_features}, progress=progress)
+    checks, passed = planted_checks(result.report)
+    return DemoResult(report=result.report, checks=checks, passed=passed, paths={**paths, **result.paths})
