@@ -22,8 +22,10 @@ class DemoOptions:
 
     out: Path = option(Path("reports/demo"), "Directory for the demo evidence and report.")
     seed: int = option(0)
-    n_prompts: int = option(5000, "Synthetic prompts.", flag="--prompts", param="prompts", min=200)
-    n_features: int = option(2000, "Synthetic features (5 planted).", flag="--features", min=50)
+    n_prompts: int = option(5000, "Synthetic prompts.", flag="--n-prompts", deprecated=("--prompts",),
+                            param="prompts", min=200)
+    n_features: int = option(2000, "Synthetic features (5 planted).", flag="--n-features", deprecated=("--features",),
+                             min=50)
 
 
 @dataclass

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from interp_lab import defaults
 from interp_lab.api.registry import command
@@ -24,7 +24,7 @@ class HarvestOptions:
     max_tokens: int | None = option(None, min=1)
     context_length: int = option(256, min=2)
     batch_size: int = option(8, min=1)
-    dtype: str = option("float16", "Storage dtype: float16, bfloat16 or float32.")
+    dtype: Literal["float16", "bfloat16", "float32"] = option("float16", "Storage dtype.")
     shard_tokens: int = option(65536, "Tokens per shard (whole batches).", min=1)
     overwrite: bool = option(False, "Start over instead of resuming.")
 

@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -58,8 +58,9 @@ class InspectOptions:
 
     model: str | None = option(None, "Model id the evidence comes from.")
     criterion: str | None = option(None, "The criterion, in words (or a criterion spec file).", required=True)
-    backend: str | None = option(None, "hf | sae | records | features | synthetic (alias toy). Default: implied by "
-                                       "--records/--features, else hf with --model.")
+    backend: Literal["hf", "sae", "records", "features", "synthetic", "toy"] | None = option(
+        None, "Where the evidence comes from (toy: synthetic). Default: implied by --records/--features, else hf "
+              "with --model.")
     records: Path | None = option(None, "Activation records (.jsonl[.gz|.zst] or .parquet).")
     features: Path | None = option(None, "Feature dump JSONL.")
     interventions: Path | None = option(None, "Intervention records JSONL.")
@@ -67,10 +68,10 @@ class InspectOptions:
     top_k: int = option(10, "Candidates chosen on the discovery split.", min=1)
     seed: int = option(0, "Seed for resampling (and synthetic data).")
     bootstrap: int = option(500, "Bootstrap resamples for held-out intervals.", min=50)
-    select_by: str | None = option(
-        None, "association | top_activations | both: how candidates are chosen on discovery rows (the effect over "
-              "every row, or the mean score of each feature's 20 highest-activating rows; both: in turn). Default: "
-              "both for --backend sae, else association.")
+    select_by: Literal["association", "top_activations", "both"] | None = option(
+        None, "How candidates are chosen on discovery rows (the effect over every row, or the mean score of each "
+              "feature's 20 highest-activating rows; both: in turn). Default: both for --backend sae, else "
+              "association.")
     allow_intervention_criterion_mismatch: bool = option(
         False, "Use intervention rows whose criterion text differs from --criterion.")
     synthetic: dict[str, Any] | None = option(None, "synthetic: n_prompts, n_features, seed, intervention_prompts.",

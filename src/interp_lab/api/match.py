@@ -167,7 +167,7 @@ class MatchOptions:
     right: Any = option(help="The other side, likewise.", required=True, cli_type=Path)
     out: Path | None = option(None, "matches.json (matches.md and matches.html are written beside it).",
                               required=True)
-    k: int = option(10, "Candidates kept for every left feature.", aliases=("--top-k",), min=1)
+    k: int = option(10, "Candidates kept for every left feature.", flag="--top-k", deprecated=("--k",), min=1)
     weights: dict[str, float] | None = option(None, "Part weights, e.g. activation=0.6,text=0.4 (default activation "
                                                     "0.4, others 0.15).", cli_type=Optional[str], convert=_weights)
     null_pairs: int = option(20_000, "Random pairs of the permutation null.", min=100)
@@ -247,7 +247,8 @@ class GraphOptions:
     out: Path = option(help="graph.json (graph.html is written beside it).")
     similarity: bool = option(False, "Link features to their most similar others by fingerprint.",
                               flag="--include-similarity-edges", param="include_similarity_edges")
-    k: int = option(3, "Similarity edges per feature (at most).", min=1)
+    k: int = option(3, "Similarity edges per feature (at most): its top-k most similar features.", flag="--top-k",
+                    deprecated=("--k",), min=1)
     alpha: float = option(0.05, "Similarity edges need p below this.")
     seed: int = option(0, "Seed of the similarity null.", cli=False)
 

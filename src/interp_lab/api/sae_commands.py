@@ -10,7 +10,7 @@ from __future__ import annotations
 import operator
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from interp_lab.api.registry import command
 from interp_lab.api.sae import SAETrainResult, evaluate_sae, train_sae
@@ -29,14 +29,16 @@ class TrainSAEOptions:
     hook_out: str | None = option(None, "Train a transcoder from --hook to this hook.")
     layer: int | None = option(None, "Layer whose resid_post is encoded.", min=0)
     model: str | None = option(None, "Without --store: harvest from this model (registered name, local directory "
-                                     "or HF id) first.", flag="--hf-model", aliases=("--model",), param="hf_model")
+                                     "or HF id) first.", flag="--model", deprecated=("--hf-model",), param="hf_model")
     dataset: str | None = option(None, "Without --store: prompt JSONL, text file, lee, enwiki or lee+enwiki.")
-    preset: str = option("production", "minimal (4x, k 16, 50k tokens) or production (8x, k 32, 200k tokens); "
-                                       "flags override it.")
-    architecture: str | None = option(None, "topk, batchtopk, jumprelu or relu.")
+    preset: Literal["minimal", "production"] = option(
+        "production", "minimal: 4x, k 16, 50k tokens; production: 8x, k 32, 200k tokens; flags override it.")
+    architecture: Literal["topk", "batchtopk", "jumprelu", "relu"] | None = option(None, "Default: the preset's "
+                                                                                        "(topk).")
     latent_dim: int | None = option(None, "Number of latents.", min=1)
     expansion_factor: int | None = option(None, "Latents per input dimension (without --latent-dim).", min=1)
-    top_k: int | None = option(None, "Active latents per token (topk, batchtopk).", aliases=("-k",), min=1)
+    top_k: int | None = option(None, "Active latents per token (topk, batchtopk): the k of a TopK SAE.", flag="--k",
+                               aliases=("-k",), deprecated=("--top-k",), min=1)
     tokens: int | None = option(None, "Training tokens.", min=1)
     epochs: float | None = option(None, "Passes over the training rows (with --tokens, the smaller).", min=0.001)
     max_records: int | None = option(None, "With --records: a deterministic sample of this many records; otherwise "
@@ -64,7 +66,7 @@ class TrainSAEOptions:
     evaluate: bool = option(True, "Add held-out reconstruction metrics to metrics.json.", cli=False)
     ce_tokens: int = option(8192, "Held-out tokens for CE-loss recovered and KL (0: skip, no model load).", min=0)
     records_out: Path | None = option(None, "Write activation records of the latents (a row per document).")
-    records_pooling: str = option("max", "max or mean over a document's tokens.")
+    records_pooling: Literal["max", "mean"] = option("max", "Over a document's tokens.")
     causal_out: Path | None = option(None, "Write intervention records of the latents most associated with "
                                            "--criterion (ablated and steered with controls).")
     criterion: str | None = option(None, "Criterion spec file or text (--causal-out).")

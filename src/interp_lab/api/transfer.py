@@ -63,7 +63,7 @@ class TransferOptions:
     left: Path = option(help="The left report (its features' own causal evidence).")
     right: Path = option(help="The right report (the model the matched features live in).")
     out: Path | None = option(None, "Directory for transfer.json and transfer.md.", required=True)
-    top: int = option(5, "Matched pairs tested.", min=1)
+    top: int = option(5, "Matched pairs tested (the best by score).", flag="--top-k", deprecated=("--top",), min=1)
     criterion: str | None = option(None, "Spec measured when interventions run here (default: the left report's "
                                          "criterion).")
     model: str | None = option(None, "The right model (default: the right report's).")

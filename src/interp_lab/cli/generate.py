@@ -19,13 +19,31 @@ from typing import Any, Literal, Optional
 import typer
 
 from interp_lab.errors import UsageError
-from interp_lab.schemas.command import MISSING, NOTSET, Command, Flag, build, fields_of, group_of, members
+from interp_lab.schemas.command import GROUPS, MISSING, NOTSET, Command, Flag, build, fields_of, group_of, members
 
 RENDERERS: dict[str, Callable[..., None]] = {}
 SUBAPP_HELP = {
     "models": "Models interp-lab knows by name: list, fetch into the cache, describe.",
     "store": "Query activation stores: summary, list, search, top, plot, diff, tag, rename, remove.",
 }
+
+
+class GroupedHelp(typer.core.TyperGroup):
+    """``interp-lab --help`` with the commands in sections: inspect, models and stores, SAEs, cross-model,
+    utilities (each command's registry group)."""
+
+    def format_commands(self, ctx: Any, formatter: Any) -> None:
+        rows: dict[str, list[tuple[str, Any]]] = {}
+        for name in self.list_commands(ctx):
+            cmd = self.get_command(ctx, name)
+            if cmd is not None and not cmd.hidden:
+                rows.setdefault(getattr(cmd, "rich_help_panel", None) or "utilities", []).append((name, cmd))
+        if not rows:
+            return
+        limit = formatter.width - 6 - max(len(n) for group in rows.values() for n, _ in group)
+        for group in sorted(rows, key=lambda g: GROUPS.index(g) if g in GROUPS else len(GROUPS)):
+            with formatter.section(group[0].upper() + group[1:]):
+                formatter.write_dl([(n, c.get_short_help_str(limit)) for n, c in rows[group]])
 
 
 def renders(name: str):
@@ -54,9 +72,14 @@ class _Param:
     """One command-line parameter and where its value goes in the options."""
 
     def __init__(self, path: tuple[str, ...], name: str, flag: Flag, choices: type[enum.Enum] | None,
-                 of: str | None = None):
+                 of: str | None = None, spelling: str | None = None, default: Any = None):
         self.path, self.name, self.flag, self.choices = path, name, flag, choices
-        self.of = of  # a deprecated spelling: the parameter it stands for
+        # a deprecated spelling: the parameter it stands for, itself, and the default it shares with it
+        self.of, self.spelling, self.default = of, spelling, default
+
+    @property
+    def canonical(self) -> str:
+        return self.flag.flag or "--" + self.path[-1].replace("_", "-")
 
 
 def _plan(cls: type, prefix: tuple[str, ...] = ()) -> tuple[list[pyinspect.Parameter], list[_Param]]:
@@ -87,13 +110,13 @@ def _plan(cls: type, prefix: tuple[str, ...] = ()) -> tuple[list[pyinspect.Param
             info = typer.Option(... if required else default, *decl, help=fl.help or None, min=fl.min, max=fl.max)
         params.append(P(name, P.KEYWORD_ONLY, default=info, annotation=annotation))
         plan.append(_Param(prefix + (f.name,), name, fl, choices))
-        for i, spelling in enumerate(fl.deprecated):
+        for i, spelling in enumerate(fl.deprecated):  # hidden, with the same default: given when it differs
             alias = f"{name}__{i}"
-            hidden_type = Optional[annotation] if not _is_list(annotation) else annotation
-            params.append(P(alias, P.KEYWORD_ONLY, annotation=hidden_type,
-                            default=typer.Option([] if _is_list(annotation) else None, spelling, hidden=True,
-                                                 min=fl.min, max=fl.max)))
-            plan.append(_Param(prefix + (f.name,), alias, fl, choices, of=name))
+            params.append(P(alias, P.KEYWORD_ONLY, annotation=annotation,
+                            default=typer.Option(None if required else default, spelling, hidden=True, min=fl.min,
+                                                 max=fl.max)))
+            plan.append(_Param(prefix + (f.name,), alias, fl, choices, of=name, spelling=spelling,
+                               default=None if required else default))
     return params, plan
 
 
@@ -135,8 +158,9 @@ def options_from(cls: type, plan: list[_Param], values: dict[str, Any]) -> Any:
             given[p.name] = values[p.name]
     for p in plan:
         v = values[p.name]
-        if p.of is not None and v not in (None, []):
+        if p.of is not None and v is not None and _plain(v) != _plain(p.default):
             given[p.of] = v
+            _note(f"{p.spelling} is an old spelling of {p.canonical.split('/')[0]}")
     tree: dict[str, Any] = {}
     for p in plan:
         if p.of is not None:
@@ -148,12 +172,22 @@ def options_from(cls: type, plan: list[_Param], values: dict[str, Any]) -> Any:
             try:
                 v = p.flag.convert(v)
             except ValueError as exc:
-                raise UsageError(f"{p.flag.flag or '--' + p.path[-1].replace('_', '-')}: {exc}") from None
+                raise UsageError(f"{p.canonical}: {exc}") from None
         node = tree
         for key in p.path[:-1]:
             node = node.setdefault(key, {})
         node[p.path[-1]] = v
     return build(cls, tree)
+
+
+def _plain(v: Any) -> Any:
+    return v.value if isinstance(v, enum.Enum) else list(v) if isinstance(v, tuple) else v
+
+
+def _note(text: str) -> None:
+    from interp_lab.cli import render
+
+    render.note(text)
 
 
 def callback(cmd: Command) -> Callable[..., None]:

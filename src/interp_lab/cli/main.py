@@ -18,7 +18,7 @@ import typer
 from interp_lab import __version__
 from interp_lab.api.registry import registry
 from interp_lab.cli import causal, commands, cross_model, sae, stores, utilities  # noqa: F401  (renderers)
-from interp_lab.cli.generate import add_commands
+from interp_lab.cli.generate import GroupedHelp, add_commands
 from interp_lab.errors import InterpLabError
 
 app = typer.Typer(
@@ -29,6 +29,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
+    cls=GroupedHelp,
 )
 commands.register(app)
 add_commands(app, registry())

@@ -22,7 +22,7 @@ import operator
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Literal, Optional
 
 import numpy as np
 import pyarrow as pa
@@ -69,7 +69,7 @@ class HFOptions:
                                          "lee+enwiki for all of it).", cli_type=str, convert=str_or_none)
     contexts_cards: int = option(3, "hf: top cards that get them.", min=0)
     contexts_max_tokens: int | None = option(None, min=1)
-    contexts_dtype: str = option("bfloat16", "hf: compute of the corpus scan (bfloat16 or float32).")
+    contexts_dtype: Literal["bfloat16", "float32"] = option("bfloat16", "hf: compute of the corpus scan.")
     cache: bool = option(True, "hf: recompute activations and context scans.", flag="--no-cache", param="no_cache",
                          cli_type=bool, cli_default=False, convert=operator.not_)
     probes: str | None = option(None, "hf: probe set (prompt JSONL with prompt_ids, e.g. from `interp-lab probes`): "

@@ -1,0 +1,129 @@
+"""The command registry (issue 22): every command declared once, the command line, run configs and the Python
+API generated from the declaration, old spellings kept as hidden aliases, choices listed, commands grouped."""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect as pyinspect
+import io
+import sys
+
+import pytest
+from conftest import EXAMPLES
+
+from interp_lab.api.registry import registry
+from interp_lab.cli.main import _command
+from interp_lab.schemas.command import GROUPS, NOTSET, fields_of, group_of
+
+
+def _leaves(root, path=()):
+    for name in root.list_commands(None):
+        cmd = root.get_command(None, name)
+        if hasattr(cmd, "list_commands"):
+            yield from _leaves(cmd, path + (name,))
+        else:
+            yield " ".join(path + (name,)), cmd
+
+
+def test_every_command_of_the_cli_is_a_registry_entry():
+    reg = registry()
+    leaves = dict(_leaves(_command()))
+    assert set(leaves) == {c.name for c in reg}, "a command written outside the registry (or one not generated)"
+    for c in reg:
+        assert dataclasses.is_dataclass(c.options) and c.group in GROUPS and c.help, c.name
+        params = {p.name for p in leaves[c.name].params}
+        for f, tp, fl in fields_of(c.options):
+            if fl.cli and group_of(tp) is None:
+                assert (fl.param or f.name) in params, f"{c.name}: {f.name} has no flag"
+
+
+def test_the_command_lines_defaults_are_the_options_defaults():
+    """A flag whose text is converted (--strengths 0.25,0.5,...) shows a default that converts to the field's: the
+    command line, a run config and the API start from the same values."""
+    checked = 0
+    for c in registry():
+        stack = [c.options]
+        while stack:
+            cls = stack.pop()
+            for f, tp, fl in fields_of(cls):
+                if group_of(tp) is not None:
+                    stack.append(group_of(tp))
+                elif fl.cli and fl.cli_default is not NOTSET and fl.convert is not None:
+                    assert fl.convert(fl.cli_default) == f.default, (c.name, f.name)
+                    checked += 1
+    assert checked >= 6  # inspect's kinds, strengths, contexts, cache; train-sae's --float32, --fresh
+
+
+def test_the_keyword_api_is_the_options_dataclass():
+    """``interp_lab.inspect(model, criterion, top_k=...)`` takes exactly the fields of InspectOptions (and progress)."""
+    import interp_lab
+    from interp_lab.api.inspect import InspectOptions
+
+    sig = pyinspect.signature(interp_lab.inspect)
+    assert list(sig.parameters) == [f.name for f in dataclasses.fields(InspectOptions)] + ["progress"]
+    assert [p.name for p in sig.parameters.values() if p.kind is p.POSITIONAL_OR_KEYWORD] == ["model", "criterion"]
+    with pytest.raises(TypeError, match="top_kk"):
+        interp_lab.inspect("m", "c", top_kk=3)
+
+
+def test_an_old_spelling_means_what_the_new_one_does(tmp_path, cli):
+    """``--k`` (before issue 22) is a hidden alias of ``--top-k``: the same graph, a note on stderr."""
+    units = EXAMPLES / "reports" / "units"
+    outs = {}
+    for spelling in ("--k", "--top-k"):
+        out = tmp_path / spelling.strip("-") / "graph.json"
+        code, _, err = cli("export-attribution-graph", "--report", str(units), "--out", str(out),
+                           "--include-similarity-edges", spelling, "2")
+        assert code == 0, err
+        outs[spelling] = out.read_bytes()
+        assert ("old spelling of --top-k" in err) == (spelling == "--k")
+    code, _, _ = cli("export-attribution-graph", "--report", str(units), "--out", str(tmp_path / "d" / "graph.json"),
+                     "--include-similarity-edges")
+    assert outs["--k"] == outs["--top-k"] != (tmp_path / "d" / "graph.json").read_bytes()  # default 3, not 2
+    code, out, _ = cli("export-attribution-graph", "--help")
+    assert "--top-k" in out and "--k " not in out  # hidden
+
+
+def test_a_choice_is_listed_in_help_and_others_are_refused(cli):
+    code, out, _ = cli("inspect", "--help")
+    assert code == 0 and "--backend <hf|sae|records|features|synthetic|toy>" in out
+    code, _, err = cli("inspect", "--criterion", "c", "--backend", "nope")
+    assert code == 2 and "Invalid value for '--backend'" in err and "'nope' is not one of 'hf', 'sae'" in err
+
+
+def test_help_groups_the_commands(cli):
+    code, out, _ = cli("--help")
+    titles = [line.rstrip(":") for line in out.splitlines() if line.endswith(":") and not line.startswith(" ")]
+    assert titles == ["Options", "Inspect", "Models and stores", "SAEs", "Cross-model", "Utilities"], titles
+    groups = {g.lower(): g for g in GROUPS}
+    sections, current = {}, None
+    for line in out.splitlines():
+        if line.endswith(":") and not line.startswith(" "):
+            current = groups.get(line.rstrip(":").lower())
+        elif line.startswith("  ") and current is not None:
+            sections.setdefault(current, []).append(line.split()[0])
+    shown = [n for names in sections.values() for n in names]
+    assert len(shown) == len(set(shown)) and {"inspect", "match", "train-sae", "store", "version"} <= set(shown)
+    assert "match" in sections["cross-model"] and "train-sae" in sections["SAEs"] and "run" in sections["utilities"]
+
+
+def test_a_long_stage_logs_its_counts(monkeypatch):
+    """In a log (stderr not a terminal) a stage prints a line when it starts, its counts every LOG_EVERY seconds,
+    and at each tenth of its total when it reports a note."""
+    from interp_lab.cli.render import StageProgress
+
+    err = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", err)
+    with StageProgress(log=True) as progress:
+        progress.LOG_EVERY = float("inf")  # the tenths only
+        for done in range(0, 101, 5):
+            progress("training tokens", done, 100, note=f"FVU {1 - done / 100:.2f}")
+        progress.LOG_EVERY = 0.0  # every call
+        progress("scanning", 1, None)
+        progress("scanning", 2, None)
+    lines = err.getvalue().splitlines()
+    assert lines[0].endswith("] training tokens")
+    tenths = [line for line in lines if "/ 100 training tokens" in line]
+    assert [line.split("]")[1].split("/")[0].strip() for line in tenths] == [str(t) for t in range(10, 101, 10)]
+    assert tenths[-1].endswith("FVU 0.00")
+    assert lines[-2].endswith("] scanning") and lines[-1].endswith("2 scanning")
