@@ -127,3 +127,24 @@ def test_a_long_stage_logs_its_counts(monkeypatch):
     assert [line.split("]")[1].split("/")[0].strip() for line in tenths] == [str(t) for t in range(10, 101, 10)]
     assert tenths[-1].endswith("FVU 0.00")
     assert lines[-2].endswith("] scanning") and lines[-1].endswith("2 scanning")
+
+
+def test_results_are_typed_where_they_cross_the_api(tmp_path):
+    """``InspectResult.typed`` / ``MatchResult.typed``: the same JSON as validated structs with documented fields."""
+    import json
+
+    import interp_lab
+
+    res = interp_lab.inspect("m", "the prompt is positive", records=EXAMPLES / "activation_records.jsonl",
+                             interventions=EXAMPLES / "interventions.jsonl", top_k=3, bootstrap=100, out=tmp_path / "r")
+    typed = res.typed
+    assert [c.feature_id for c in typed.cards] == [c["feature_id"] for c in res.cards]
+    tested = [c for c in typed.cards if c.causal]
+    assert tested, "the example interventions test some card"
+    for card, raw in ((c, next(r for r in res.cards if r["feature_id"] == c.feature_id)) for c in tested):
+        for kind, entry in card.causal.items():
+            assert (entry.strong_causal, entry.q_value, entry.mean_effect) == (
+                raw["causal"][kind]["strong_causal"], raw["causal"][kind]["q_value"], raw["causal"][kind]["mean_effect"])
+    assert json.loads((tmp_path / "r" / "report.json").read_text())["cards"] == res.cards  # JSON unchanged
+    m = interp_lab.compare(tmp_path / "r", tmp_path / "r", k=2, null_pairs=200)
+    assert [x.left_feature for x in m.typed.matches] == [x["left_feature"] for x in m.pairs]

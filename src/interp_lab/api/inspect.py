@@ -50,6 +50,16 @@ class InspectResult:
     def report_path(self) -> Path | None:
         return self.paths.get("json")
 
+    @property
+    def typed(self):
+        """The report as a validated ``schemas.reports.InspectionReport`` (attributes with documented types:
+        ``res.typed.cards[0].causal["ablate"].q_value``); ``report`` is the same as plain JSON data."""
+        import msgspec
+
+        from interp_lab.schemas.reports import InspectionReport
+
+        return msgspec.convert(self.report, InspectionReport)
+
 
 @dataclass(kw_only=True)
 class InspectOptions:

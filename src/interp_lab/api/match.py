@@ -33,6 +33,15 @@ class MatchResult:
     def pairs(self) -> list[dict[str, Any]]:
         return self.matches["matches"]
 
+    @property
+    def typed(self):
+        """matches.json as a validated ``schemas.reports.MatchesFile`` (``res.typed.matches[0].p_value``)."""
+        import msgspec
+
+        from interp_lab.schemas.reports import MatchesFile
+
+        return msgspec.convert(self.matches, MatchesFile)
+
 
 def load_side(obj: Any, name: str = "left", text_embeddings: bool = False) -> Side:
     """A report (``InspectResult``, report dict, report.json or its directory) or a feature dump (.jsonl,

@@ -19,7 +19,17 @@ from typing import Any, Literal, Optional
 import typer
 
 from interp_lab.errors import UsageError
-from interp_lab.schemas.command import GROUPS, MISSING, NOTSET, Command, Flag, build, fields_of, group_of, members
+from interp_lab.schemas.command import (
+    GROUPS,
+    MISSING,
+    NOTSET,
+    Command,
+    Flag,
+    build,
+    fields_of,
+    group_of,
+    members,
+)
 
 RENDERERS: dict[str, Callable[..., None]] = {}
 SUBAPP_HELP = {

@@ -19,37 +19,62 @@ Tier = Literal["causal", "held_out", "discovery_only"]
 Direction = Literal["promotes", "suppresses"]
 
 
-class Card(msgspec.Struct, frozen=True):
-    """One feature of a report (formats.md); nested blocks stay plain objects."""
+class CausalEntry(msgspec.Struct, frozen=True):
+    """One intervention kind's held-out causal evidence on a card (docs/FORMATS.md, "A card's causal"; how
+    each number is computed: docs/EVIDENCE.md). v2 reports lack the calibrated test's fields (None)."""
 
-    feature_id: str
-    rank: int
-    evidence_tier: Tier = "discovery_only"
-    importance: float = 0.0
-    direction: Optional[Direction] = None
-    flags: list[str] = []
+    kind: Optional[str] = None  # ablate, mean_ablate, steer, clamp_up, clamp_down, patch
+    strength: Optional[float] = None  # steering strength (units: median activation norm at the hook)
+    split: Optional[str] = None  # the prompts measured: heldout
+    n: Optional[int] = None  # prompts measured
+    mean_effect: Optional[float] = None  # signed: positive promotes the criterion
+    ci: Optional[list[Optional[float]]] = None  # bootstrap 95% interval of mean_effect
+    claimed_direction: Optional[str] = None  # promotes / suppresses (from discovery), None: two-sided
+    test: Optional[str] = None  # predictive_t or robust_t: the family test that decided
+    p_value: Optional[float] = None  # against the controls' mean effects, in the claimed direction
+    q_value: Optional[float] = None  # Benjamini-Hochberg over every card x kind of the report
+    paired_lower_bound: Optional[float] = None  # one-sided 95% bound of effect - controls' 95th percentile
+    strong_causal: bool = False  # every rule of settings.causal_rule holds
+    reasons: list[str] = []  # every rule that failed
+    small_effect: Optional[bool] = None  # below 5% of the baseline score (shown, not gating)
+    kl: Optional[float] = None  # mean next-token KL on unrelated prompts (nats): the side effect
+    controls: dict[str, Any] = {}  # n, threshold (their 95th percentile), families {random, permuted_label}
+
+
+class Card(msgspec.Struct, frozen=True):
+    """One feature of a report (docs/FORMATS.md, "Inspection report"); the blocks not typed here stay plain
+    objects."""
+
+    feature_id: str  # L{layer}:{kind}{index}: N neuron, R residual dimension, D direction, F SAE latent
+    rank: int  # 1 = first; ordered by evidence tier, then unconfounded, then importance
+    evidence_tier: Tier = "discovery_only"  # causal > held_out > discovery_only
+    importance: float = 0.0  # weighted mean of association, causal, stability and specificity in [0, 1]
+    direction: Optional[Direction] = None  # what the feature does to the criterion, from discovery rows
+    flags: list[str] = []  # e.g. causal_direction_differs, small_effect, confounded
     label: Optional[str] = None
     layer: Optional[int] = None
-    association: Optional[dict[str, Any]] = None
+    association: Optional[dict[str, Any]] = None  # discovery, heldout (effect, ci, auroc, p, q ...), adjusted
     specificity: Optional[dict[str, Any]] = None
     stability: Optional[dict[str, Any]] = None
-    causal: Optional[dict[str, Any]] = None
+    causal: Optional[dict[str, CausalEntry]] = None  # by intervention kind (kind@strength for a sweep)
     side_effects: Optional[dict[str, Any]] = None
-    examples: list[dict[str, Any]] = []
-    corpus_contexts: Optional[dict[str, Any]] = None
-    fingerprint: dict[str, Any] = {}
-    provenance: dict[str, Any] = {}
+    examples: list[dict[str, Any]] = []  # top-activating held-out rows
+    corpus_contexts: Optional[dict[str, Any]] = None  # top contexts in a corpus scan (top cards)
+    fingerprint: dict[str, Any] = {}  # activation, decoder, vocab, text signatures (what match compares)
+    provenance: dict[str, Any] = {}  # source, model, hook, how the feature was selected
 
 
 class InspectionReport(msgspec.Struct, frozen=True):
-    criterion: str
-    cards: list[Card]
-    schema_version: Optional[str] = None
+    """report.json (``inspect``): what ``InspectResult.typed`` and ``read_report`` give."""
+
+    criterion: str  # the criterion text (a spec file's criterion)
+    cards: list[Card]  # ranked features
+    schema_version: Optional[str] = None  # interp-lab.inspection_report.v3 (v2 read too)
     model: Optional[str] = None
-    backend: Optional[str] = None
-    synthetic: bool = False
-    inputs: list[dict[str, Any]] = []
-    settings: dict[str, Any] = {}
+    backend: Optional[str] = None  # hf, sae, records, features, synthetic
+    synthetic: bool = False  # True: planted data, measures no model
+    inputs: list[dict[str, Any]] = []  # role, file name, sha256, rows
+    settings: dict[str, Any] = {}  # every knob, the importance formula, the selection and causal rules
     summary: dict[str, Any] = {}
     warnings: list[str] = []
     notes: list[str] = []
@@ -61,21 +86,25 @@ class InspectionReport(msgspec.Struct, frozen=True):
 
 
 class Match(msgspec.Struct, frozen=True):
+    """One candidate pair of matches.json (docs/FORMATS.md, "Matches")."""
+
     left_feature: str
     right_feature: str
-    score: float
-    components: dict[str, float] = {}
-    p_value: Optional[float] = None
-    rank_left: Optional[int] = None
+    score: float  # weighted mean of the component similarities
+    components: dict[str, float] = {}  # similarity per fingerprint part (activation, decoder, vocab, text)
+    p_value: Optional[float] = None  # under the permutation null of random pairs
+    rank_left: Optional[int] = None  # this right feature's rank among the left feature's candidates
     rank_right: Optional[int] = None
-    one_to_one: bool = False
+    one_to_one: bool = False  # in the one-to-one assignment and beyond the null's 1 - alpha quantile
     component_p_values: dict[str, float] = {}
-    p_value_best_of: Optional[float] = None
+    p_value_best_of: Optional[float] = None  # p of being the best of the left feature's candidates by chance
     left_label: Optional[str] = None
     right_label: Optional[str] = None
 
 
 class MatchesFile(msgspec.Struct, frozen=True):
+    """matches.json (``match``): what ``MatchResult.typed`` gives."""
+
     schema_version: Literal["interp-lab.matches.v2"]
     left: dict[str, Any]
     right: dict[str, Any]
