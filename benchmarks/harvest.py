@@ -25,8 +25,8 @@ from pathlib import Path
 
 import torch
 
-from interp_lab.harvest.datasets import iter_documents
 from interp_lab.harvest.run import harvest, make_sequences, pad_right
+from interp_lab.io.datasets import iter_documents
 from interp_lab.models.load import load_model
 
 

@@ -25,11 +25,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from interp_lab.interventions.scorers import NextTokenMass, scores
 
 from interp_lab.criteria.compile import target_token_ids
 from interp_lab.harvest.run import pad_right
 from interp_lab.interventions.batches import PromptSet
-from interp_lab.interventions.scorers import NextTokenMass, scores
 from interp_lab.io.specs import load_criterion
 from interp_lab.models.hooked import Edit, run
 from interp_lab.models.load import load_model

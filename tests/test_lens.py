@@ -6,7 +6,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from interp_lab.harvest.datasets import iter_documents  # noqa: E402
+from interp_lab.io.datasets import iter_documents  # noqa: E402
 from interp_lab.models.hooked import run  # noqa: E402
 from interp_lab.models.lens import TunedLens, decode, evaluate, middle_layers, train_tuned_lens  # noqa: E402
 from interp_lab.models.load import load_model  # noqa: E402

@@ -27,7 +27,7 @@ def test_sentences_and_word_spans():
 
 
 def test_committed_probe_set_is_reproducible_and_verbatim(tmp_path):
-    from interp_lab.harvest.datasets import iter_documents
+    from interp_lab.io.datasets import iter_documents
 
     rows = make_probe_set("lee+enwiki", 2400)
     committed = [json.loads(line) for line in PROBES.read_text().splitlines()]

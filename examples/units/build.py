@@ -18,7 +18,7 @@ import json
 import re
 from pathlib import Path
 
-from interp_lab.harvest.datasets import iter_documents
+from interp_lab.io.datasets import iter_documents
 
 HERE = Path(__file__).parent
 UNIT_WORDS = {

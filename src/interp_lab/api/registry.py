@@ -15,7 +15,7 @@ registered with ``@command``::
 The decorator puts the command in ``REGISTRY`` and returns the Python API's keyword function
 (``version()``; ``positional`` names the options that may also be given by position), generated from the
 dataclass. The command line (``cli/generate.py``) and run-config steps (``runs/``) are generated from the same
-entry. ``registry()`` loads every module that declares commands.
+entry. ``registry()`` loads every module of ``interp_lab.api``, so a new module's commands need no other line.
 """
 
 from __future__ import annotations
@@ -82,7 +82,13 @@ def keyword_function(cls: type, run: Callable[[Any, Progress], Any], positional:
 
 
 def registry() -> Registry:
-    """Every command, its declaring modules loaded."""
-    import interp_lab.api  # noqa: F401  (the package imports every module that declares commands)
+    """Every command: each module of ``interp_lab.api`` is loaded, so a module that declares a command needs
+    no other line to be one (exporting its function from ``interp_lab.api`` is a separate choice)."""
+    import importlib
+    import pkgutil
 
+    import interp_lab.api as package
+
+    for module in pkgutil.iter_modules(package.__path__):
+        importlib.import_module(f"{package.__name__}.{module.name}")
     return REGISTRY

@@ -179,7 +179,7 @@ def lens_cmd(
     lens = TunedLens.load(tuned) if tuned else None
     texts = None
     if dataset is not None:
-        from interp_lab.harvest.datasets import iter_documents
+        from interp_lab.io.datasets import iter_documents
 
         texts = [d.text for _, d in zip(range(max_docs), iter_documents(dataset))]
         if not texts:
@@ -229,8 +229,8 @@ def train_lens_cmd(
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
     """Train a tuned lens (per-layer affine translators) against the final logits with KL."""
-    from interp_lab.harvest.datasets import iter_documents
     from interp_lab.harvest.records import parse_layers
+    from interp_lab.io.datasets import iter_documents
     from interp_lab.models.lens import evaluate, train_tuned_lens
 
     lm = _load_with_progress(model)

@@ -177,7 +177,7 @@ def compile_criterion(criterion: str | CriterionSpec, *, model: Any = None, prom
             candidates = _prompt_rows(path, lines)
             source = path.name
         else:
-            from interp_lab.harvest.datasets import iter_documents
+            from interp_lab.io.datasets import iter_documents
 
             source = spec.corpus or spec.dataset or dataset or DEFAULT_CORPUS
             path = Path(source)

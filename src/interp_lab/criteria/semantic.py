@@ -45,7 +45,7 @@ def passages(text: str) -> Iterator[tuple[int, int]]:
 
 
 def corpus_passages(docs: Iterable[Any], source: str) -> list[dict[str, Any]]:
-    """Prompt rows for every passage of the documents (``harvest.datasets.Document``) of the corpus
+    """Prompt rows for every passage of the documents (``io.datasets.Document``) of the corpus
     ``source``: ``metadata.doc`` names the document (passages of one document share a split) and
     ``metadata.source`` the corpus (the document's ``labels.corpus`` when it has one, as lee+enwiki's do,
     else ``source``), which the ranker adjusts for."""

@@ -55,7 +55,7 @@ def make_probe_set(dataset: str = "lee+enwiki", n: int = 2400, *, min_chars: int
     """``n`` corpus sentences as probe prompts, the same number from each corpus of ``dataset`` (as far
     as each has them), chosen by a hash of their ids (deterministic per seed) among the sentences of
     ``min_chars``-``max_chars`` characters with at least ``min_words`` words and mostly letters."""
-    from interp_lab.harvest.datasets import iter_documents
+    from interp_lab.io.datasets import iter_documents
 
     by_corpus: dict[str, list[dict[str, Any]]] = {}
     for doc in iter_documents(dataset):

@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 
 from interp_lab.errors import UsageError
-from interp_lab.harvest.datasets import iter_documents
 from interp_lab.harvest.run import pad_right
+from interp_lab.io.datasets import iter_documents
 from interp_lab.schemas.feature_id import HOOK_OF_KIND, format_id
 from interp_lab.schemas.records import ACTIVATION_RECORD
 

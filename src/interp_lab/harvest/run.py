@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 
 from interp_lab.errors import UsageError
-from interp_lab.harvest.datasets import Document, dataset_hash, iter_documents
+from interp_lab.io.datasets import Document, dataset_hash, iter_documents
 from interp_lab.store.format import StoreManifest
 from interp_lab.store.lock import StoreLock
 from interp_lab.store.writer import StoreWriter

@@ -45,10 +45,10 @@ def top_contexts(lm, dataset: str, targets: Sequence[Any], *, k: int = 20, windo
     instructions; values to about 3 significant digits, which can reorder near-ties)."""
     import torch
 
-    from interp_lab.harvest.datasets import iter_documents
     from interp_lab.harvest.run import make_sequences, pad_right
     from interp_lab.io.atomic import write_bytes_atomic
     from interp_lab.io.cache import cache_dir
+    from interp_lab.io.datasets import iter_documents
     from interp_lab.models.hooked import run
 
     out: dict[str, dict[str, Any]] = {}

@@ -10,7 +10,7 @@ UNRELATED_CORPUS = "lee"
 def unrelated_prompts(n: int, exclude: set[str], source: str | None = None) -> list[str]:
     """Up to ``n`` prompts: from a corpus, the first 6-14 words of each document's first sentence (never
     ending in a digit); from a prompt file, its texts. None is one of ``exclude`` (the criterion's own)."""
-    from interp_lab.harvest.datasets import CORPORA, iter_documents
+    from interp_lab.io.datasets import CORPORA, iter_documents
     from interp_lab.io.hashing import hash_unit
 
     name = source or UNRELATED_CORPUS

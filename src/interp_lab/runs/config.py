@@ -181,7 +181,7 @@ def _resolve(value: Any, outputs: dict[str, dict[str, str]], path: Path, field_n
 
 def _is_corpus_name(value: Any) -> bool:
     """``lee``, ``enwiki`` or ``lee+enwiki`` (corpora shipped with gensim, named rather than a file)."""
-    from interp_lab.harvest.datasets import CORPORA
+    from interp_lab.io.datasets import CORPORA
 
     return isinstance(value, str) and not Path(value).exists() and all(n in CORPORA for n in value.split("+"))
 
