@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import typer
@@ -13,13 +12,7 @@ from interp_lab.cli.generate import renders
 
 @renders("match")
 def match(res, options, json_out: bool) -> None:
-    if json_out:
-        from interp_lab.report.write import report_bytes
-
-        sys.stdout.buffer.write(report_bytes(res.matches))
-        return
-    render.matches_table(res.matches)
-    render.written(res.paths)
+    render.document(res.matches, res.paths, json_out, render.matches_table)
 
 
 @renders("export-attribution-graph")

@@ -86,6 +86,18 @@ def note(message: str) -> None:
     err.print(f"[bold yellow]note:[/] {_esc(message)}")
 
 
+def document(doc: dict[str, Any], paths: dict[str, Path], json_out: bool, table: Any) -> None:
+    """A written document (report, matches): its JSON bytes on stdout with ``--json``, else ``table(doc)`` and
+    the files written."""
+    if json_out:
+        from interp_lab.report.write import report_bytes
+
+        sys.stdout.buffer.write(report_bytes(doc))
+        return
+    table(doc)
+    written(paths)
+
+
 def written(paths: dict[str, Path]) -> None:
     for p in paths.values():
         console.print(f"wrote {_esc(p)}")

@@ -424,6 +424,12 @@ def clip(s: str, n: int = 600) -> str:
     return s if len(s) <= n else s[: n - 1] + "…"
 
 
+def spec_stab(card: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """A card's specificity, stability and the stability's split-half check (each {} when absent)."""
+    spec, stab = d(card.get("specificity")), d(card.get("stability"))
+    return spec, stab, d(stab.get("split_half"))
+
+
 def specificity_text(spec: dict[str, Any]) -> str:
     """The specificity block as one sentence (numbers only, safe in both renderers)."""
     return (f"fires on {pct(spec.get('firing_rate_pos'))} of positives vs {pct(spec.get('firing_rate_neg'))} "

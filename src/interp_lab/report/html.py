@@ -188,18 +188,15 @@ def _causal(card: dict[str, Any]) -> str:
 
 
 def _spec_stab(card: dict[str, Any]) -> str:
-    spec, stab = f.d(card.get("specificity")), f.d(card.get("stability"))
-    boxes = []
-    if spec:
-        boxes.append(f"<div class='kv'><b>Specificity {_e(f.num(spec.get('score')))}</b><div class='small muted'>"
-                     f"{_e(f.specificity_text(spec))}</div></div>")
+    spec, stab, half = f.spec_stab(card)
+    kv = [("Specificity", spec.get("score"), _e(f.specificity_text(spec)))] if spec else []
     if stab:
-        half = f.d(stab.get("split_half"))
         agree = ("" if not half else f"; split-half signs {'agree' if half.get('sign_agrees') else '<b>disagree</b>'}"
                  f" ({_e(f.signed(half.get('discovery_effect')))} → {_e(f.signed(half.get('heldout_effect')))})")
-        boxes.append(f"<div class='kv'><b>Stability {_e(f.num(stab.get('score')))}</b><div class='small muted'>"
-                     f"{_e(stab.get('method'))}{agree}</div></div>")
-    return f"<div class='kv3'>{''.join(boxes)}</div>" if boxes else ""
+        kv.append(("Stability", stab.get("score"), f"{_e(stab.get('method'))}{agree}"))
+    boxes = "".join(f"<div class='kv'><b>{name} {_e(f.num(score))}</b><div class='small muted'>{text}</div></div>"
+                    for name, score, text in kv)
+    return f"<div class='kv3'>{boxes}</div>" if boxes else ""
 
 
 def _fingerprint(card: dict[str, Any]) -> str:

@@ -151,13 +151,12 @@ def _association(card: dict[str, Any]) -> list[str]:
 
 
 def _spec_stab(card: dict[str, Any]) -> list[str]:
-    spec, stab = f.d(card.get("specificity")), f.d(card.get("stability"))
+    spec, stab, half = f.spec_stab(card)
     lines = []
     if spec:
         lines.append(f"- **Specificity {f.num(spec.get('score'))}**: {f.specificity_text(spec)} "
                      f"({_md(spec.get('rows') or 'held-out')} rows)")
     if stab:
-        half = f.d(stab.get("split_half"))
         line = f"- **Stability {f.num(stab.get('score'))}**: {_md(stab.get('method'))}"
         if half:
             line += (f"; split-half signs {'agree' if half.get('sign_agrees') else '**disagree**'} (discovery "
