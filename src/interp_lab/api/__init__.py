@@ -1,6 +1,7 @@
 """The Python API: ``inspect()``, ``calibrate_causal()``, ``harvest()``, ``intervene()``, ``contrast()``,
 ``steer()``, ``train_sae()``, ``eval_sae()``, ``compare()``, ``export_attribution_graph()``, ``transfer()``,
-``transfer_table()``, and their result types.
+``transfer_table()``, ``models_*()`` and ``store_*()`` (the ``models`` and ``store`` commands), and
+their result types.
 
 Every CLI command is one call here plus argument parsing and rendering. Nothing here imports torch
 until a function that needs a model runs. Each name is also reachable as ``interp_lab.NAME`` (loaded
@@ -20,11 +21,34 @@ from interp_lab.api.interventions import (
     steer,
 )
 from interp_lab.api.match import MatchResult, compare, export_attribution_graph
+from interp_lab.api.models import PullResult, models_info, models_list, models_pull
 from interp_lab.api.sae import SAETrainResult, eval_sae, train_sae
+from interp_lab.api.store import (
+    ContextRow,
+    DiffResult,
+    EncodeResult,
+    StoreRow,
+    StoreSummary,
+    TraceResult,
+    store_diff,
+    store_encode,
+    store_list,
+    store_plot,
+    store_remove,
+    store_rename,
+    store_search,
+    store_summary,
+    store_tag,
+    store_top,
+)
 from interp_lab.api.transfer import transfer, transfer_table
 from interp_lab.api.version import VersionResult, version
 
 __all__ = ["CalibrationResult", "ContrastResult", "InspectResult", "InterveneResult", "MatchResult",
            "SAETrainResult", "SteerResult", "calibrate_causal", "compare", "contrast", "eval_sae",
            "export_attribution_graph", "harvest", "inspect", "intervene", "steer", "train_sae", "transfer",
-           "transfer_table", "version", "VersionResult"]
+           "transfer_table", "version", "VersionResult",
+           "models_info", "models_list", "models_pull", "PullResult",
+           "store_diff", "store_encode", "store_list", "store_plot", "store_remove", "store_rename", "store_search",
+           "store_summary", "store_tag", "store_top", "ContextRow", "DiffResult", "EncodeResult", "StoreRow",
+           "StoreSummary", "TraceResult"]
