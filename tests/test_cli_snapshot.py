@@ -146,11 +146,11 @@ def test_additions_aliases_hiding_and_enums_are_not_breaking(live):
     new["commands"]["interp-lab hello"] = {"group": False, "hidden": False, "arguments": [], "options": []}
     new["commands"]["interp-lab inspect"]["options"].append(
         {**_option(new, "interp-lab inspect", "--seed"), "name": "log_every", "opts": ["--log-every"]})
-    k = _option(new, "interp-lab match", "--k")
-    k["opts"].remove("--top-k")
-    new["commands"]["interp-lab match"]["options"].append({**k, "name": "k_alias", "opts": ["--top-k"],
-                                                            "hidden": True})
-    _option(new, "interp-lab inspect", "--select-by").update(type="choice", choices=["association", "both"])
+    b = _option(new, "interp-lab inspect", "--bootstrap")
+    b["opts"] = ["--resamples"]
+    new["commands"]["interp-lab inspect"]["options"].append({**b, "name": "bootstrap_alias", "opts": ["--bootstrap"],
+                                                              "hidden": True})
+    _option(new, "interp-lab store diff", "--by").update(type="choice", choices=["mean", "rate"])
     new["commands"]["interp-lab store"]["hidden"] = True
     assert breaking_changes(live, new) == []
     assert {"+ interp-lab hello", "+ interp-lab inspect --log-every"} <= set(differences(live, new))

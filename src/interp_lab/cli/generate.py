@@ -5,6 +5,7 @@ field's fields are flags of the command too): the flag, its aliases and help com
 deprecated spellings become hidden options of the same meaning; a ``Literal`` type becomes a choice that
 ``--help`` lists. The callback builds the options, runs the command under a progress display and hands the
 result to the renderer registered for it here (``@renders``); a command without one prints where it wrote.
+A check registered with ``@before`` sees the options first (``store remove`` asks before deleting).
 """
 
 from __future__ import annotations
@@ -32,9 +33,10 @@ from interp_lab.schemas.command import (
 )
 
 RENDERERS: dict[str, Callable[..., None]] = {}
+BEFORE: dict[str, Callable[[Any], Any]] = {}
 SUBAPP_HELP = {
     "models": "Models interp-lab knows by name: list, fetch into the cache, describe.",
-    "store": "Query activation stores: summary, list, search, top, plot, diff, tag, rename, remove.",
+    "store": "Query activation stores: summary, list, search, top, encode, plot, diff, tag, rename, remove.",
 }
 
 
@@ -58,8 +60,19 @@ class GroupedHelp(typer.core.TyperGroup):
 
 def renders(name: str):
     """Register ``fn(result, options, json_out)`` as the renderer of the command ``name``."""
-    def wrap(fn: Callable[..., None]) -> Callable[..., None]:
-        RENDERERS[name] = fn
+    return _into(RENDERERS, name)
+
+
+def before(name: str):
+    """Register ``fn(options) -> options`` to run on the parsed options of the command ``name`` before the
+    command does (and before its progress display starts): what only a command line does, such as asking
+    before a deletion (``store remove``). It may return changed options or raise ``typer.Abort``."""
+    return _into(BEFORE, name)
+
+
+def _into(table: dict[str, Callable[..., Any]], name: str):
+    def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
+        table[name] = fn
         return fn
     return wrap
 
@@ -213,6 +226,8 @@ def callback(cmd: Command) -> Callable[..., None]:
 
         json_out = values.pop("json_out", False)
         options = options_from(cmd.options, plan, values)
+        if cmd.name in BEFORE:
+            options = BEFORE[cmd.name](options)
         with render.StageProgress(log=cmd.logs(options)) as progress:
             result = cmd.run(options, progress)
         RENDERERS.get(cmd.name, _written)(result, options, json_out)

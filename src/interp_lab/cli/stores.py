@@ -3,10 +3,64 @@ export-hf-records, lens, train-lens."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import typer
 
-from interp_lab.cli.generate import renders
+from interp_lab.cli import render
+from interp_lab.cli.generate import before, print_json, renders
 
+
+@renders("store summary")
+@renders("store diff")
+@renders("models info")
+def _json(res, o, json_out: bool) -> None:
+    print_json(res)
+
+
+@renders("store list")
+def _store_list(res, o, json_out: bool) -> None:
+    render.store_list(res)
+
+
+@renders("store search")
+@renders("store top")
+def _contexts(res, o, json_out: bool) -> None:
+    render.contexts(res)
+
+
+@renders("store encode")
+def _store_encode(res, o, json_out: bool) -> None:
+    info = res.info
+    typer.echo(f"{info['nonzero']:,} non-zero latents over {info['rows']:,} rows "
+               f"({info['nonzero'] / max(info['rows'], 1):.1f} per row); wrote {res.paths['latents']}")
+    if res.records is not None:
+        typer.echo(f"{res.records:,} activation records; wrote {res.paths['records']}")
+
+
+@renders("store tag")
+def _store_tag(res, o, json_out: bool) -> None:
+    from interp_lab.report._format import printable
+
+    typer.echo(printable(", ".join(res)) or "(no tags)")  # tags come from store.json
+
+
+@before("store remove")
+def _confirm_remove(o):
+    """The API deletes only with ``yes``: without --yes the command line asks for it."""
+    if not o.yes and not typer.confirm(f"delete {o.path}?"):
+        raise typer.Abort()
+    return dataclasses.replace(o, yes=True)
+
+
+@renders("models list")
+def _models_list(res, o, json_out: bool) -> None:
+    render.models_table(res)
+
+
+@renders("models pull")
+def _models_pull(res, o, json_out: bool) -> None:
+    typer.echo(f"{res.name}: {res.path} (revision {res.revision})")
 
 @renders("harvest")
 def harvest(res, o, json_out: bool) -> None:
