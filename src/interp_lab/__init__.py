@@ -15,7 +15,9 @@ from interp_lab._version import __version__
 _API = ("CalibrationResult", "ContrastResult", "InspectResult", "InterveneResult", "MatchResult",
         "SAETrainResult", "SteerResult", "calibrate_causal", "compare", "contrast", "eval_sae",
         "export_attribution_graph", "harvest", "inspect", "intervene", "steer", "train_sae", "transfer",
-        "transfer_table", "version", "VersionResult")
+        "transfer_table", "version", "VersionResult", "CompileCriterionResult", "ExportRecordsResult", "LensResult",
+        "ProbeSetResult", "TrainLensResult", "compile_criterion", "export_hf_records", "lens", "probe_set",
+        "train_lens")
 
 
 def __getattr__(name: str) -> Any:

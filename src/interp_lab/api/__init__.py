@@ -10,6 +10,8 @@ on first use).
 from __future__ import annotations
 
 from interp_lab.api.calibrate import CalibrationResult, calibrate_causal
+from interp_lab.api.corpus import ExportRecordsResult, ProbeSetResult, export_hf_records, probe_set
+from interp_lab.api.criteria import CompileCriterionResult, compile_criterion
 from interp_lab.api.inspect import InspectResult, harvest, inspect
 from interp_lab.api.interventions import (
     ContrastResult,
@@ -19,6 +21,7 @@ from interp_lab.api.interventions import (
     intervene,
     steer,
 )
+from interp_lab.api.lens import LensResult, TrainLensResult, lens, train_lens
 from interp_lab.api.match import MatchResult, compare, export_attribution_graph
 from interp_lab.api.sae import SAETrainResult, eval_sae, train_sae
 from interp_lab.api.transfer import transfer, transfer_table
@@ -27,4 +30,6 @@ from interp_lab.api.version import VersionResult, version
 __all__ = ["CalibrationResult", "ContrastResult", "InspectResult", "InterveneResult", "MatchResult",
            "SAETrainResult", "SteerResult", "calibrate_causal", "compare", "contrast", "eval_sae",
            "export_attribution_graph", "harvest", "inspect", "intervene", "steer", "train_sae", "transfer",
-           "transfer_table", "version", "VersionResult"]
+           "transfer_table", "version", "VersionResult", "CompileCriterionResult", "ExportRecordsResult", "LensResult",
+           "ProbeSetResult", "TrainLensResult", "compile_criterion", "export_hf_records", "lens", "probe_set",
+           "train_lens"]
