@@ -47,4 +47,4 @@ def compile_criterion(o: CompileCriterionOptions, progress: Progress) -> Compile
     from interp_lab.criteria import compile as compiler
 
     c = compiler.compile_criterion(o.criterion, model=o.model, prompts=o.prompts, dataset=o.dataset)
-    return CompileCriterionResult(compiled=c, prompts=c.write(o.out), paths={"prompts": o.out})
+    return CompileCriterionResult(compiled=c, prompts=c.write(o.out), paths={"prompts": Path(o.out)})

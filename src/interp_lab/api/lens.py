@@ -61,7 +61,7 @@ def lens(o: LensOptions, progress: Progress) -> LensResult:
     # every option is checked before the model loads
     if (o.prompt is None) == (o.dataset is None):
         raise UsageError("give exactly one of --prompt and --dataset")
-    toks = list(o.tokens)
+    toks = list(_token_list(o.tokens) if isinstance(o.tokens, str) else o.tokens)  # the API may pass the text
     if o.prompt is not None:
         if not toks:
             raise UsageError("--tokens is needed with --prompt (the token(s) the metric is about)")
@@ -81,13 +81,13 @@ def lens(o: LensOptions, progress: Progress) -> LensResult:
     if o.prompt is not None:
         res = LensResult(table=lens_table(lm, o.prompt, chosen, tuned=tuned, metric=o.metric, tokens=toks))
         if o.out is not None:
-            _write_table(res, o.out, o.prompt, o.metric, toks)
+            _write_table(res, Path(o.out), o.prompt, o.metric, toks)
         return res
     res = LensResult(kl=evaluate(lm, texts, chosen, tuned))
     if o.out is not None:
         from interp_lab.io.atomic import write_bytes_atomic
 
-        res.paths["kl"] = o.out / "lens_kl.json"
+        res.paths["kl"] = Path(o.out) / "lens_kl.json"
         write_bytes_atomic(res.paths["kl"], json.dumps({str(k): v for k, v in res.kl.items()}, indent=1).encode())
     return res
 
