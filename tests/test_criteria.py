@@ -131,6 +131,25 @@ def test_labelled_criterion_from_csv(tmp_path, cli):
     assert not (tmp_path / "o.jsonl").exists()
 
 
+def test_compile_criterion_api_and_cli_write_the_same_prompt_set(tmp_path, cli):
+    """interp_lab.compile_criterion (the registry's keyword function: criterion by position, out as text) writes
+    what the command writes, and returns the compiled rows and counts the command prints."""
+    import interp_lab
+
+    p = tmp_path / "p.jsonl"
+    p.write_text("".join(json.dumps({"prompt_id": f"q{i}", "text": f"text {i}", "criterion_score": i % 2}) + "\n"
+                         for i in range(120)))
+    spec = tmp_path / "c.yaml"
+    spec.write_text(f"criterion: odd\nkind: labelled\nprompts: {p}\nmin_heldout: 20\n")
+    res = interp_lab.compile_criterion(str(spec), out=str(tmp_path / "api.jsonl"))
+    assert res.prompts == 120 == len(res.compiled.rows) and res.paths == {"prompts": tmp_path / "api.jsonl"}
+    code, out, err = cli("compile-criterion", "--criterion", spec, "--out", tmp_path / "cli.jsonl")
+    assert code == 0, err
+    assert (tmp_path / "cli.jsonl").read_bytes() == (tmp_path / "api.jsonl").read_bytes()
+    counts = ", ".join(f"{k} {v}" for k, v in res.compiled.counts.items())
+    assert f"120 prompts from p.jsonl scored by {res.compiled.score_kind} ({counts})" in out
+
+
 def test_contrast_pairs_share_a_split(tmp_path):
     p = tmp_path / "pairs.jsonl"
     rows = []

@@ -53,6 +53,23 @@ def test_probe_set_bad_input(tmp_path):
         read_probe_set(bad)
 
 
+def test_probes_api_and_cli_write_the_same_set(tmp_path, cli):
+    """interp_lab.probe_set (the registry's keyword function) writes what ``interp-lab probes`` writes."""
+    import interp_lab
+
+    text = tmp_path / "docs.txt"
+    text.write_text("".join(f"Document {i} says that the quiet river runs past the old mill every single morning. "
+                            f"Then the miller number {i} opens the heavy doors and counts the sacks of grain.\n"
+                            for i in range(20)))
+    res = interp_lab.probe_set(out=tmp_path / "api.jsonl", dataset=str(text), n=12, seed=3)
+    assert res.probes == 12 and res.paths == {"probes": tmp_path / "api.jsonl"}
+    code, out, err = cli("probes", "--out", tmp_path / "cli.jsonl", "--dataset", text, "--n", "12", "--seed", "3")
+    assert code == 0, err
+    assert out.strip() == f"wrote {tmp_path / 'cli.jsonl'}"
+    assert (tmp_path / "cli.jsonl").read_bytes() == (tmp_path / "api.jsonl").read_bytes()
+    assert len(read_probe_set(tmp_path / "cli.jsonl")) == 12
+
+
 @pytest.mark.realmodel
 def test_both_tokenizers_read_the_same_keys(smollm2, gemma3):
     probes = read_probe_set(PROBES)

@@ -19,7 +19,9 @@ _API = ("CalibrationResult", "ContrastResult", "InspectResult", "InterveneResult
         "validate", "ValidateResult", "convert_records", "ConvertRecordsResult", "models_info", "models_list",
         "models_pull", "PullResult", "store_diff", "store_encode", "store_list", "store_plot", "store_remove",
         "store_rename", "store_search", "store_summary", "store_tag", "store_top", "ContextRow", "DiffResult",
-        "EncodeResult", "StoreRow", "StoreSummary", "TraceResult")
+        "EncodeResult", "StoreRow", "StoreSummary", "TraceResult", "CompileCriterionResult", "ExportRecordsResult",
+        "LensResult", "ProbeSetResult", "TrainLensResult", "compile_criterion", "export_hf_records", "lens",
+        "probe_set", "train_lens")
 
 
 def __getattr__(name: str) -> Any:

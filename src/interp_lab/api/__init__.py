@@ -12,6 +12,8 @@ on first use).
 from __future__ import annotations
 
 from interp_lab.api.calibrate import CalibrationResult, calibrate_causal
+from interp_lab.api.corpus import ExportRecordsResult, ProbeSetResult, export_hf_records, probe_set
+from interp_lab.api.criteria import CompileCriterionResult, compile_criterion
 from interp_lab.api.demo import DemoResult, demo
 from interp_lab.api.doctor import DoctorResult, doctor
 from interp_lab.api.harvest import harvest
@@ -24,6 +26,7 @@ from interp_lab.api.interventions import (
     intervene,
     steer,
 )
+from interp_lab.api.lens import LensResult, TrainLensResult, lens, train_lens
 from interp_lab.api.match import MatchResult, compare, export_attribution_graph
 from interp_lab.api.models import PullResult, models_info, models_list, models_pull
 from interp_lab.api.run import run_config
@@ -58,4 +61,6 @@ __all__ = ["CalibrationResult", "ContrastResult", "InspectResult", "InterveneRes
            "DemoResult", "validate", "ValidateResult", "convert_records", "ConvertRecordsResult", "models_info",
            "models_list", "models_pull", "PullResult", "store_diff", "store_encode", "store_list", "store_plot",
            "store_remove", "store_rename", "store_search", "store_summary", "store_tag", "store_top", "ContextRow",
-           "DiffResult", "EncodeResult", "StoreRow", "StoreSummary", "TraceResult"]
+           "DiffResult", "EncodeResult", "StoreRow", "StoreSummary", "TraceResult", "CompileCriterionResult",
+           "ExportRecordsResult", "LensResult", "ProbeSetResult", "TrainLensResult", "compile_criterion",
+           "export_hf_records", "lens", "probe_set", "train_lens"]

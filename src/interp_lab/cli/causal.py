@@ -3,6 +3,8 @@ steer, export-hf-interventions, export-hf-contrast, calibrate-causal."""
 
 from __future__ import annotations
 
+import typer
+
 from interp_lab.cli import render
 from interp_lab.cli.generate import renders
 
@@ -10,3 +12,25 @@ from interp_lab.cli.generate import renders
 @renders("inspect")
 def inspect(res, options, json_out: bool) -> None:
     render.document(res.report, res.paths, json_out, render.cards_table)
+
+
+
+
+
+@renders("compile-criterion")
+def compile_criterion(res, options, json_out: bool) -> None:
+    from interp_lab.report._format import printable
+
+    c = res.compiled
+    counts = ", ".join(f"{k} {v}" for k, v in c.counts.items())
+    typer.echo(f"wrote {options.out}: {res.prompts} prompts from {c.source} scored by {c.score_kind} ({counts})")
+    rest = {k: v for k, v in c.info.items() if k != "splits"}
+    if rest:
+        typer.echo(printable(", ".join(f"{k} {v}" for k, v in rest.items())))  # words of the vocabulary
+    sp = c.info.get("splits")
+    if sp:
+        per = "; ".join(f"{s} {sp['groups'][s]} groups ({sp['positives'][s]} positive, {sp['negatives'][s]} "
+                        f"negative)" for s in sp["groups"])
+        strat = f"; stratified by {sp['stratified_by']}" + (f", class {sp['class']}" if sp.get("class") else "")
+        typer.echo(printable(f"splits ({sp['method']}: {sp['by']}{strat}): {per}"
+                             + (f"; {sp['note']}" if sp.get("note") else "")))

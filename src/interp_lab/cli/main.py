@@ -17,7 +17,7 @@ import typer
 
 from interp_lab import __version__
 from interp_lab.api.registry import registry
-from interp_lab.cli import causal, commands, cross_model, sae, stores, utilities  # noqa: F401  (renderers)
+from interp_lab.cli import causal, commands, cross_model, lens, sae, stores, utilities  # noqa: F401  (renderers)
 from interp_lab.cli.generate import GroupedHelp, add_commands
 from interp_lab.errors import InterpLabError
 
