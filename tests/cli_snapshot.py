@@ -108,12 +108,12 @@ def _argument(p: Any) -> dict[str, Any]:
 
 
 def _jsonable(value: Any) -> Any:
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
     if type(value).__name__ == "Sentinel":  # plain click's UNSET default
         return None
-    if isinstance(value, enum.Enum):
+    if isinstance(value, enum.Enum):  # before str: a choice's member is a str too (the generated enums mix it in)
         return _jsonable(value.value)
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
     if isinstance(value, os.PathLike):
         return os.fspath(value)
     if isinstance(value, (list, tuple)):

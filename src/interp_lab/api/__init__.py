@@ -10,17 +10,12 @@ on first use).
 from __future__ import annotations
 
 from interp_lab.api.calibrate import CalibrationResult, calibrate_causal
+from interp_lab.api.contrast import ContrastResult, contrast
 from interp_lab.api.inspect import InspectResult, harvest, inspect
-from interp_lab.api.interventions import (
-    ContrastResult,
-    InterveneResult,
-    SteerResult,
-    contrast,
-    intervene,
-    steer,
-)
+from interp_lab.api.interventions import InterveneResult, intervene
 from interp_lab.api.match import MatchResult, compare, export_attribution_graph
 from interp_lab.api.sae import SAETrainResult, eval_sae, train_sae
+from interp_lab.api.steer import SteerResult, steer
 from interp_lab.api.transfer import transfer, transfer_table
 from interp_lab.api.version import VersionResult, version
 
