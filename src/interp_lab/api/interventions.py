@@ -173,6 +173,7 @@ def export_hf_interventions(o: ExportInterventionsOptions, progress: Progress) -
 
 
 def sae_latents(sae: str | os.PathLike | None) -> dict[int, Any] | None:
+    """The latent space of the SAE checkpoint ``sae`` by its layer (what ``L{layer}:F{i}`` ids resolve in)."""
     if sae is None:
         return None
     from interp_lab.sae.space import latent_space
