@@ -12,26 +12,21 @@ on first use).
 from __future__ import annotations
 
 from interp_lab.api.calibrate import CalibrationResult, calibrate_causal
+from interp_lab.api.contrast import ContrastResult, contrast
 from interp_lab.api.corpus import ExportRecordsResult, ProbeSetResult, export_hf_records, probe_set
 from interp_lab.api.criteria import CompileCriterionResult, compile_criterion
 from interp_lab.api.demo import DemoResult, demo
 from interp_lab.api.doctor import DoctorResult, doctor
 from interp_lab.api.harvest import harvest
 from interp_lab.api.inspect import InspectResult, inspect
-from interp_lab.api.interventions import (
-    ContrastResult,
-    InterveneResult,
-    SteerResult,
-    contrast,
-    intervene,
-    steer,
-)
+from interp_lab.api.interventions import InterveneResult, intervene
 from interp_lab.api.lens import LensResult, TrainLensResult, lens, train_lens
 from interp_lab.api.match import MatchResult, compare, export_attribution_graph
 from interp_lab.api.models import PullResult, models_info, models_list, models_pull
 from interp_lab.api.run import run_config
 from interp_lab.api.sae import SAETrainResult, train_sae
 from interp_lab.api.sae_commands import eval_sae
+from interp_lab.api.steer import SteerResult, steer
 from interp_lab.api.store import (
     ContextRow,
     DiffResult,

@@ -1,16 +1,28 @@
-"""``calibrate_causal()``: how often the causal rule calls a report's own controls strong (leave-one-out)."""
+"""``calibrate-causal`` and ``calibrate_causal()``: how often the causal rule calls a report's own controls
+strong (leave-one-out)."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from interp_lab.api.registry import command
 from interp_lab.errors import InputError, UsageError
+from interp_lab.schemas.command import Progress, option
 
 INTERVENTION_FILES = ("interventions.jsonl.gz", "interventions.jsonl.zst", "interventions.jsonl")
+
+
+@dataclass(kw_only=True)
+class CalibrateOptions:
+    """``calibrate-causal``'s options: the reports, and the seed of the resamples."""
+
+    reports: list[Path] = option(help="Report directories: report.json with interventions.jsonl.gz beside it "
+                                      "(several: their control tests pooled).", argument=True)  # or one, in the API
+    seed: int = option(0, "Seed of the prompt resamples and of the interval.")
+    interval_resamples: int = option(2000, cli=False)
 
 
 @dataclass
@@ -89,8 +101,10 @@ def _one_report(report: str | os.PathLike, seed: int):
     return str(path), run, control_tests(run), notes
 
 
-def calibrate_causal(reports: str | os.PathLike | Sequence[str | os.PathLike], *, seed: int = 0,
-                     interval_resamples: int = 2000) -> CalibrationResult:
+@command("calibrate-causal", options=CalibrateOptions, result=CalibrationResult, group="inspect", json=True,
+         positional=("reports",),
+         help="How often strong_causal calls a report's own controls strong (leave-one-out false-positive rate).")
+def calibrate_causal(o: CalibrateOptions, progress: Progress) -> CalibrationResult:
     """Leave-one-out: each control of each card x kind judged by the report's causal rule as if it were the
     feature (``evidence.causal_calibration``). ``reports``: one or more report directories (or their
     report.json) with the intervention records beside them (``interventions.jsonl.gz``, as ``inspect
@@ -99,7 +113,8 @@ def calibrate_causal(reports: str | os.PathLike | Sequence[str | os.PathLike], *
 
     from interp_lab.evidence.causal_calibration import cluster_interval
 
-    items = [reports] if isinstance(reports, (str, os.PathLike)) else list(reports)
+    seed, resamples = o.seed, o.interval_resamples
+    items = [o.reports] if isinstance(o.reports, (str, os.PathLike)) else list(o.reports)
     if not items:
         raise UsageError("name at least one report directory")
     strong, cluster, by_report, by_entry, excluded, notes, paths = [], [], [], [], [], [], []
@@ -123,12 +138,12 @@ def calibrate_causal(reports: str | os.PathLike | Sequence[str | os.PathLike], *
                              "strong_controls": sorted(str(c) for c in tests.control_id[mine & tests.strong]),
                              "entry_p_value": e.result["p_value"]})
     hits, groups = np.concatenate(strong), np.concatenate(cluster)
-    lo, hi = cluster_interval(hits, groups, interval_resamples, seed)
+    lo, hi = cluster_interval(hits, groups, resamples, seed)
     st_text = ("leave-one-out: each control judged as the feature against the other controls of its family (and "
                "the other family in full for a contrast direction), in its card's discovery direction, its p-value "
                "replacing its card's in its report's Benjamini-Hochberg family; strong by (a) q < alpha, (b) paired "
                "lower bound > 0, (c) n >= min_n or all available, and the claimed sign (no side-effect budget); 95% "
-               f"interval from {interval_resamples} cluster-bootstrap resamples of the card x kind entries")
+               f"interval from {resamples} cluster-bootstrap resamples of the card x kind entries")
     return CalibrationResult(
         reports=paths, tests=len(hits), strong=int(hits.sum()), rate=float(hits.mean()) if len(hits) else float("nan"),
         ci=(lo, hi), entries=len(by_entry), by_report=by_report, by_entry=by_entry, excluded=excluded, notes=notes,

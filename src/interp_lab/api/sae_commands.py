@@ -33,8 +33,8 @@ class TrainSAEOptions:
     dataset: str | None = option(None, "Without --store: prompt JSONL, text file, lee, enwiki or lee+enwiki.")
     preset: Literal["minimal", "production"] = option(
         "production", "minimal: 4x, k 16, 50k tokens; production: 8x, k 32, 200k tokens; flags override it.")
-    architecture: Literal["topk", "batchtopk", "jumprelu", "relu"] | None = option(None, "Default: the preset's "
-                                                                                        "(topk).")
+    # not a choice: an unknown one gets the trainer's line naming the four (and said so since 0.3)
+    architecture: str | None = option(None, "topk, batchtopk, jumprelu or relu (default: the preset's, topk).")
     latent_dim: int | None = option(None, "Number of latents.", min=1)
     expansion_factor: int | None = option(None, "Latents per input dimension (without --latent-dim).", min=1)
     top_k: int | None = option(None, "Active latents per token (topk, batchtopk): the k of a TopK SAE.", flag="--k",

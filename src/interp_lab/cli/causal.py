@@ -6,7 +6,7 @@ from __future__ import annotations
 import typer
 
 from interp_lab.cli import render
-from interp_lab.cli.generate import renders
+from interp_lab.cli.generate import print_json, renders
 
 
 @renders("inspect")
@@ -14,7 +14,31 @@ def inspect(res, options, json_out: bool) -> None:
     render.document(res.report, res.paths, json_out, render.cards_table)
 
 
+@renders("intervene")
+@renders("export-hf-interventions")
+def intervene(res, options, json_out: bool) -> None:
+    render.causal_summary(res.evidence, res.run.strengths)
+    render.written(res.paths)
 
+
+@renders("export-hf-contrast")
+def export_hf_contrast(res, options, json_out: bool) -> None:
+    render.directions_table(res.directions, res.best)
+    render.causal_summary(res.evidence, res.run.strengths if res.run else {})
+    render.written(res.paths)
+
+
+@renders("steer")
+def steer(res, options, json_out: bool) -> None:
+    render.steer(res)
+
+
+@renders("calibrate-causal")
+def calibrate_causal(res, options, json_out: bool) -> None:
+    if json_out:
+        print_json(res.as_dict())
+    else:
+        render.calibration(res)
 
 
 @renders("compile-criterion")

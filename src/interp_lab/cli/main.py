@@ -17,7 +17,7 @@ import typer
 
 from interp_lab import __version__
 from interp_lab.api.registry import registry
-from interp_lab.cli import causal, commands, cross_model, lens, sae, stores, utilities  # noqa: F401  (renderers)
+from interp_lab.cli import causal, cross_model, lens, sae, stores, utilities  # noqa: F401  (renderers)
 from interp_lab.cli.generate import GroupedHelp, add_commands
 from interp_lab.errors import InterpLabError
 
@@ -31,7 +31,6 @@ app = typer.Typer(
     rich_markup_mode=None,
     cls=GroupedHelp,
 )
-commands.register(app)
 add_commands(app, registry())
 
 

@@ -1,31 +1,82 @@
-"""Intervention kinds and settings (no torch here, so the API and CLI can declare them at import)."""
+"""Intervention kinds and settings (no torch here, so the API and CLI can declare them at import).
+
+``InterventionSettings`` is an options group of the intervention commands (``intervene``, ``export-hf-contrast``
+and ``export-hf-interventions``): each field says its flag, and the text the command line gives for it is
+parsed here, once (``comma_list``, ``parse_kinds``, ``parse_strengths``, ``positive_nats``)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from interp_lab import defaults
 from interp_lab.errors import UsageError
+from interp_lab.schemas.command import option
 
 KINDS = ("ablate", "mean_ablate", "clamp_up", "clamp_down", "steer", "patch")
 DEFAULT_KINDS = ("ablate", "mean_ablate", "steer")
+KINDS_HELP = "Comma list of " + ", ".join(KINDS) + "."
+STRENGTHS_HELP = "Steering strengths tried on calibration prompts (units: median activation norm at the hook)."
+KL_BUDGET_HELP = ("Steering: the largest mean next-token KL (nats) on unrelated prompts the chosen strength may cost "
+                  "(the grid is extended downwards when its smallest strength costs more).")
+
+
+def comma_list(text: str) -> tuple[str, ...]:
+    """``"a, b,,c"`` -> ``("a", "b", "c")``: the items of a comma list, stripped, empty ones dropped."""
+    return tuple(x.strip() for x in text.split(",") if x.strip())
+
+
+def parse_kinds(text: str) -> tuple[str, ...]:
+    """A comma list of intervention kinds, each once in the order given (the settings check the names)."""
+    return tuple(dict.fromkeys(comma_list(text)))
+
+
+def parse_strengths(text: str) -> tuple[float, ...]:
+    """A comma list of steering strengths (the settings check that they are positive)."""
+    try:
+        return tuple(float(x) for x in comma_list(text))
+    except ValueError:
+        raise ValueError(f"{text!r} is not a comma list of numbers") from None
+
+
+def positive_nats(value: float) -> float:
+    if not 0 < value < float("inf"):
+        raise ValueError(f"{value:g} is not a positive number of nats")
+    return value
+
+
+def kinds_option(default: tuple[str, ...] = DEFAULT_KINDS, **flag: Any) -> Any:
+    """The ``--kinds`` option, a comma list on the command line."""
+    return option(default, KINDS_HELP, cli_type=str, cli_default=",".join(default), convert=parse_kinds, **flag)
+
+
+def controls_option(**flag: Any) -> Any:
+    """The ``--controls`` option: random controls per feature and kind."""
+    return option(defaults.CONTROLS, "Random controls per feature and kind.", flag="--controls", min=1, **flag)
+
+
+def strengths_option(**flag: Any) -> Any:
+    """The steering strengths' option (``--strengths``), a comma list on the command line."""
+    return option(defaults.STRENGTHS, STRENGTHS_HELP, cli_type=str, cli_default=defaults.STRENGTHS_TEXT,
+                  convert=parse_strengths, **flag)
 
 
 @dataclass(frozen=True)
 class InterventionSettings:
-    kinds: tuple[str, ...] = DEFAULT_KINDS
-    n_controls: int = defaults.CONTROLS  # evidence.md rule 7: at least 20
-    strengths: tuple[float, ...] = defaults.STRENGTHS  # steering, in units of the median activation norm at the hook
-    side_prompts: int = 64  # unrelated prompts for side effects (KL of next-token distributions)
-    batch_size: int = 64
+    kinds: tuple[str, ...] = kinds_option()
+    n_controls: int = controls_option()  # evidence.md rule 7: at least 20
+    strengths: tuple[float, ...] = strengths_option()  # steering, in units of the median activation norm at the hook
+    side_prompts: int = option(64, "Unrelated prompts for side effects.", min=0)  # KL of next-token distributions
+    batch_size: int = option(64, min=1)
     # unit and direction controls: realised edit RMS within this of the feature's (ratio in [1/1.25, 1.25]),
     # widened step by step when the space holds too few; an effect grows about linearly with a small edit,
     # so 25% moves a control's expected effect far less than controls differ from one another
-    match_tolerance: float = 0.25
-    kl_tolerance: float = 0.25  # steering controls: mean side-effect KL within this of the feature's
-    kl_budget: float = defaults.KL_BUDGET  # steering: mean next-token KL (nats) on unrelated prompts the strength may cost
-    dose_controls: int = 5  # steering controls whose median gain and KL are measured at every strength tried
-    seed: int = 0
+    match_tolerance: float = option(0.25, cli=False)
+    kl_tolerance: float = option(0.25, cli=False)  # steering controls: mean side-effect KL within this of the feature's
+    # steering: mean next-token KL (nats) on unrelated prompts the strength may cost
+    kl_budget: float = option(defaults.KL_BUDGET, KL_BUDGET_HELP, min=0.0, convert=positive_nats)
+    dose_controls: int = option(5, cli=False)  # steering controls whose median gain and KL are measured at every strength
+    seed: int = option(0)
 
     def __post_init__(self) -> None:
         bad = [k for k in self.kinds if k not in KINDS]
