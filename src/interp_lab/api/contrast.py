@@ -30,7 +30,8 @@ class ContrastSettings(InterventionSettings):
     defaults. Any ``InterventionSettings`` may be given to ``contrast()``."""
 
     kinds: tuple[str, ...] = option(DEFAULT_KINDS, cli=False)
-    strengths: tuple[float, ...] = strengths_option(flag="--strength-sweep", param="strength_sweep")
+    strengths: tuple[float, ...] = strengths_option(flag="--strengths", deprecated=("--strength-sweep",),
+                                                    param="strength_sweep")
     side_prompts: int = option(64, cli=False)
     batch_size: int = option(64, cli=False)
 
@@ -41,7 +42,8 @@ class ContrastOptions:
 
     model: Any = model_option()
     criterion: str = option(help="Criterion spec file (or text).")
-    prompts: str | None = option(None, "Prompt set (else the criterion spec's).", flag="--dataset", param="dataset")
+    prompts: str | None = option(None, "Prompt set (else the criterion spec's).", flag="--prompts",
+                                 deprecated=("--dataset",), param="dataset")
     layers: str | None = option("all", "all, middle, or a list / ranges.")
     methods: tuple[str, ...] = option(("mean_difference", "logistic_probe"), cli=False)  # the directions fitted
     method: Literal["mean_difference", "logistic_probe"] = option(

@@ -14,9 +14,9 @@ from typing import Any
 from interp_lab import defaults
 from interp_lab.api.registry import command
 from interp_lab.errors import InputError, UsageError
-from interp_lab.interventions.settings import InterventionSettings, comma_list, controls_option, kinds_option
+from interp_lab.interventions.settings import InterventionSettings, controls_option, kinds_option
 from interp_lab.providers.hf import Setup, load, setup
-from interp_lab.schemas.command import MISSING, Progress, option
+from interp_lab.schemas.command import MISSING, Progress, comma_list, option
 
 
 def model_option(help: str = "") -> Any:
@@ -86,7 +86,8 @@ class InterveneOptions:
     model: Any = model_option("Registered name, local directory or HF id.")
     criterion: str = option(help="Criterion spec file (or text: semantic).")
     features: tuple[str, ...] = option((), "Comma list of feature ids (L12:N1043, L10:R5, L9:D0, L15:F2210 with "
-                                       "--sae).", cli_type=str, cli_default="", convert=comma_list)
+                                       "--sae).", flag="--feature-ids", deprecated=("--features",), param="features",
+                                       cli_type=str, cli_default="", convert=comma_list)
     sae: Path | None = option(None, "SAE checkpoint whose latents the F ids name.")
     report: Path | None = option(None, "Take features from a report's cards (directions.safetensors beside it is "
                                        "read).")
@@ -132,7 +133,7 @@ def intervene(o: InterveneOptions, progress: Progress) -> InterveneResult:
     if o.directions is not None:
         dirs = {**dirs, **load_directions(o.directions)}
     if not ids:
-        raise UsageError("name the features to intervene on (--features, or --report with its cards)")
+        raise UsageError("name the features to intervene on (--feature-ids, or --report with its cards)")
     settings = o.settings
     lm = load(o.model, progress)
     targets = resolve_targets(lm, ids, dirs, sae_latents(o.sae))  # bad ids fail before the criterion is compiled
@@ -156,9 +157,10 @@ class ExportInterventionsOptions:
 
     model: str = option(defaults.MODEL)
     report: Path = option(help="report.json whose top cards are tested.")
-    dataset: str | None = option(None, "Prompt set (else the criterion spec's).")
+    dataset: str | None = option(None, "Prompt set (else the criterion spec's).", flag="--prompts",
+                                 deprecated=("--dataset",), param="dataset")
     criterion: str = option(help="Criterion spec file (or text).")
-    top_k: int = option(10, min=1)
+    top_k: int = option(10, "The report's first k cards are tested.", min=1)
     kinds: tuple[str, ...] = kinds_option(("ablate", "mean_ablate"))
     n_controls: int = controls_option()
     out: Path = option(help="Intervention records (JSONL).")

@@ -202,7 +202,7 @@ def compare(o: MatchOptions, progress: Progress) -> MatchResult:
     from interp_lab.evidence.match import WEIGHTS, MatchSettings, match
 
     if k < 1:
-        raise UsageError("--k must be at least 1")
+        raise UsageError("--top-k must be at least 1")
     if not 0 < alpha < 1:
         raise UsageError("--alpha must be between 0 and 1")
     if null_pairs < 100:

@@ -120,7 +120,7 @@ def train_sae(*, out: str | os.PathLike, store: str | os.PathLike | None = None,
 
         check_criterion(criterion)
     if records is None and store is None and (model is None or dataset is None):
-        raise UsageError("give --store, or --hf-model and --dataset to harvest the activations first")
+        raise UsageError("give --store, or --model and --dataset to harvest the activations first")
     if records is None and hook is None and layer is None:
         raise UsageError("give --hook or --layer (the hook is then blocks.{layer}.hook_resid_post)")
     with process_group() as ranks:

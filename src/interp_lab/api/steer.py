@@ -24,8 +24,10 @@ class SteerOptions:
     sae: Path | None = option(None, "SAE checkpoint whose latents the F ids name.")
     direction: str | None = option(None, "directions.safetensors[:FEATURE_ID].")
     strength: float = option(1.0, "Units: the median activation norm at the hook.")
-    tokens: int = option(20, "Greedy tokens to generate.", min=1)
-    top: int = option(10, "Top next tokens shown.", min=1)
+    tokens: int = option(20, "Greedy tokens to generate.", flag="--max-new-tokens", deprecated=("--tokens",),
+                         param="tokens", min=1)
+    top: int = option(10, "Next tokens shown: the top-k by probability.", flag="--top-k", deprecated=("--top",),
+                      param="top", min=1)
 
 
 @dataclass

@@ -85,7 +85,7 @@ def transfer(o: TransferOptions, progress: Progress) -> dict[str, Any]:
     from interp_lab.evidence.causal import normalize_criterion
 
     if o.top < 1:
-        raise UsageError("--top must be at least 1")
+        raise UsageError("--top-k must be at least 1")
     doc = _matches(o.matches)
     lrep, _ = _report(o.left)
     rrep, rdir = _report(o.right)

@@ -2,7 +2,8 @@
 
 ``InterventionSettings`` is an options group of the intervention commands (``intervene``, ``export-hf-contrast``
 and ``export-hf-interventions``): each field says its flag, and the text the command line gives for it is
-parsed here, once (``comma_list``, ``parse_kinds``, ``parse_strengths``, ``positive_nats``)."""
+parsed once (``parse_kinds`` and ``positive_nats`` here, ``comma_list`` and ``comma_floats`` of
+``schemas.command`` for every command)."""
 
 from __future__ import annotations
 
@@ -11,32 +12,16 @@ from typing import Any
 
 from interp_lab import defaults
 from interp_lab.errors import UsageError
-from interp_lab.schemas.command import option
+from interp_lab.schemas.command import comma_floats, comma_list, option
 
 KINDS = ("ablate", "mean_ablate", "clamp_up", "clamp_down", "steer", "patch")
 DEFAULT_KINDS = ("ablate", "mean_ablate", "steer")
 KINDS_HELP = "Comma list of " + ", ".join(KINDS) + "."
-STRENGTHS_HELP = "Steering strengths tried on calibration prompts (units: median activation norm at the hook)."
-KL_BUDGET_HELP = ("Steering: the largest mean next-token KL (nats) on unrelated prompts the chosen strength may cost "
-                  "(the grid is extended downwards when its smallest strength costs more).")
-
-
-def comma_list(text: str) -> tuple[str, ...]:
-    """``"a, b,,c"`` -> ``("a", "b", "c")``: the items of a comma list, stripped, empty ones dropped."""
-    return tuple(x.strip() for x in text.split(",") if x.strip())
 
 
 def parse_kinds(text: str) -> tuple[str, ...]:
     """A comma list of intervention kinds, each once in the order given (the settings check the names)."""
     return tuple(dict.fromkeys(comma_list(text)))
-
-
-def parse_strengths(text: str) -> tuple[float, ...]:
-    """A comma list of steering strengths (the settings check that they are positive)."""
-    try:
-        return tuple(float(x) for x in comma_list(text))
-    except ValueError:
-        raise ValueError(f"{text!r} is not a comma list of numbers") from None
 
 
 def positive_nats(value: float) -> float:
@@ -57,8 +42,8 @@ def controls_option(**flag: Any) -> Any:
 
 def strengths_option(**flag: Any) -> Any:
     """The steering strengths' option (``--strengths``), a comma list on the command line."""
-    return option(defaults.STRENGTHS, STRENGTHS_HELP, cli_type=str, cli_default=defaults.STRENGTHS_TEXT,
-                  convert=parse_strengths, **flag)
+    return option(defaults.STRENGTHS, defaults.STRENGTHS_HELP, cli_type=str, cli_default=defaults.STRENGTHS_TEXT,
+                  convert=comma_floats, **flag)
 
 
 @dataclass(frozen=True)
@@ -74,7 +59,7 @@ class InterventionSettings:
     match_tolerance: float = option(0.25, cli=False)
     kl_tolerance: float = option(0.25, cli=False)  # steering controls: mean side-effect KL within this of the feature's
     # steering: mean next-token KL (nats) on unrelated prompts the strength may cost
-    kl_budget: float = option(defaults.KL_BUDGET, KL_BUDGET_HELP, min=0.0, convert=positive_nats)
+    kl_budget: float = option(defaults.KL_BUDGET, defaults.KL_BUDGET_HELP, min=0.0, convert=positive_nats)
     dose_controls: int = option(5, cli=False)  # steering controls whose median gain and KL are measured at every strength
     seed: int = option(0)
 
