@@ -6,7 +6,7 @@ from __future__ import annotations
 import typer
 
 from interp_lab.cli import render
-from interp_lab.cli.generate import print_json, renders
+from interp_lab.cli.generate import renders, shows
 
 
 @renders("inspect")
@@ -28,17 +28,8 @@ def export_hf_contrast(res, options, json_out: bool) -> None:
     render.written(res.paths)
 
 
-@renders("steer")
-def steer(res, options, json_out: bool) -> None:
-    render.steer(res)
-
-
-@renders("calibrate-causal")
-def calibrate_causal(res, options, json_out: bool) -> None:
-    if json_out:
-        print_json(res.as_dict())
-    else:
-        render.calibration(res)
+shows("steer", table=render.steer)
+shows("calibrate-causal", table=render.calibration, as_json=lambda res: res.as_dict())
 
 
 @renders("compile-criterion")

@@ -63,6 +63,19 @@ def renders(name: str):
     return _into(RENDERERS, name)
 
 
+def shows(*names: str, table: Callable[[Any], None] | None = None, as_json: Callable[[Any], Any] | None = None
+          ) -> None:
+    """Register the renderer of commands whose result one function prints: ``table(result)`` (None: the result
+    as JSON always); with ``--json``, ``print_json(as_json(result))`` (the result itself by default)."""
+    def render_(result: Any, options: Any, json_out: bool) -> None:
+        if table is None or json_out:
+            print_json(as_json(result) if as_json else result)
+        else:
+            table(result)
+    for name in names:
+        RENDERERS[name] = render_
+
+
 def before(name: str):
     """Register ``fn(options) -> options`` to run on the parsed options of the command ``name`` before the
     command does (and before its progress display starts): what only a command line does, such as asking

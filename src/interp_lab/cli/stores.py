@@ -8,25 +8,12 @@ import dataclasses
 import typer
 
 from interp_lab.cli import render
-from interp_lab.cli.generate import before, print_json, renders
+from interp_lab.cli.generate import before, renders, shows
 
-
-@renders("store summary")
-@renders("store diff")
-@renders("models info")
-def _json(res, o, json_out: bool) -> None:
-    print_json(res)
-
-
-@renders("store list")
-def _store_list(res, o, json_out: bool) -> None:
-    render.store_list(res)
-
-
-@renders("store search")
-@renders("store top")
-def _contexts(res, o, json_out: bool) -> None:
-    render.contexts(res)
+shows("store summary", "store diff", "models info")  # JSON on stdout
+shows("store list", table=render.store_list)
+shows("store search", "store top", table=render.contexts)
+shows("models list", table=render.models_table)
 
 
 @renders("store encode")
@@ -51,11 +38,6 @@ def _confirm_remove(o):
     if not o.yes and not typer.confirm(f"delete {o.path}?"):
         raise typer.Abort()
     return dataclasses.replace(o, yes=True)
-
-
-@renders("models list")
-def _models_list(res, o, json_out: bool) -> None:
-    render.models_table(res)
 
 
 @renders("models pull")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from interp_lab.cli import render
-from interp_lab.cli.generate import print_json, renders
+from interp_lab.cli.generate import print_json, renders, shows
 
 
 @renders("version")
@@ -17,22 +17,9 @@ def version(res, options, json_out: bool) -> None:
     typer.echo(f"interp-lab {res.interp_lab} (Python {res.python}; {libs})")
 
 
-@renders("run")
-def run(res, options, json_out: bool) -> None:
-    render.run_summary(res)
-
-
-@renders("doctor")
-def doctor(res, options, json_out: bool) -> None:
-    if json_out:
-        print_json(res)
-    else:
-        render.doctor(res)
-
-
-@renders("demo")
-def demo(res, options, json_out: bool) -> None:
-    render.demo(res)
+shows("run", table=render.run_summary)
+shows("doctor", table=render.doctor)
+shows("demo", table=render.demo)
 
 
 @renders("validate")
