@@ -52,7 +52,8 @@ def attribution_graph(report: dict[str, Any], *, similarity: bool = False, k: in
 def _similarity_edges(cards: list[dict[str, Any]], k: int, alpha: float, seed: int,
                       method: dict[str, Any]) -> list[dict[str, Any]]:
     from interp_lab.errors import UsageError
-    from interp_lab.evidence.match import MatchSettings, feature_set, match
+    from interp_lab.evidence.fingerprint import feature_set
+    from interp_lab.evidence.match import MatchSettings, match
 
     fs, _ = feature_set(cards, "report")
     try:
