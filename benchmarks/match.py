@@ -28,7 +28,8 @@ import time
 
 import numpy as np
 
-from interp_lab.evidence.match import FeatureSet, one_to_one, permutation_null, prepare, top_k
+from interp_lab.evidence.fingerprint import FeatureSet, prepare
+from interp_lab.evidence.match import one_to_one, permutation_null, top_k
 
 
 def peak_mib() -> float:

@@ -69,7 +69,8 @@ def test_p_values_are_the_predictive_t_and_the_robust_t_on_heavy_tails():
 
 
 def test_quantiles_bootstrap_means_and_bh_agree_with_the_plain_computations():
-    from interp_lab.evidence.stats import bh_qvalues, bootstrap_weights
+    from interp_lab.evidence.bootstrap import bootstrap_weights
+    from interp_lab.evidence.stats import bh_qvalues
 
     rng = np.random.default_rng(2)
     for k in (2, 19, 20, 100):

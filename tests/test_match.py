@@ -6,7 +6,8 @@ import pytest
 from scipy import stats
 
 from interp_lab.errors import UsageError
-from interp_lab.evidence.match import FeatureSet, one_to_one, permutation_null, prepare, top_k
+from interp_lab.evidence.fingerprint import FeatureSet, prepare
+from interp_lab.evidence.match import one_to_one, permutation_null, top_k
 
 WORDS = "river market engine violin harbour pepper tundra ledger orbit canvas quartz saddle".split()
 
@@ -55,7 +56,7 @@ def test_p_values_of_pairs_from_two_independent_random_sets_are_uniform():
     p = prepare(left, right)
     null = permutation_null(p, 20_000, seed=3)
     li, ri = rng.integers(0, 3000, 5000), rng.integers(0, 3000, 5000)
-    from interp_lab.evidence.match import combine, pair_components
+    from interp_lab.evidence.fingerprint import combine, pair_components
 
     pv = null.p_values(combine(p, pair_components(p, li, ri), li, ri))
     assert stats.kstest(pv, "uniform").pvalue > 0.01
@@ -99,7 +100,7 @@ def test_the_bounded_top_k_equals_a_full_sort():
 
 
 def test_feature_sets_from_cards_and_dump_rows():
-    from interp_lab.evidence.match import feature_set
+    from interp_lab.evidence.fingerprint import feature_set
 
     cards = [
         {"feature_id": "L3:F1", "label": "units", "fingerprint": {

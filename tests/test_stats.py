@@ -4,14 +4,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from interp_lab.evidence.stats import (
-    bh_qvalues,
-    bootstrap_stats,
-    bootstrap_weights,
-    column_stats,
-    partial_correlation,
-    top_activation_stats,
-)
+from interp_lab.evidence.bootstrap import bootstrap_stats, bootstrap_weights
+from interp_lab.evidence.stats import bh_qvalues, column_stats, partial_correlation, top_activation_stats
 from interp_lab.io.sparse import Compressed
 
 

@@ -19,7 +19,7 @@ FORMATS = ("json", "md", "html")
 class Side:
     """One side of a comparison: its features and where they came from."""
 
-    features: Any  # evidence.match.FeatureSet
+    features: Any  # evidence.fingerprint.FeatureSet
     info: dict[str, Any]
     notes: list[str] = field(default_factory=list)
 
@@ -47,7 +47,7 @@ def load_side(obj: Any, name: str = "left", text_embeddings: bool = False) -> Si
     """A report (``InspectResult``, report dict, report.json or its directory) or a feature dump (.jsonl,
     .jsonl.gz, .jsonl.zst) as a ``Side``. ``text_embeddings``: features without a text embedding get one
     (MiniLM over their label and top examples; needs the embed extra)."""
-    from interp_lab.evidence.match import feature_set
+    from interp_lab.evidence.fingerprint import feature_set
 
     if _is_checkpoint(obj):
         return _sae_side(Path(obj))
@@ -77,7 +77,7 @@ def _is_checkpoint(obj: Any) -> bool:
 def _sae_side(root: Path) -> Side:
     """An SAE (or transcoder) checkpoint as a side: its latents with their decoder rows, in the basis of the
     model and hook its cfg.json names, so that two SAEs of one hook can be matched latent by latent."""
-    from interp_lab.evidence.match import FeatureSet
+    from interp_lab.evidence.fingerprint import FeatureSet
     from interp_lab.io.hashing import sha256_file
     from interp_lab.sae.checkpoint import WEIGHTS, _read_cfg, load_sae, read_metadata
     from interp_lab.sae.records import layer_of
@@ -199,7 +199,8 @@ def compare(o: MatchOptions, progress: Progress) -> MatchResult:
     all or nothing."""
     left, right, out, k, weights, null_pairs = o.left, o.right, o.out, o.k, o.weights, o.null_pairs
     alpha, seed, text_embeddings, formats = o.alpha, o.seed, o.text_embeddings, o.formats
-    from interp_lab.evidence.match import WEIGHTS, MatchSettings, match
+    from interp_lab.evidence.fingerprint import WEIGHTS
+    from interp_lab.evidence.match import MatchSettings, match
 
     if k < 1:
         raise UsageError("--top-k must be at least 1")

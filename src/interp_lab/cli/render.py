@@ -13,6 +13,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from interp_lab.report import _card_text as ct
 from interp_lab.report import _format as fmt
 
 console = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
@@ -52,7 +53,7 @@ def cards_table(report: dict[str, Any]) -> None:
     for c in report["cards"]:
         flags = f" ({', '.join(map(str, c['flags']))})" if c.get("flags") else ""
         _row(t, c["rank"], c["feature_id"], f"{c['evidence_tier']}{flags}", c.get("direction") or "-",
-             _fmt(c.get("importance")), heldout_effect(c), fmt.causal_verdict(c), c.get("label") or "")
+             _fmt(c.get("importance")), heldout_effect(c), ct.causal_verdict(c), c.get("label") or "")
     console.print(t)
     s = report.get("summary", {})
     if "features_tested" in s:

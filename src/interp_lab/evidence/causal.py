@@ -22,6 +22,7 @@ import numpy as np
 
 from interp_lab import defaults
 from interp_lab.evidence import causal_stats as cs
+from interp_lab.evidence.bootstrap import bootstrap_weights
 from interp_lab.evidence.causal_entry import entry_fields, pooled_side_effects
 from interp_lab.evidence.intervention_table import (
     FAMILIES,
@@ -34,7 +35,6 @@ from interp_lab.evidence.intervention_table import (
     normalize_criterion,
     series_grid,
 )
-from interp_lab.evidence.stats import bootstrap_weights
 
 __all__ = ["CausalSettings", "InterventionTable", "causal_evidence", "causal_rule", "claim_of", "evaluate",
            "interventions_from_dicts", "interventions_table", "load_interventions", "normalize_criterion"]

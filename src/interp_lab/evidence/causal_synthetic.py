@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from interp_lab.evidence import causal_stats as cs
-from interp_lab.evidence.stats import bootstrap_weights
+from interp_lab.evidence.bootstrap import bootstrap_weights
 
 
 @dataclass(frozen=True)

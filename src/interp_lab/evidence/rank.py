@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from interp_lab.errors import InputError, UsageError
-from interp_lab.evidence import stats
+from interp_lab.evidence import bootstrap, stats
 from interp_lab.evidence.splits import DISCOVERY, HELDOUT, assign_splits
 from interp_lab.io.records import RecordMatrix
 from interp_lab.io.sparse import Compressed
@@ -177,9 +177,9 @@ def rank_associations(m: RecordMatrix, settings: RankSettings, force: list[int] 
     held_idx = np.flatnonzero(held)
     h = stats.column_stats(Xc.take_major(cand), held, y)
     hq = stats.bh_qvalues(h.p)
-    boot = stats.bootstrap_in_chunks(Xc, cand, held_idx, y, settings.bootstrap, rng,
+    boot = bootstrap.bootstrap_in_chunks(Xc, cand, held_idx, y, settings.bootstrap, rng,
                                      None if groups is None else groups[held_idx])
-    cis = {k: stats.percentile_ci(v) for k, v in boot.items()}
+    cis = {k: bootstrap.percentile_ci(v) for k, v in boot.items()}
     # Stability: re-rank a pool of discovery candidates under resampling of the discovery rows. The pool
     # holds only columns the top_k may be chosen from: columns fitted on the discovery rows (contrast
     # directions) would win every discovery resample. Their own stability is measured out of sample:
@@ -191,7 +191,7 @@ def rank_associations(m: RecordMatrix, settings: RankSettings, force: list[int] 
     disc_idx = np.flatnonzero(disc)
     in_top = np.zeros(0)
     if len(pool):
-        sboot = stats.bootstrap_in_chunks(Xc, pool, disc_idx, y, settings.stability_resamples, rng,
+        sboot = bootstrap.bootstrap_in_chunks(Xc, pool, disc_idx, y, settings.stability_resamples, rng,
                                           None if groups is None else groups[disc_idx])["effect"]
         # rank within the pool by |effect| for each resample; top-k membership frequency
         ranks = np.argsort(np.argsort(-np.abs(sboot), axis=1, kind="stable"), axis=1, kind="stable")
@@ -289,7 +289,7 @@ def _held_stability(Xc: Compressed, pool: np.ndarray, fitted: np.ndarray, held_i
     chosen."""
     if not len(fitted):
         return {}
-    boot = np.abs(stats.bootstrap_in_chunks(Xc, np.concatenate([pool, fitted]), held_idx, y, resamples, rng,
+    boot = np.abs(bootstrap.bootstrap_in_chunks(Xc, np.concatenate([pool, fitted]), held_idx, y, resamples, rng,
                                             groups)["effect"])
     P = len(pool)
     above = (boot[:, :P, None] > boot[:, None, P:]).sum(1)  # [resamples, fitted]: pool members ahead

@@ -13,6 +13,7 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
+from interp_lab.report import _card_text as ct
 from interp_lab.report import _format as f
 
 GRAPH = "interp-lab.attribution_graph.v1"
@@ -21,21 +22,21 @@ CRITERION = "criterion"
 
 def attribution_graph(report: dict[str, Any], *, similarity: bool = False, k: int = 3, alpha: float = 0.05,
                       seed: int = 0) -> dict[str, Any]:
-    cards = f.cards(report)
+    cards = ct.cards(report)
     nodes: list[dict[str, Any]] = [{"id": CRITERION, "kind": "criterion", "label": report.get("criterion")}]
     edges: list[dict[str, Any]] = []
     for c in cards:
         nodes.append({"id": c["feature_id"], "kind": "feature", "layer": c.get("layer"), "rank": c.get("rank"),
                       "tier": c.get("evidence_tier"), "direction": c.get("direction"), "label": c.get("label"),
                       "importance": c.get("importance")})
-        kinds = [(name, kd) for name, kd in f.causal_kinds(c) if "mean_effect" in kd]
+        kinds = [(name, kd) for name, kd in ct.causal_kinds(c) if "mean_effect" in kd]
         for name, kd in kinds:
             ctl = f.d(kd.get("controls"))
             edges.append({"source": c["feature_id"], "target": CRITERION, "kind": "causal", "intervention": name,
                           "effect": kd.get("mean_effect"), "ci": kd.get("ci"), "n": kd.get("n"),
                           "controls_threshold": ctl.get("threshold"), "strong": bool(kd.get("strong_causal"))})
         if not kinds:
-            held = f.heldout(c)
+            held = ct.heldout(c)
             if held.get("effect") is not None:
                 edges.append({"source": c["feature_id"], "target": CRITERION, "kind": "association",
                               "effect": held.get("effect"), "ci": held.get("effect_ci"),
@@ -52,7 +53,8 @@ def attribution_graph(report: dict[str, Any], *, similarity: bool = False, k: in
 def _similarity_edges(cards: list[dict[str, Any]], k: int, alpha: float, seed: int,
                       method: dict[str, Any]) -> list[dict[str, Any]]:
     from interp_lab.errors import UsageError
-    from interp_lab.evidence.match import MatchSettings, feature_set, match
+    from interp_lab.evidence.fingerprint import feature_set
+    from interp_lab.evidence.match import MatchSettings, match
 
     fs, _ = feature_set(cards, "report")
     try:

@@ -10,6 +10,7 @@ import re
 from html import escape
 from typing import Any
 
+from interp_lab.report import _card_text as ct
 from interp_lab.report import _format as f
 from interp_lab.report import _theme as theme
 
@@ -27,7 +28,7 @@ def _pill(label: Any, cls: str, title: Any = None) -> str:
 
 def _tier(tier: Any) -> str:
     t = f.text(tier) or "discovery_only"
-    return _pill(f.TIER_TEXT.get(t, t), "t-" + t if t in f.TIERS else "t-other")
+    return _pill(ct.TIER_TEXT.get(t, t), "t-" + t if t in ct.TIERS else "t-other")
 
 
 def _direction(card: dict[str, Any]) -> str:
@@ -44,7 +45,7 @@ def _table(header: list[str], rows: list[list[str]], cls: str = "") -> str:
 
 
 def _tokens(ex: dict[str, Any]) -> str:
-    tokens = f.context(ex)
+    tokens = ct.context(ex)
     if not tokens:
         text = f.clip(f.text(ex.get("text")).strip())
         tok = f.text(ex.get("token")).strip()
@@ -77,10 +78,10 @@ def _examples(card: dict[str, Any]) -> str:
         a = f.fnum(ex.get("activation"))
         act = (f'<div class="mono">{_e(f.num(a))}</div><div class="actbar"><span style="width:'
                f'{100 * min(abs(a) / peak, 1):.0f}%"></span></div>') if a is not None else ""
-        meta = [m for m in f.example_meta(ex) if not m.startswith("act ")]
+        meta = [m for m in ct.example_meta(ex) if not m.startswith("act ")]
         items.append(f'<div class="ex"><div>{act}</div>{_tokens(ex)}<div class="exmeta">{_e(" · ".join(meta))}</div>'
                      "</div>")
-    legend = ("" if not any(f.context(e) for e in exs) else ' <span class="muted small">(token shade = '
+    legend = ("" if not any(ct.context(e) for e in exs) else ' <span class="muted small">(token shade = '
               "activation relative to the context's peak: blue positive, orange negative; outlined = the "
               "example's token)</span>")
     return f"<h4>Top activating examples</h4>{legend}" + "".join(items)
@@ -107,22 +108,22 @@ def _corpus_contexts(card: dict[str, Any]) -> str:
 def _association(card: dict[str, Any]) -> str:
     if not f.d(card.get("association")):
         return ""
-    stat, dsc, h = f.statistic(card), f.discovery(card), f.heldout(card)
-    name, rs, rs_ci = f.rank_stat(card)
+    stat, dsc, h = ct.statistic(card), ct.discovery(card), ct.heldout(card)
+    name, rs, rs_ci = ct.rank_stat(card)
     smd = theme.sym_scale(h.get("smd"), *(f.pair(h.get("smd_ci")) or ()), 1.0)
     rows = [
-        [f"<b>{_e(f.effect_name(stat))}</b>" + (' <span class="muted small">= 2·AUROC − 1</span>' if stat == "auroc"
+        [f"<b>{_e(ct.effect_name(stat))}</b>" + (' <span class="muted small">= 2·AUROC − 1</span>' if stat == "auroc"
                                                  else ""), N + _e(f.with_ci(h.get("effect"), h.get("effect_ci"))),
          theme.ci_bar(h.get("effect"), h.get("effect_ci")), N + _e(f.signed(dsc.get("effect")))],
         [_e(name), N + _e(f"{f.num(rs)} {f.ci(rs_ci)}"),
          theme.ci_bar(rs, rs_ci, 0.0, 1.0, ref=0.5) if stat == "auroc" else theme.ci_bar(rs, rs_ci),
-         N + _e(f.num(f.rank_stat(card, dsc)[1]))] if name != f.effect_name(stat) else None,
+         N + _e(f.num(ct.rank_stat(card, dsc)[1]))] if name != ct.effect_name(stat) else None,
         ["standardized mean difference", N + _e(f.with_ci(h.get("smd"), h.get("smd_ci"))),
          theme.ci_bar(h.get("smd"), h.get("smd_ci"), -smd, smd), N + _e(f.signed(dsc.get("smd")))],
         ["correlation r", N + _e(f.with_ci(h.get("r"), h.get("r_ci"))), theme.ci_bar(h.get("r"), h.get("r_ci")),
          N + _e(f.signed(dsc.get("r")))],
     ]
-    adj = f.adjusted(card)
+    adj = ct.adjusted(card)
     if adj:
         cov = ", ".join(map(str, f.lst(adj.get("covariates")))) or "covariates"
         rows.append([f"partial r, adjusted for <b>{_e(cov)}</b>"
@@ -138,13 +139,13 @@ def _association(card: dict[str, Any]) -> str:
     return ("<h4>Association</h4>" + _table(
         ["measure", "held-out (reported) [95% CI]", "", f"discovery (selection; rank {_e(dsc.get('rank', '-'))})"],
         [r for r in rows if r is not None])
-        + (f'<p class="muted small">Top activations: {_e(f.top_activations_text(card))}</p>'
-           if f.top_activations_text(card) else ""))
+        + (f'<p class="muted small">Top activations: {_e(ct.top_activations_text(card))}</p>'
+           if ct.top_activations_text(card) else ""))
 
 
 def _causal(card: dict[str, Any]) -> str:
     rows = []
-    for key, k in f.causal_kinds(card):
+    for key, k in ct.causal_kinds(card):
         ctl, plc, side = f.d(k.get("controls")), f.d(k.get("placebo")), f.d(k.get("side_effect"))
         verdict = ('<span class="yes">strong_causal ✓</span>' if k.get("strong_causal") else
                    '<span class="no">not strong</span><div class="muted small">'
@@ -154,14 +155,14 @@ def _causal(card: dict[str, Any]) -> str:
                     f'{_e(f.signed(ctl.get("threshold")))} · exceeds {_e(f.pct(ctl.get("fraction_exceeded")))}</div>')
         test = ""
         if k.get("p_value") is not None:
-            test = (f"<div class='muted small'>p {_e(f.causal_test(k))} · q {_e(f.pval(k.get('q_value')))} · paired "
+            test = (f"<div class='muted small'>p {_e(ct.causal_test(k))} · q {_e(f.pval(k.get('q_value')))} · paired "
                     f"bound {_e(f.signed(k.get('paired_lower_bound')))}</div>")
-        facts = f.causal_details(k)
+        facts = ct.causal_details(k)
         rows.append([f"<code>{_e(key)}</code><div class='muted small'>{_e(k.get('split'))}</div>",
                      N + _e(f.with_ci(k.get("mean_effect"), k.get("ci")))
                      + f"<div class='muted small'>n {_e(f.num(k.get('n')))}"
                      + (" (all available)" if k.get("n_is_all_available") else "")
-                     + (f" · {_e(f.of_baseline(k))}" if k.get("baseline_mean") is not None else "")
+                     + (f" · {_e(ct.of_baseline(k))}" if k.get("baseline_mean") is not None else "")
                      + "</div>" + test,
                      ctl_text + theme.controls_strip(k)
                      + ("<ul class='muted small'>" + "".join(f"<li>{_e(x)}</li>" for x in facts) + "</ul>"
@@ -188,8 +189,8 @@ def _causal(card: dict[str, Any]) -> str:
 
 
 def _spec_stab(card: dict[str, Any]) -> str:
-    spec, stab, half = f.spec_stab(card)
-    kv = [("Specificity", spec.get("score"), _e(f.specificity_text(spec)))] if spec else []
+    spec, stab, half = ct.spec_stab(card)
+    kv = [("Specificity", spec.get("score"), _e(ct.specificity_text(spec)))] if spec else []
     if stab:
         agree = ("" if not half else f"; split-half signs {'agree' if half.get('sign_agrees') else '<b>disagree</b>'}"
                  f" ({_e(f.signed(half.get('discovery_effect')))} → {_e(f.signed(half.get('heldout_effect')))})")
@@ -218,7 +219,7 @@ def _fingerprint(card: dict[str, Any]) -> str:
 def _importance(report: dict[str, Any], card: dict[str, Any]) -> str:
     weights = f.d(f.d(f.d(report.get("settings")).get("importance")).get("weights"))
     rows = []
-    for name, v in f.components(card):
+    for name, v in ct.components(card):
         x = f.fnum(v)
         w = f" · w {f.short(weights[name])}" if name in weights else ""
         fill = f'<div class="fill" style="width:{100 * min(max(x, 0), 1):.0f}%"></div>' if x is not None else ""
@@ -231,17 +232,17 @@ def _importance(report: dict[str, Any], card: dict[str, Any]) -> str:
 def _card(report: dict[str, Any], card: dict[str, Any], i: int, anchor: str) -> str:
     badges = _tier(card.get("evidence_tier")) + _direction(card)
     flags = [str(x) for x in f.lst(card.get("flags"))]
-    badges += "".join(_pill(x, "flag", f.FLAG_TEXT.get(x)) for x in flags)
-    role = f.planted_role(report, card)
+    badges += "".join(_pill(x, "flag", ct.FLAG_TEXT.get(x)) for x in flags)
+    role = ct.planted_role(report, card)
     if role:
         badges += _pill(f"planted: {role}", "planted")
     label = (f' <span class="label">— {_e(card["label"])}</span>' if card.get("label")
              else ' <span class="muted small">unlabelled</span>')
-    prov = " · ".join(f.provenance_bits(card))
-    flag_box = ("<div class='flags'><ul>" + "".join(f"<li><b>{_e(x)}</b>: {_e(f.FLAG_TEXT.get(x, 'flagged'))}</li>"
+    prov = " · ".join(ct.provenance_bits(card))
+    flag_box = ("<div class='flags'><ul>" + "".join(f"<li><b>{_e(x)}</b>: {_e(ct.FLAG_TEXT.get(x, 'flagged'))}</li>"
                                                     for x in flags) + "</ul></div>") if flags else ""
     return (f'<section class="card" id="{anchor}"><div class="card-head"><div class="rank">'
-            f'{_e(card.get("rank", i + 1))}</div><div><h3><code>{_e(f.feature_id(card, i))}</code>{label}</h3><div>{badges}</div>'
+            f'{_e(card.get("rank", i + 1))}</div><div><h3><code>{_e(ct.feature_id(card, i))}</code>{label}</h3><div>{badges}</div>'
             f'<div class="muted small">{_e(prov)}</div></div>{_importance(report, card)}</div>{flag_box}'
             f"{_spec_stab(card)}{_association(card)}{_causal(card)}{_examples(card)}{_corpus_contexts(card)}"
             f"{_fingerprint(card)}</section>")
@@ -251,7 +252,7 @@ def _verdicts(card: dict[str, Any]) -> str:
     """The summary table's causal cell: one line per intervention kind."""
     lines = [f"<div class='nw'><span class='{'yes' if k.get('strong_causal') else 'no'}'>"
              f"{'✓' if k.get('strong_causal') else '✗'}</span> {_e(key)} {_e(f.signed(k.get('mean_effect')))}</div>"
-             for key, k in f.causal_kinds(card)]
+             for key, k in ct.causal_kinds(card)]
     if f.fnum(card.get("reported_causal_effect")) is not None:
         lines.append(f"<div class='muted'>reported {_e(f.signed(card['reported_causal_effect']))}</div>")
     return "".join(lines) or f.MISSING
@@ -260,12 +261,12 @@ def _verdicts(card: dict[str, Any]) -> str:
 def _summary(cards: list[dict[str, Any]], anchors: list[str]) -> str:
     rows = []
     for i, (c, a) in enumerate(zip(cards, anchors)):
-        h = f.heldout(c)
-        name, rs, _ = f.rank_stat(c)
+        h = ct.heldout(c)
+        name, rs, _ = ct.rank_stat(c)
         label = f"<div class='small'>{_e(c['label'])}</div>" if c.get("label") else ""
-        flags = "".join(_pill(x, "flag", f.FLAG_TEXT.get(str(x))) for x in f.lst(c.get("flags")))
+        flags = "".join(_pill(x, "flag", ct.FLAG_TEXT.get(str(x))) for x in f.lst(c.get("flags")))
         rows.append([N + _e(c.get("rank", i + 1)),
-                     f'<a href="#{a}"><code>{_e(f.feature_id(c, i))}</code></a>{label}'
+                     f'<a href="#{a}"><code>{_e(ct.feature_id(c, i))}</code></a>{label}'
                      + (f"<div>{flags}</div>" if flags else ""),
                      _tier(c.get("evidence_tier")), _direction(c) or f.MISSING, N + _e(f.num(c.get("importance"))),
                      N + _e(f.with_ci(h.get("effect"), h.get("effect_ci"))),
@@ -298,7 +299,7 @@ def _overview(report: dict[str, Any]) -> str:
     out = f"<div class='grid2'>{''.join(panels)}</div>" if panels else ""
     planted = f.d(report.get("planted"))
     if planted:
-        by_id = {f.text(c.get("feature_id")): c for c in f.cards(report)}
+        by_id = {f.text(c.get("feature_id")): c for c in ct.cards(report)}
         order = sorted(planted, key=lambda k: (f.fnum(by_id.get(k, {}).get("rank")) or float("inf"), str(k)))
         rows = [[f"<code>{_e(k)}</code>", _pill(planted[k], "planted"),
                  N + _e(by_id[k].get("rank")) if k in by_id else "not reported",
@@ -327,7 +328,7 @@ def _settings(report: dict[str, Any]) -> str:
             items.append(f"<p><b>{title}</b>: {_e(imp[key])}.</p>")
     if s.get("selection"):
         items.append(f"<p><b>Selection rule</b>: {_e(s['selection'])}.</p>")
-    rule, measured = f.causal_rule(s)
+    rule, measured = ct.causal_rule(s)
     if rule:
         items.append(f"<p><b>Causal rule</b>: {_e(rule)}</p>"
                      + (f"<p><b>Measured</b>: {_e(measured)}.</p>" if measured else ""))
@@ -351,22 +352,22 @@ def _settings(report: dict[str, Any]) -> str:
 def render_html(report: dict[str, Any]) -> str:
     """The report as one self-contained HTML page (deterministic: same dict, same string)."""
     report = f.d(report)
-    cards, summary = f.cards(report), f.d(report.get("summary"))
-    anchors = f.anchors(cards)
+    cards, summary = ct.cards(report), f.d(report.get("summary"))
+    anchors = ct.anchors(cards)
     created = f.d(report.get("created_with"))
     facts = [f"model <code>{_e(report.get('model') or f.MISSING)}</code>",
              f"backend <code>{_e(report.get('backend') or f.MISSING)}</code>"]
     if summary.get("statistic"):
         facts.append(f"statistic {_e(summary['statistic'])}"
                      + (f" ({_e(summary['criterion_type'])})" if summary.get("criterion_type") else ""))
-    facts += [f"{_e(f.num(summary[key]))} {name}" for key, name in f.SUMMARY_FACTS if summary.get(key) is not None]
-    tiers = "".join(_pill(f"{f.TIER_TEXT.get(k, k)} {v}", "t-" + k if k in f.TIERS else "t-other")
-                    for k, v in f.tier_counts(report).items())
+    facts += [f"{_e(f.num(summary[key]))} {name}" for key, name in ct.SUMMARY_FACTS if summary.get(key) is not None]
+    tiers = "".join(_pill(f"{ct.TIER_TEXT.get(k, k)} {v}", "t-" + k if k in ct.TIERS else "t-other")
+                    for k, v in ct.tier_counts(report).items())
     parts = [f"<header><div class='eyebrow'>Feature report · {_e(created.get('package') or 'interp-lab')} "
              f"{_e(created.get('version'))}</div><h1>{_e(report.get('criterion') or 'untitled criterion')}</h1>"
              f"<div class='meta'>{' · '.join(facts)}</div><div>{tiers}</div></header>"]
     if report.get("synthetic"):
-        parts.append(f"<div class='banner' role='alert'><strong>⚠ {f.SYNTHETIC_BANNER}</strong>These numbers come "
+        parts.append(f"<div class='banner' role='alert'><strong>⚠ {ct.SYNTHETIC_BANNER}</strong>These numbers come "
                      "from a generator with known answers: they check the method, not any model.</div>")
     for key, cls in (("warnings", "warn"), ("notes", "note")):
         msgs = f.lst(report.get(key))

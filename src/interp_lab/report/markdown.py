@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from interp_lab.report import _card_text as ct
 from interp_lab.report import _format as f
 from interp_lab.report.mdtext import code as _code
 from interp_lab.report.mdtext import inline as _md
@@ -25,14 +26,14 @@ def _context(tokens: list[dict[str, Any]]) -> str:
 
 
 def _example(ex: dict[str, Any]) -> str:
-    tokens = f.context(ex)
+    tokens = ct.context(ex)
     if tokens:
         body = "… " + _context(tokens).strip() + " …"
     else:
         body = _md(f.clip(f.text(ex.get("text")).strip()), True) or "(no text)"
         if ex.get("token") is not None:
             body += f" → token {_code(ex['token'])}"
-    meta = " · ".join(f.example_meta(ex))
+    meta = " · ".join(ct.example_meta(ex))
     return body + (f" — {_md(meta)}" if meta else "")
 
 
@@ -45,13 +46,13 @@ def _header(report: dict[str, Any]) -> list[str]:
     if summary.get("statistic"):
         facts.append(f"**statistic** {_md(summary['statistic'])}"
                      + (f" ({_md(summary['criterion_type'])} criterion)" if summary.get("criterion_type") else ""))
-    facts += [f"{f.num(summary[key])} {name}" for key, name in f.SUMMARY_FACTS if summary.get(key) is not None]
-    tiers = f.tier_counts(report)
-    facts.append(f"{len(f.cards(report))} cards ("
-                 + ", ".join(f"{_md(f.TIER_TEXT.get(k, k))} {f.num(v)}" for k, v in tiers.items()) + ")")
+    facts += [f"{f.num(summary[key])} {name}" for key, name in ct.SUMMARY_FACTS if summary.get(key) is not None]
+    tiers = ct.tier_counts(report)
+    facts.append(f"{len(ct.cards(report))} cards ("
+                 + ", ".join(f"{_md(ct.TIER_TEXT.get(k, k))} {f.num(v)}" for k, v in tiers.items()) + ")")
     lines += [" · ".join(facts), ""]
     if report.get("synthetic"):
-        lines += [f"> ⚠️ **{f.SYNTHETIC_BANNER}.**", ""]
+        lines += [f"> ⚠️ **{ct.SYNTHETIC_BANNER}.**", ""]
     for key, title in (("warnings", "Warnings"), ("notes", "Notes")):
         items = f.lst(report.get(key))
         if items:
@@ -89,10 +90,10 @@ def _planted(report: dict[str, Any]) -> list[str]:
     planted = f.d(report.get("planted"))
     if not planted:
         return []
-    by_id = {f.text(c.get("feature_id")): c for c in f.cards(report)}
+    by_id = {f.text(c.get("feature_id")): c for c in ct.cards(report)}
     order = sorted(planted, key=lambda k: (f.fnum(by_id.get(k, {}).get("rank")) or float("inf"), str(k)))
     rows = [[_code(k), _md(planted[k]), _md(by_id.get(k, {}).get("rank", "not reported")),
-             _md(f.tier_text(by_id.get(k, {}).get("evidence_tier")))] for k in order]
+             _md(ct.tier_text(by_id.get(k, {}).get("evidence_tier")))] for k in order]
     return ["## Planted ground truth", "", "The synthetic generator planted these features with known roles: "
             "compare each role with the card's rank, tier and flags.", ""] + _table(
         ["feature", "planted role", "card rank", "tier"], rows)
@@ -100,14 +101,14 @@ def _planted(report: dict[str, Any]) -> list[str]:
 
 def _summary(report: dict[str, Any]) -> list[str]:
     rows = []
-    for i, c in enumerate(f.cards(report)):
-        h = f.heldout(c)
-        name, value, interval = f.rank_stat(c)
-        rows.append([_md(c.get("rank", i + 1)), _code(f.feature_id(c, i)), _md(c.get("label")),
-                     _md(f.tier_text(c.get("evidence_tier"))), _md(c.get("direction") or f.MISSING),
+    for i, c in enumerate(ct.cards(report)):
+        h = ct.heldout(c)
+        name, value, interval = ct.rank_stat(c)
+        rows.append([_md(c.get("rank", i + 1)), _code(ct.feature_id(c, i)), _md(c.get("label")),
+                     _md(ct.tier_text(c.get("evidence_tier"))), _md(c.get("direction") or f.MISSING),
                      f.num(c.get("importance")), f.with_ci(h.get("effect"), h.get("effect_ci")),
                      f"{name} {f.num(value)}" if f.fnum(value) is not None else f.MISSING,
-                     _md(f.causal_verdict(c)), _md(", ".join(map(str, f.lst(c.get("flags"))))) or f.MISSING])
+                     _md(ct.causal_verdict(c)), _md(", ".join(map(str, f.lst(c.get("flags"))))) or f.MISSING])
     return ["## Features", ""] + _table(
         ["#", "feature", "label", "tier", "direction", "importance", "held-out effect [95% CI]", "AUROC / ρ",
          "causal", "flags"], rows)
@@ -116,30 +117,30 @@ def _summary(report: dict[str, Any]) -> list[str]:
 def _association(card: dict[str, Any]) -> list[str]:
     if not f.d(card.get("association")):
         return []
-    stat = f.statistic(card)
-    dsc, h = f.discovery(card), f.heldout(card)
-    name = f.rank_stat(card)[0]
-    twice = name != f.effect_name(stat)  # graded criteria: the effect is Spearman's rho itself
+    stat = ct.statistic(card)
+    dsc, h = ct.discovery(card), ct.heldout(card)
+    name = ct.rank_stat(card)[0]
+    twice = name != ct.effect_name(stat)  # graded criteria: the effect is Spearman's rho itself
 
     def row(title: str, b: dict[str, Any], intervals: bool) -> list[Any]:
         def cell(key: str, sign: bool = False) -> str:
             v = (f.signed if sign else f.num)(b.get(key))
             with_interval = intervals and f.fnum(b.get(key)) is not None
             return (v + " " + f.ci(b.get(key + "_ci"))).strip() if with_interval else v
-        rank = f.rank_stat(card, b)
+        rank = ct.rank_stat(card, b)
         rs = f.num(rank[1]) + (" " + f.ci(rank[2]) if intervals and f.fnum(rank[1]) is not None else "")
         return [title, f.num(b.get("rows")), f.num(b.get("positives")), cell("effect", True)] \
             + ([rs.strip()] if twice else []) + [cell("smd", True), cell("r", True), f.pval(b.get("p")),
                                                   f.pval(b.get("q"))]
 
-    lines = [f"**Association** — effect is {f.effect_name(stat)}"
+    lines = [f"**Association** — effect is {ct.effect_name(stat)}"
              + (" = 2·AUROC − 1" if stat == "auroc" else "") + "; reported numbers come from held-out rows", ""]
     pos = "positives" if stat == "auroc" else "Σ score"  # graded: the scores' sum, not a count
-    lines += _table(["rows", "n", pos, f.effect_name(stat)] + ([name] if twice else []) + ["SMD", "r", "p", "q"],
+    lines += _table(["rows", "n", pos, ct.effect_name(stat)] + ([name] if twice else []) + ["SMD", "r", "p", "q"],
                     [row("discovery (selection)", dsc, False), row("**held-out (reported)**", h, True)])
-    if f.top_activations_text(card):
-        lines += [f"Top activations: {_md(f.top_activations_text(card))}", ""]
-    adj = f.adjusted(card)
+    if ct.top_activations_text(card):
+        lines += [f"Top activations: {_md(ct.top_activations_text(card))}", ""]
+    adj = ct.adjusted(card)
     if adj:
         cov = _md(", ".join(map(str, f.lst(adj.get("covariates"))))) or "covariates"
         lines += [f"Adjusted for {cov}: partial r {f.with_ci(adj.get('partial_r'), adj.get('partial_r_ci'))} "
@@ -151,10 +152,10 @@ def _association(card: dict[str, Any]) -> list[str]:
 
 
 def _spec_stab(card: dict[str, Any]) -> list[str]:
-    spec, stab, half = f.spec_stab(card)
+    spec, stab, half = ct.spec_stab(card)
     lines = []
     if spec:
-        lines.append(f"- **Specificity {f.num(spec.get('score'))}**: {f.specificity_text(spec)} "
+        lines.append(f"- **Specificity {f.num(spec.get('score'))}**: {ct.specificity_text(spec)} "
                      f"({_md(spec.get('rows') or 'held-out')} rows)")
     if stab:
         line = f"- **Stability {f.num(stab.get('score'))}**: {_md(stab.get('method'))}"
@@ -169,7 +170,7 @@ def _causal(card: dict[str, Any]) -> list[str]:
     lines: list[str] = []
     rows = []
     details = []
-    for key, k in f.causal_kinds(card):
+    for key, k in ct.causal_kinds(card):
         ctl, plc = f.d(k.get("controls")), f.d(k.get("placebo"))
         reasons = _md("; ".join(map(str, f.lst(k.get("reasons"))))) or "not met"
         verdict = "**yes**" if k.get("strong_causal") else f"no: {reasons}"
@@ -177,19 +178,19 @@ def _causal(card: dict[str, Any]) -> list[str]:
         rows.append([
             _md(key) + (f" ({_md(k['split'])})" if k.get("split") not in (None, "heldout") else ""),
             f.with_ci(k.get("mean_effect"), k.get("ci")),
-            _md(f.of_baseline(k)),
+            _md(ct.of_baseline(k)),
             f.num(k.get("n")) + (" (all available)" if k.get("n_is_all_available") else ""),
             f.num(ctl.get("n", 0)) + (f" ({_md(', '.join(map(str, f.lst(ctl.get('types')))))})" if ctl.get("types")
                                       else ""),
             f.signed(ctl.get("mean")),
             f.signed(ctl.get("threshold")) + (f", {_md(ctl['threshold_is'])}" if ctl.get("threshold_is") else ""),
             f.pct(ctl.get("fraction_exceeded")),
-            _md(f.causal_test(k)), f.pval(k.get("q_value")), f.signed(k.get("paired_lower_bound")),
+            _md(ct.causal_test(k)), f.pval(k.get("q_value")), f.signed(k.get("paired_lower_bound")),
             (f.with_ci(plc.get("mean"), plc.get("ci")) + (f" (n {f.num(plc.get('n'))})" if plc.get("n") else ""))
             if plc else f.MISSING,
             f.with_ci(side.get("mean"), side.get("ci")) if side else f.MISSING,
             verdict])
-        facts = f.causal_details(k)
+        facts = ct.causal_details(k)
         if facts:
             details.append(f"- `{_md(key)}`: " + "; ".join(_md(x) for x in facts))
     if rows:
@@ -221,23 +222,23 @@ def _fingerprint(card: dict[str, Any]) -> list[str]:
 
 def _card(report: dict[str, Any], card: dict[str, Any], i: int) -> list[str]:
     label = f" — {_md(card['label'])}" if card.get("label") else ""
-    lines = [f"### {_md(card.get('rank', i + 1))}. {_code(f.feature_id(card, i))}{label}", ""]
-    facts = [f"**{_md(f.tier_text(card.get('evidence_tier')))}**",
+    lines = [f"### {_md(card.get('rank', i + 1))}. {_code(ct.feature_id(card, i))}{label}", ""]
+    facts = [f"**{_md(ct.tier_text(card.get('evidence_tier')))}**",
              _md(card.get("direction") or "direction unknown"), f"importance **{f.num(card.get('importance'))}**"]
-    role = f.planted_role(report, card)
+    role = ct.planted_role(report, card)
     if role:
         facts.append(f"planted role {_code(role)}")
     lines += [" · ".join(facts), ""]
     weights = f.d(f.d(f.d(report.get("settings")).get("importance")).get("weights"))
     comps = [f"{_md(k)} {f.num(v)}" + (f" (weight {f.short(weights[k])})" if k in weights else "")
-             for k, v in f.components(card)]
+             for k, v in ct.components(card)]
     if comps:
         lines += ["Importance components: " + " · ".join(comps), ""]
     flags = [str(x) for x in f.lst(card.get("flags"))]
     if flags:
-        lines += ["Flags: " + "; ".join(f"**{_md(x)}**" + (f" — {f.FLAG_TEXT[x]}" if x in f.FLAG_TEXT else "")
+        lines += ["Flags: " + "; ".join(f"**{_md(x)}**" + (f" — {ct.FLAG_TEXT[x]}" if x in ct.FLAG_TEXT else "")
                                         for x in flags), ""]
-    bits = f.provenance_bits(card)
+    bits = ct.provenance_bits(card)
     if bits:
         lines += ["Provenance: " + " · ".join(_md(b) for b in bits), ""]
     lines += _association(card) + _spec_stab(card) + _causal(card)
@@ -284,7 +285,7 @@ def _settings(report: dict[str, Any]) -> list[str]:
                 lines += [f"**{key.capitalize()}**: {_md(imp[key])}.", ""]
     if settings.get("selection"):
         lines += [f"**Selection rule**: {_md(settings['selection'])}.", ""]
-    rule, measured = f.causal_rule(settings)
+    rule, measured = ct.causal_rule(settings)
     if rule:
         lines += [f"**Causal rule**: {_md(rule)}" + (f" **Measured**: {_md(measured)}." if measured else ""), ""]
     assoc = f.d(settings.get("association"))
@@ -305,7 +306,7 @@ def render_markdown(report: dict[str, Any]) -> str:
     """The whole report as Markdown (deterministic: same dict, same text)."""
     report = f.d(report)
     lines = _header(report) + _inputs_and_splits(report) + _planted(report) + _summary(report)
-    for i, card in enumerate(f.cards(report)):
+    for i, card in enumerate(ct.cards(report)):
         lines += _card(report, card, i)
     lines += _settings(report)
     created = f.d(report.get("created_with"))
