@@ -160,7 +160,7 @@ def test_every_old_spelling_is_in_docs_cli():
     for c in registry():
         stack = [c.options]
         while stack:
-            for f, tp, fl in fields_of(stack.pop()):
+            for _, tp, fl in fields_of(stack.pop()):
                 if group_of(tp) is not None and fl.cli_type is None:
                     stack.append(group_of(tp))
                 for old in fl.deprecated:
