@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import inspect as pyinspect
 import io
+import json
 import sys
 
 import pytest
@@ -168,3 +169,15 @@ def test_every_old_spelling_is_in_docs_cli():
                     assert row and f"`{old}`" in row[0] and f"`{fl.flag}`" in row[0], (c.name, old)
                     found += 1
     assert found >= 15
+
+
+def test_a_run_config_logs_each_step(tmp_path, cli):
+    """``interp-lab run`` in a log: a line as each step starts, then the step's own stages."""
+    cfg = tmp_path / "c.json"
+    cfg.write_text(json.dumps({"out": str(tmp_path / "o"), "criterion": "the prompt is positive",
+                               "records": str(EXAMPLES / "activation_records.jsonl"), "bootstrap": 100}))
+    code, _, err = cli("run", str(cfg))
+    assert code == 0, err
+    lines = err.splitlines()
+    assert any(line.endswith("] step inspect (inspect)") for line in lines), err
+    assert any(line.endswith("] writing the report") for line in lines), err

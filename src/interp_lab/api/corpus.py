@@ -77,14 +77,14 @@ class ExportRecordsResult:
     paths: dict[str, Path] = field(default_factory=dict)
 
 
-@command("export-hf-records", options=ExportRecordsOptions, result=ExportRecordsResult, group="models and stores",
+@command("export-hf-records", options=ExportRecordsOptions, result=ExportRecordsResult, group="models and stores", log=True,
          help="Export pooled activation records of residual dimensions or MLP neurons from a Hugging Face model.")
 def export_hf_records(o: ExportRecordsOptions, progress: Progress) -> ExportRecordsResult:
     from interp_lab.harvest.records import export_records
 
     info = export_records(o.model, o.dataset, o.out, layers=o.layers, kind=o.kind, pooling=o.pooling,
                           batch_size=o.batch_size, context_length=o.context_length,
-                          top_k_features=o.top_k_features)
+                          top_k_features=o.top_k_features, progress=progress)
     out = Path(info["out"])
     return ExportRecordsResult(out=out, rows=info["rows"], hooks=info["hooks"],
                                features_per_row=info["features_per_row"], pooling=info["pooling"],

@@ -51,7 +51,7 @@ class LensResult:
     """What was skipped (a plot without matplotlib)."""
 
 
-@command("lens", options=LensOptions, result=LensResult, group="models and stores",
+@command("lens", options=LensOptions, result=LensResult, group="models and stores", log=True,
          help="Logit lens (or tuned lens): what each layer predicts.")
 def lens(o: LensOptions, progress: Progress) -> LensResult:
     from interp_lab.harvest.records import parse_layers
@@ -83,7 +83,7 @@ def lens(o: LensOptions, progress: Progress) -> LensResult:
         if o.out is not None:
             _write_table(res, Path(o.out), o.prompt, o.metric, toks)
         return res
-    res = LensResult(kl=evaluate(lm, texts, chosen, tuned))
+    res = LensResult(kl=evaluate(lm, texts, chosen, tuned, progress=progress))
     if o.out is not None:
         from interp_lab.io.atomic import write_bytes_atomic
 
@@ -147,7 +147,7 @@ class TrainLensResult:
     paths: dict[str, Path] = field(default_factory=dict)
 
 
-@command("train-lens", options=TrainLensOptions, result=TrainLensResult, group="models and stores",
+@command("train-lens", options=TrainLensOptions, result=TrainLensResult, group="models and stores", log=True,
          help="Train a tuned lens (per-layer affine translators) against the final logits with KL.")
 def train_lens(o: TrainLensOptions, progress: Progress) -> TrainLensResult:
     from interp_lab.harvest.records import parse_layers
@@ -160,7 +160,7 @@ def train_lens(o: TrainLensOptions, progress: Progress) -> TrainLensResult:
     train, held = docs[:o.max_docs], docs[o.max_docs:]
     tuned = train_tuned_lens(lm, train, chosen, steps=o.steps, context=o.context_length, seed=o.seed,
                              log=progress.say)
-    metrics = evaluate(lm, held, chosen, tuned, context=o.context_length) if held else {}
+    metrics = evaluate(lm, held, chosen, tuned, context=o.context_length, progress=progress) if held else {}
     path = tuned.save(o.out, {"heldout_kl": {str(k): v for k, v in metrics.items()}, "train_docs": len(train),
                               "heldout_docs": len(held), "steps": o.steps, "dataset": o.dataset})
     return TrainLensResult(path=path, heldout_kl=metrics, train_docs=len(train), heldout_docs=len(held),

@@ -19,10 +19,10 @@ class RunOptions:
     force: bool = option(False, "Rerun steps whose outputs are already up to date.")
 
 
-@command("run", options=RunOptions, result=RunResult, group="utilities", positional=("config",),
+@command("run", options=RunOptions, result=RunResult, group="utilities", positional=("config",), log=True,
          help="Run a reproducible workflow from a config file and write its manifest.")
 def run_config(o: RunOptions, progress: Progress) -> RunResult:
     """Run every step of the config ``o.config`` (each step a registry command: inspect, harvest, train-sae,
     match, transfer, transfer-table); write the run manifest (``manifest_out``, else the config's ``manifest``,
     else beside the outputs); skip steps whose inputs, options and outputs are unchanged unless ``force``."""
-    return _run_config(o.config, REGISTRY, manifest_out=o.manifest_out, force=o.force)
+    return _run_config(o.config, REGISTRY, manifest_out=o.manifest_out, force=o.force, progress=progress)

@@ -229,7 +229,8 @@ def _check_revision(model: str | Any, st: Any) -> None:
 
 def evaluate_sae(sae: str | os.PathLike, *, store: str | os.PathLike, hook: str | None = None, hook_out: str | None = None,
              model: str | None = None, out: str | os.PathLike | None = None, ce_tokens: int = 8192,
-             plot: bool = True, say: Callable[[str], None] | None = None) -> dict[str, Any]:
+             plot: bool = True, say: Callable[[str], None] | None = None,
+             progress: Callable[..., None] | None = None) -> dict[str, Any]:
     """evidence.md's metrics of the checkpoint ``sae`` on the store's held-out documents, written to
     ``out`` (default ``sae/metrics.json``) with the density histogram beside it (``density.png``).
     ``model`` (default: the store's) is loaded to splice the SAE in; ``ce_tokens=0`` skips that."""
@@ -268,7 +269,8 @@ def evaluate_sae(sae: str | os.PathLike, *, store: str | os.PathLike, hook: str 
         name = model or st.manifest.model
         lm = load_model(name, say=say)
         _check_revision(lm, st)
-        metrics["spliced"] = spliced_metrics(coder, lm, st, hook, rows, hook_out=hook_out, max_tokens=ce_tokens)
+        metrics["spliced"] = spliced_metrics(coder, lm, st, hook, rows, hook_out=hook_out, max_tokens=ce_tokens,
+                                         progress=progress)
     if plot:
         png = density_histogram(freq, target.with_name("density.png"), f"{root.name}: {hook}")
         metrics["density_histogram"] = None if png is None else png.name

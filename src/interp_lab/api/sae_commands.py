@@ -125,11 +125,11 @@ class EvalSAEOptions:
     plot: bool = option(True, "Write the density histogram (density.png) beside metrics.json.", cli=False)
 
 
-@command("eval-sae", options=EvalSAEOptions, result=dict[str, Any], group="SAEs", positional=("sae",),
+@command("eval-sae", options=EvalSAEOptions, result=dict[str, Any], group="SAEs", positional=("sae",), log=True,
          help="Evaluate an SAE on held-out documents: FVU, MSE, L0, dead/dense, CE-loss recovered, KL, density PNG.")
 def eval_sae(o: EvalSAEOptions, progress: Progress) -> dict[str, Any]:
     """evidence.md's metrics of the checkpoint ``sae`` on the store's held-out documents, written to
     ``out`` (default ``sae/metrics.json``) with the density histogram beside it (``density.png``).
     ``model`` (default: the store's) is loaded to splice the SAE in; ``ce_tokens=0`` skips that."""
     return evaluate_sae(o.sae, store=o.store, hook=o.hook, hook_out=o.hook_out, model=o.model, out=o.out,
-                        ce_tokens=o.ce_tokens, plot=o.plot, say=progress.say)
+                        ce_tokens=o.ce_tokens, plot=o.plot, say=progress.say, progress=progress)

@@ -72,7 +72,7 @@ class TransferOptions:
     formats: tuple[str, ...] = option(("json", "md"), "Files written in --out.", cli=False)
 
 
-@command("transfer", options=TransferOptions, result=dict[str, Any], group="cross-model", step=True,
+@command("transfer", options=TransferOptions, result=dict[str, Any], group="cross-model", step=True, log=True,
          positional=("matches", "left", "right"),
          help="Do matched features move the same criterion in the other model? (edits with controls)")
 def transfer(o: TransferOptions, progress: Progress) -> dict[str, Any]:
@@ -101,7 +101,8 @@ def transfer(o: TransferOptions, progress: Progress) -> dict[str, Any]:
     measured = {fid: rcards[fid]["causal"] for fid in rcards if same and rcards[fid].get("causal")}
     ran = None
     if todo:
-        measured.update(_run_here(todo, rrep, rdir, o.criterion or crit, o.model, o.controls, o.seed, same, claims))
+        measured.update(_run_here(todo, rrep, rdir, o.criterion or crit, o.model, o.controls, o.seed, same, claims,
+                                  progress))
         ran = {"features": todo, "criterion": o.criterion or crit}
     table, base = judge(rows, measured)
     tested = [e for e in table if e["transfers"] is not None]  # pairs whose source is strong_causal
@@ -122,7 +123,7 @@ def transfer(o: TransferOptions, progress: Progress) -> dict[str, Any]:
 
 
 def _run_here(ids: list[str], rrep: dict[str, Any], rdir: Path, criterion: str, model: str | None, controls: int,
-              seed: int, same: bool, claims: dict[str, int]) -> dict[str, dict[str, Any]]:
+              seed: int, same: bool, claims: dict[str, int], progress: Progress) -> dict[str, dict[str, Any]]:
     """Causal evidence for ``ids`` on the right model, measured here with controls, each tested in the
     direction ``claims`` gives it (the left feature's)."""
     from interp_lab.api.interventions import intervene
@@ -138,7 +139,7 @@ def _run_here(ids: list[str], rrep: dict[str, Any], rdir: Path, criterion: str, 
     res = intervene(name, criterion, features=ids, directions=str(directions) if directions.exists() else None,
                     prompts=None if prompts is None else str(prompts),
                     settings=InterventionSettings(kinds=kinds, n_controls=controls, seed=seed),
-                    claims_for=claims)
+                    claims_for=claims, progress=progress)
     return {fid: ev["kinds"] for fid, ev in res.evidence.items() if fid in ids}
 
 

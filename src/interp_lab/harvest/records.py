@@ -8,6 +8,7 @@ dimensions (``hook_resid_post``), ``L{layer}:N{index}`` for MLP neurons
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -45,8 +46,9 @@ def parse_layers(spec: str | None, n_layers: int) -> list[int]:
 
 def export_records(model: str | Any, dataset: str, out: str | os.PathLike, *, layers: str | None = "middle",
                    kind: str = "residual", pooling: str = "mean", batch_size: int = 8, context_length: int = 256,
-                   top_k_features: int | None = None) -> dict[str, Any]:
-    """Write one activation record per prompt (JSONL by default, Parquet for a ``.parquet`` path)."""
+                   top_k_features: int | None = None, progress: Callable[..., None] | None = None) -> dict[str, Any]:
+    """Write one activation record per prompt (JSONL by default, Parquet for a ``.parquet`` path);
+    ``progress(stage, done, total)`` hears of the prompts read."""
     import torch
 
     from interp_lab.io.jsonl import write_jsonl
@@ -67,6 +69,8 @@ def export_records(model: str | Any, dataset: str, out: str | os.PathLike, *, la
 
     def rows():
         for start in range(0, len(docs), batch_size):
+            if progress is not None:
+                progress("exporting records (prompts)", start, len(docs))
             batch = docs[start: start + batch_size]
             enc = tok([d.text for d in batch], add_special_tokens=True, truncation=True, max_length=context_length)
             ids, mask = pad_right(enc["input_ids"], pad)

@@ -97,12 +97,15 @@ def layer_residuals(lm, inputs: dict[str, torch.Tensor], layers: Sequence[int]):
 
 
 def evaluate(lm, texts: Sequence[str], layers: Sequence[int], tuned: TunedLens | None = None, *,
-             context: int = 128, batch_size: int = 8) -> dict[int, dict[str, float]]:
-    """Mean KL to the final distribution per layer (over all real tokens), logit lens and tuned lens."""
+             context: int = 128, batch_size: int = 8, progress=None) -> dict[int, dict[str, float]]:
+    """Mean KL to the final distribution per layer (over all real tokens), logit lens and tuned lens;
+    ``progress(stage, done, total)`` hears of the documents read."""
     sums = {i: {"logit_lens": 0.0, "tuned_lens": 0.0} for i in layers}
     count = 0
     with torch.inference_mode():
-        for inputs in _batches(lm, texts, context, batch_size):
+        for b, inputs in enumerate(_batches(lm, texts, context, batch_size)):
+            if progress is not None:
+                progress("lens KL (documents)", b * batch_size, len(texts))
             final, resid = layer_residuals(lm, inputs, layers)
             mask = inputs["attention_mask"].bool()
             count += int(mask.sum())

@@ -31,7 +31,7 @@ from interp_lab.io.hashing import sha256_file
 from interp_lab.io.manifest import environment, now
 from interp_lab.io.specs import criterion_file
 from interp_lab.runs.options import check_options, settable
-from interp_lab.schemas.command import Quiet, Registry, build
+from interp_lab.schemas.command import Progress, Quiet, Registry, build
 from interp_lab.schemas.records import RUN_MANIFEST
 
 # options that name input files (hashed into the step key) and output locations
@@ -214,9 +214,10 @@ def _step_key(command: str, options: dict[str, Any], inputs: list[dict[str, Any]
 
 
 def run_config(path: str | os.PathLike, registry: Registry, *, manifest_out: str | os.PathLike | None = None,
-               force: bool = False) -> RunResult:
+               force: bool = False, progress: Progress | None = None) -> RunResult:
     """Run every step of a config, each a command of ``registry``; write the run manifest; skip steps that are
-    up to date."""
+    up to date. ``progress`` hears of each step that runs (``step NAME (COMMAND)``) and of its stages."""
+    progress = progress or Quiet()
     path = Path(path)
     config = load_config(path)
     steps = normalize_steps(config, path, registry)
@@ -288,7 +289,8 @@ def run_config(path: str | os.PathLike, registry: Registry, *, manifest_out: str
         t = time.perf_counter()
         try:
             command = commands[step["command"]]
-            results[step["name"]] = command.run(build(command.options, options), Quiet())
+            progress(f"step {step['name']} ({step['command']})", len(done), len(steps))
+            results[step["name"]] = command.run(build(command.options, options), progress)
         except Exception:
             record.update(status="failed", ended=now(), seconds=round(time.perf_counter() - t, 4))
             done.append(record)

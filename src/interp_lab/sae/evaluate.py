@@ -42,8 +42,10 @@ def heldout_windows(store: Store, heldout_rows: np.ndarray, max_tokens: int) -> 
 
 @torch.no_grad()
 def spliced_metrics(sae: SparseCoder, lm, store: Store, hook: str, heldout_rows: np.ndarray, *,
-                    hook_out: str | None = None, max_tokens: int = 8192, batch_size: int = 8) -> dict[str, Any]:
-    """CE clean / spliced / zero-ablated, CE-loss recovered, and mean KL(clean || edited) in nats."""
+                    hook_out: str | None = None, max_tokens: int = 8192, batch_size: int = 8,
+                    progress: Any = None) -> dict[str, Any]:
+    """CE clean / spliced / zero-ablated, CE-loss recovered, and mean KL(clean || edited) in nats;
+    ``progress(stage, done, total)`` hears of the windows run."""
     from interp_lab.harvest.run import pad_right
     from interp_lab.models.hooked import Edit, run
 
@@ -56,6 +58,8 @@ def spliced_metrics(sae: SparseCoder, lm, store: Store, hook: str, heldout_rows:
     n = 0
     pad = lm.tokenizer.pad_token_id or 0
     for a in range(0, len(windows), batch_size):
+        if progress is not None:
+            progress("CE-loss recovered (windows)", a, len(windows))
         batch = windows[a: a + batch_size]
         ids, mask = pad_right(batch, pad)
         inputs = {"input_ids": ids, "attention_mask": mask}
