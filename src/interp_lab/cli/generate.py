@@ -55,7 +55,8 @@ class GroupedHelp(typer.core.TyperGroup):
         limit = formatter.width - 6 - max(len(n) for group in rows.values() for n, _ in group)
         for group in sorted(rows, key=lambda g: GROUPS.index(g) if g in GROUPS else len(GROUPS)):
             with formatter.section(group[0].upper() + group[1:]):
-                formatter.write_dl([(n, c.get_short_help_str(limit)) for n, c in rows[group]])
+                listed = sorted(rows[group], key=lambda row: row[0])
+                formatter.write_dl([(n, c.get_short_help_str(limit)) for n, c in listed])
 
 
 def renders(name: str):
