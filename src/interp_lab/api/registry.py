@@ -74,8 +74,9 @@ def keyword_function(cls: type, run: Callable[[Any, Progress], Any], positional:
         kind = P.POSITIONAL_OR_KEYWORD if f.name in positional else P.KEYWORD_ONLY
         params.append(P(f.name, kind, default=default, annotation=tp))
     params.sort(key=lambda p: p.kind)  # positional ones first, in the dataclass's order
-    last_required = max((i for i, p in enumerate(params[:len(positional)]) if p.default is P.empty), default=-1)
-    params[:last_required] = [p.replace(default=P.empty) for p in params[:last_required]]  # ``harvest(model, dataset)``
+    # a positional option before a required one is required too: ``harvest(model, dataset)``
+    last_required = max((i for i, p in enumerate(params[:len(positional)]) if p.default is P.empty), default=0)
+    params[:last_required] = [p.replace(default=P.empty) for p in params[:last_required]]
     params.append(P("progress", P.KEYWORD_ONLY, default=None, annotation=Any))
     call.__signature__ = pyinspect.Signature(params)  # type: ignore[attr-defined]  # read before __wrapped__
     return call
