@@ -19,7 +19,15 @@ from typing import Any
 from interp_lab import defaults
 from interp_lab.api.registry import command
 from interp_lab.errors import InputError, UsageError
-from interp_lab.evidence.transfer import distinct_pairs, judge, method, plan, top_pairs
+from interp_lab.evidence.transfer import (
+    TransferDocument,
+    TransferTable,
+    distinct_pairs,
+    judge,
+    method,
+    plan,
+    top_pairs,
+)
 from interp_lab.report.transfer import render_markdown, render_table
 from interp_lab.schemas.command import Progress, option
 from interp_lab.schemas.feature_id import kind_of
@@ -72,10 +80,10 @@ class TransferOptions:
     formats: tuple[str, ...] = option(("json", "md"), "Files written in --out.", cli=False)
 
 
-@command("transfer", options=TransferOptions, result=dict[str, Any], group="cross-model", step=True, log=True,
+@command("transfer", options=TransferOptions, result=TransferDocument, group="cross-model", step=True, log=True,
          positional=("matches", "left", "right"),
          help="Do matched features move the same criterion in the other model? (edits with controls)")
-def transfer(o: TransferOptions, progress: Progress) -> dict[str, Any]:
+def transfer(o: TransferOptions, progress: Progress) -> TransferDocument:
     """Test the top ``top`` matched pairs of ``matches`` for causal transfer from ``left`` to ``right``.
 
     ``criterion``: the spec to measure when interventions must run here (default: the left report's
@@ -106,7 +114,7 @@ def transfer(o: TransferOptions, progress: Progress) -> dict[str, Any]:
         ran = {"features": todo, "criterion": o.criterion or crit}
     table, base = judge(rows, measured)
     tested = [e for e in table if e["transfers"] is not None]  # pairs whose source is strong_causal
-    result = {
+    result: TransferDocument = {
         "schema_version": "interp-lab.transfer.v1",
         "criterion": crit,
         "left": {"model": lrep.get("model"), "report": str(o.left)},
@@ -157,10 +165,10 @@ class TransferTableOptions:
     out: Path = option(help="Directory for table.json and table.md.")
 
 
-@command("transfer-table", options=TransferTableOptions, result=dict[str, Any], group="cross-model", step=True,
+@command("transfer-table", options=TransferTableOptions, result=TransferTable, group="cross-model", step=True,
          positional=("transfers", "out"),
          help="One table over several transfer.json files: the pairs that transfer and that do not.")
-def transfer_table(o: TransferTableOptions, progress: Progress) -> dict[str, Any]:
+def transfer_table(o: TransferTableOptions, progress: Progress) -> TransferTable:
     """One table over several transfer.json files (a criterion each): table.md and table.json in ``out``,
     with the counts of pairs that transfer and that do not."""
     transfers = o.transfers
@@ -177,7 +185,7 @@ def transfer_table(o: TransferTableOptions, progress: Progress) -> dict[str, Any
         summary[name if name not in summary else f"{name} [{t}]"] = d["summary"]  # two files of one criterion
     total = {k: sum(d["summary"][k] for d in docs) for k in ("tested", "transfer", "do_not_transfer")}
     distinct = distinct_pairs(docs)
-    doc = {"schema_version": "interp-lab.transfer_table.v1",
+    doc: TransferTable = {"schema_version": "interp-lab.transfer_table.v1",
            "summary": {"by_criterion": summary, "total": total, "distinct_pairs": distinct}, "rows": rows}
 
     from interp_lab.api.match import _write_beside

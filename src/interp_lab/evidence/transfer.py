@@ -10,9 +10,59 @@ reads the files and runs the interventions; ``report/transfer.py`` renders the d
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional, TypedDict
 
 from interp_lab.evidence.causal import normalize_criterion
+
+
+class Effect(TypedDict):
+    """One side's measured edit of a transfer pair."""
+
+    kind: str  # the intervention kind (same family on both sides: removing or adding)
+    mean_effect: Optional[float]  # held-out, signed: positive promotes the criterion
+    ci: Optional[list[float]]  # its 95% bootstrap interval
+    n: Optional[int]  # prompts
+    strength: Optional[float]  # steering strength, when steered
+    controls_p95: Optional[float]  # the controls' 95th percentile in the tested direction
+    controls_n: Optional[int]
+    strong_causal: bool
+
+
+class TransferPair(TypedDict, total=False):
+    """A row of transfer.json's ``pairs``."""
+
+    left_feature: str
+    right_feature: str
+    score: float  # the match score
+    p_value: float  # the match's p-value under the permutation null
+    p_value_best_of: Optional[float]
+    one_to_one: bool
+    source: Effect  # the left feature's edit on its own model
+    target: Optional[Effect]  # the matched feature's edit of the same family on the right model
+    transfers: Optional[bool]  # None: not tested (the source is not strong_causal)
+    why: str
+
+
+class TransferDocument(TypedDict, total=False):
+    """transfer.json (``interp-lab transfer``; schema interp-lab.transfer.v1), what ``transfer()`` returns."""
+
+    schema_version: str
+    criterion: str
+    left: dict[str, Any]  # model, report
+    right: dict[str, Any]  # model, report, same_criterion
+    method: dict[str, str]  # what each field means (``method()``)
+    summary: dict[str, Any]  # pairs, tested, transfer, do_not_transfer, base_rate
+    ran_here: Optional[dict[str, Any]]  # features and criterion measured here, None: all read from the report
+    pairs: list[TransferPair]
+    paths: dict[str, str]  # the files written (not in transfer.json)
+
+
+class TransferTable(TypedDict):
+    """table.json (``interp-lab transfer-table``), what ``transfer_table()`` returns."""
+
+    schema_version: str
+    summary: dict[str, Any]  # by_criterion (each transfer.json's summary), total, distinct_pairs
+    rows: list[dict[str, Any]]  # every pair with criterion, left_model and right_model
 
 ABLATION = ("ablate", "mean_ablate", "clamp_down", "patch")
 
