@@ -40,11 +40,12 @@ class CompileCriterionResult:
     """``prompts``: the prompt set (JSONL)."""
 
 
-@command("compile-criterion", options=CompileCriterionOptions, result=CompileCriterionResult, group="inspect",
+@command("compile-criterion", options=CompileCriterionOptions, result=CompileCriterionResult, group="inspect", log=True,
          positional=("criterion",),
          help="Compile a criterion into a scored, split prompt set (labelled, next_token, semantic, contrast).")
 def compile_criterion(o: CompileCriterionOptions, progress: Progress) -> CompileCriterionResult:
     from interp_lab.criteria import compile as compiler
 
-    c = compiler.compile_criterion(o.criterion, model=o.model, prompts=o.prompts, dataset=o.dataset)
+    c = compiler.compile_criterion(o.criterion, model=o.model, prompts=o.prompts, dataset=o.dataset,
+                                   progress=progress)
     return CompileCriterionResult(compiled=c, prompts=c.write(o.out), paths={"prompts": Path(o.out)})

@@ -154,12 +154,14 @@ def _require_scores(rows: list[dict[str, Any]], path: Path, kind: str) -> None:
 
 
 def compile_criterion(criterion: str | CriterionSpec, *, model: Any = None, prompts: str | None = None,
-                      dataset: str | None = None, base_dir: str | os.PathLike | None = None) -> Compiled:
+                      dataset: str | None = None, base_dir: str | os.PathLike | None = None,
+                      progress: Any = None) -> Compiled:
     """Scored, split prompt rows for a criterion (text, spec path or ``CriterionSpec``).
 
     ``model``: a ``LoadedModel`` or a name, for the kinds the model scores (next_token, contrast with
     continuations). ``prompts`` overrides the spec's prompt set; ``dataset`` names the corpus of a
-    semantic criterion when the spec names none.
+    semantic criterion when the spec names none. ``progress(stage, done, total)`` hears of the passages
+    embedded (a semantic criterion on a cold cache).
     """
     spec = criterion if isinstance(criterion, CriterionSpec) else load_criterion(criterion)
     spec_file = None if isinstance(criterion, CriterionSpec) else criterion_file(criterion)
@@ -182,7 +184,7 @@ def compile_criterion(criterion: str | CriterionSpec, *, model: Any = None, prom
             source = spec.corpus or spec.dataset or dataset or DEFAULT_CORPUS
             path = Path(source)
             candidates = corpus_passages(iter_documents(source), Path(source).name)
-        rows, info = compile_semantic(spec, candidates)
+        rows, info = compile_semantic(spec, candidates, progress)
         plan = _plan_splits(rows, spec, path, lines)
         score_kind = "similarity_label"
     else:

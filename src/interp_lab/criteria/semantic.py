@@ -59,7 +59,7 @@ def corpus_passages(docs: Iterable[Any], source: str) -> list[dict[str, Any]]:
     return rows
 
 
-def cached_embeddings(embedder, texts: list[str]) -> np.ndarray:
+def cached_embeddings(embedder, texts: list[str], progress: Any = None) -> np.ndarray:
     """Embeddings of ``texts``, cached on disk by model name and a hash of the texts."""
     from interp_lab.io.cache import cache_dir
 
@@ -72,7 +72,7 @@ def cached_embeddings(embedder, texts: list[str]) -> np.ndarray:
         got = np.load(path, allow_pickle=False)
         if got.shape[0] == len(texts):
             return got
-    v = embedder.embed(texts).astype(np.float32)
+    v = embedder.embed(texts, progress=progress).astype(np.float32)
     from interp_lab.io.atomic import atomic_path
 
     with atomic_path(path) as tmp:
@@ -98,14 +98,15 @@ def select(similarity: np.ndarray, spec: CriterionSpec, seed: int = 0) -> tuple[
     return order[:n_pos], neg, np.r_[np.ones(n_hard, bool), np.zeros(len(easy), bool)]
 
 
-def compile_semantic(spec: CriterionSpec, rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict]:
+def compile_semantic(spec: CriterionSpec, rows: list[dict[str, Any]], progress: Any = None
+                     ) -> tuple[list[dict[str, Any]], dict]:
     """Scored rows (positives 1, negatives 0) chosen from ``rows`` by similarity to the criterion."""
     from interp_lab.criteria.scorers import anchor_vector
     from interp_lab.models.embed import embedder
 
     emb = embedder(spec.embedding_model)
     anchor = anchor_vector(emb, spec.criterion, spec.examples)
-    sim = cached_embeddings(emb, [r["text"] for r in rows]) @ anchor
+    sim = cached_embeddings(emb, [r["text"] for r in rows], progress) @ anchor
     pos, neg, hard = select(sim, spec)
     out = []
     for idx, score, is_hard in [*((i, 1.0, False) for i in pos), *((i, 0.0, h) for i, h in zip(neg, hard))]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -45,12 +46,15 @@ class TextEmbedder:
         self.batch_size = batch_size
         self.max_length = max_length
 
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
+    def embed(self, texts: Sequence[str], progress: Any = None) -> np.ndarray:
+        """Unit-norm mean-pooled embeddings, a row per text; ``progress(stage, done, total)`` hears of each batch."""
         import torch
 
         out = []
         with torch.inference_mode():
             for i in range(0, len(texts), self.batch_size):
+                if progress is not None:
+                    progress("embedding texts", i, len(texts))
                 enc = self.tokenizer(list(texts[i: i + self.batch_size]), padding=True, truncation=True,
                                      max_length=self.max_length, return_tensors="pt")
                 h = self.model(**enc).last_hidden_state

@@ -130,7 +130,7 @@ def setup(model: Any, criterion: str, *, prompts: str | None = None, dataset: st
     say = say or (lambda stage, done=0, total=None: None)
     lm = load(model, say)
     say("compiling the criterion", 0, None)
-    compiled = compile_criterion(criterion, model=lm, prompts=prompts, dataset=dataset)
+    compiled = compile_criterion(criterion, model=lm, prompts=prompts, dataset=dataset, progress=say)
     scorer = scorer_for(compiled, lm)
     unrelated = unrelated_prompts(n_side, {r["text"] for r in compiled.rows}, side_prompts)
     return Setup(lm, compiled, scorer, unrelated)
