@@ -65,7 +65,9 @@ def test_the_keyword_api_is_the_options_dataclass():
     assert [p.default for p in sig.parameters.values()][:-1] == [
         f.default if f.default is not dataclasses.MISSING else f.default_factory()
         for f in dataclasses.fields(InspectOptions)]
-    assert [p.name for p in pyinspect.signature(interp_lab.harvest).parameters.values()
+    from interp_lab.api import harvest  # (interp_lab.harvest is the harvest package once that is imported)
+
+    assert [p.name for p in pyinspect.signature(harvest).parameters.values()
             if p.default is p.empty] == ["model", "dataset"]  # positional model before a required dataset
     assert [p.name for p in sig.parameters.values() if p.kind is p.POSITIONAL_OR_KEYWORD] == ["model", "criterion"]
     with pytest.raises(TypeError, match="top_kk"):
