@@ -16,7 +16,7 @@ from interp_lab.api.registry import command
 from interp_lab.errors import InputError, UsageError
 from interp_lab.interventions.settings import InterventionSettings, controls_option, kinds_option
 from interp_lab.providers.hf import Setup, load, setup
-from interp_lab.schemas.command import MISSING, Progress, comma_list, option
+from interp_lab.schemas.command import Progress, comma_list, option
 
 
 def model_option(help: str = "") -> Any:
@@ -98,7 +98,7 @@ class InterveneOptions:
     side_prompts: str | None = option(None, "Where they come from (default lee).", flag="--side-dataset",
                                       param="side_dataset")  # the unrelated prompts' set; settings.side_prompts: how many
     out: Path | None = option(None, "Intervention records (JSONL) for inspect --interventions.",
-                              cli_default=MISSING)  # required on the command line; the API may keep them in memory
+                              required=True)  # required on the command line; the API may keep them in memory
     claims_for: dict[str, int] | None = option(None, cli=False)  # each feature's direction (+1 / -1), given
 
 

@@ -15,6 +15,7 @@ from typing import Any, Literal
 from interp_lab.api.registry import command
 from interp_lab.api.sae import SAETrainResult, evaluate_sae, train_sae
 from interp_lab.errors import UsageError
+from interp_lab.sae.config import TrainConfig
 from interp_lab.schemas.command import Progress, option
 
 
@@ -73,8 +74,8 @@ class TrainSAEOptions:
     causal_features: int = option(5, "Latents tested for --causal-out.", min=1)
 
 
-CONFIG_FIELDS = ("architecture", "expansion_factor", "latent_dim", "tokens", "epochs", "batch_size", "lr", "lr_decay",
-                 "sparsity_warmup", "l1_coef", "l0_coef", "dead_after_tokens", "bf16", "keep_outliers", "seed")
+# the options that override the preset's TrainConfig, by the same names (``k`` is ``top_k``, the --k option)
+CONFIG_FIELDS = tuple(f.name for f in fields(TrainConfig) if f.name != "k")
 
 
 @command("train-sae", options=TrainSAEOptions, result=SAETrainResult, group="SAEs", step=True, log=True,
@@ -85,9 +86,8 @@ def train_sae_step(o: TrainSAEOptions, progress: Progress) -> SAETrainResult:
     """``train_sae`` from flat options: the TrainConfig fields given (``top_k`` for ``k``) override the
     ``preset`` (``epochs`` without ``tokens`` sets the length alone); without ``records``, ``max_records``
     is the number of training tokens."""
-    from interp_lab.sae.config import PRESETS, TrainConfig, with_overrides
+    from interp_lab.sae.config import PRESETS, with_overrides
 
-    assert set(CONFIG_FIELDS) | {"k"} == {f.name for f in fields(TrainConfig)}
     if o.preset not in PRESETS:
         raise UsageError(f"unknown preset {o.preset!r} ({', '.join(PRESETS)})")
     tokens, sample = o.tokens, o.max_records if o.records is not None else None

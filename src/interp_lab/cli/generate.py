@@ -108,15 +108,15 @@ def add_commands(app: typer.Typer, registry: Any) -> None:
 class _Param:
     """One command-line parameter and where its value goes in the options."""
 
-    def __init__(self, path: tuple[str, ...], name: str, flag: Flag, choices: type[enum.Enum] | None,
-                 of: str | None = None, spelling: str | None = None, default: Any = None):
-        self.path, self.name, self.flag, self.choices = path, name, flag, choices
+    def __init__(self, path: tuple[str, ...], name: str, flag: Flag, of: str | None = None,
+                 spelling: str | None = None, default: Any = None):
+        self.path, self.name, self.flag = path, name, flag
         # a deprecated spelling: the parameter it stands for, itself, and the default it shares with it
         self.of, self.spelling, self.default = of, spelling, default
 
     @property
     def canonical(self) -> str:
-        return self.flag.flag or "--" + self.path[-1].replace("_", "-")
+        return self.flag.spelling(self.path[-1])
 
 
 def _plan(cls: type, prefix: tuple[str, ...] = ()) -> tuple[list[pyinspect.Parameter], list[_Param]]:
@@ -133,7 +133,7 @@ def _plan(cls: type, prefix: tuple[str, ...] = ()) -> tuple[list[pyinspect.Param
             plan += pl2
             continue
         name = fl.param or f.name
-        annotation, choices = _annotation(fl.cli_type if fl.cli_type is not None else tp, f"{cls.__name__}.{f.name}")
+        annotation = _annotation(fl.cli_type if fl.cli_type is not None else tp, f"{cls.__name__}.{f.name}")
         default = fl.cli_default if fl.cli_default is not NOTSET else f.default
         required = fl.required or (default is MISSING and f.default_factory is MISSING)
         if not required and default is MISSING:
@@ -143,22 +143,18 @@ def _plan(cls: type, prefix: tuple[str, ...] = ()) -> tuple[list[pyinspect.Param
         if fl.argument:
             info = typer.Argument(... if required else default, help=fl.help or None)
         else:
-            decl = [fl.flag or "--" + f.name.replace("_", "-"), *fl.aliases]
+            decl = [fl.spelling(f.name), *fl.aliases]
             info = typer.Option(... if required else default, *decl, help=fl.help or None, min=fl.min, max=fl.max)
         params.append(P(name, P.KEYWORD_ONLY, default=info, annotation=annotation))
-        plan.append(_Param(prefix + (f.name,), name, fl, choices))
+        plan.append(_Param(prefix + (f.name,), name, fl))
         for i, spelling in enumerate(fl.deprecated):  # hidden, with the same default: given when it differs
             alias = f"{name}__{i}"
             params.append(P(alias, P.KEYWORD_ONLY, annotation=annotation,
                             default=typer.Option(None if required else default, spelling, hidden=True, min=fl.min,
                                                  max=fl.max)))
-            plan.append(_Param(prefix + (f.name,), alias, fl, choices, of=name, spelling=spelling,
+            plan.append(_Param(prefix + (f.name,), alias, fl, of=name, spelling=spelling,
                                default=None if required else default))
     return params, plan
-
-
-def _is_list(annotation: Any) -> bool:
-    return typing.get_origin(annotation) is list
 
 
 class _Choice(str, enum.Enum):
@@ -170,21 +166,19 @@ class _Choice(str, enum.Enum):
         return str(self.value)
 
 
-def _annotation(tp: Any, where: str) -> tuple[Any, type[enum.Enum] | None]:
+def _annotation(tp: Any, where: str) -> Any:
     """The type typer parses a field of type ``tp`` with (a ``Literal`` as an enum of its values)."""
     opts = [m for m in members(tp) if m is not type(None)]
     optional = len(opts) < len(members(tp))
     if len(opts) != 1:
         raise TypeError(f"{where}: the command line cannot parse {tp} (give the field a cli_type and convert)")
     (base,) = opts
-    choices = None
     if typing.get_origin(base) is Literal:
         values = typing.get_args(base)
-        choices = _Choice(where.replace(".", "_"), {str(v): str(v) for v in values})  # type: ignore[call-arg]
-        base = choices
+        base = _Choice(where.replace(".", "_"), {str(v): str(v) for v in values})  # type: ignore[call-arg]
     elif base is not bool and base not in (str, int, float, Path) and typing.get_origin(base) is not list:
         raise TypeError(f"{where}: the command line cannot parse {tp} (give the field a cli_type and convert)")
-    return (Optional[base] if optional else base), choices
+    return Optional[base] if optional else base
 
 
 def options_from(cls: type, plan: list[_Param], values: dict[str, Any]) -> Any:

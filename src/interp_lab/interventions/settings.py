@@ -30,20 +30,22 @@ def positive_nats(value: float) -> float:
     return value
 
 
-def kinds_option(default: tuple[str, ...] = DEFAULT_KINDS, **flag: Any) -> Any:
-    """The ``--kinds`` option, a comma list on the command line."""
-    return option(default, KINDS_HELP, cli_type=str, cli_default=",".join(default), convert=parse_kinds, **flag)
+def kinds_option(default: tuple[str, ...] = DEFAULT_KINDS, help: str = KINDS_HELP, convert: Any = parse_kinds,
+                 **flag: Any) -> Any:
+    """An option of intervention kinds (``--kinds``, inspect's ``--neuron-kinds`` ...), a comma list on the
+    command line."""
+    return option(default, help, cli_type=str, cli_default=",".join(default), convert=convert, **flag)
 
 
-def controls_option(**flag: Any) -> Any:
+def controls_option(help: str = "Random controls per feature and kind.", **flag: Any) -> Any:
     """The ``--controls`` option: random controls per feature and kind."""
-    return option(defaults.CONTROLS, "Random controls per feature and kind.", flag="--controls", min=1, **flag)
+    return option(defaults.CONTROLS, help, flag="--controls", min=1, **flag)
 
 
-def strengths_option(**flag: Any) -> Any:
+def strengths_option(help: str = defaults.STRENGTHS_HELP, **flag: Any) -> Any:
     """The steering strengths' option (``--strengths``), a comma list on the command line."""
-    return option(defaults.STRENGTHS, defaults.STRENGTHS_HELP, cli_type=str, cli_default=defaults.STRENGTHS_TEXT,
-                  convert=comma_floats, **flag)
+    return option(defaults.STRENGTHS, help, cli_type=str, cli_default=defaults.STRENGTHS_TEXT, convert=comma_floats,
+                  **flag)
 
 
 @dataclass(frozen=True)

@@ -29,10 +29,11 @@ import pyarrow as pa
 
 from interp_lab import defaults
 from interp_lab.errors import UsageError
+from interp_lab.interventions.settings import controls_option, kinds_option, strengths_option
 from interp_lab.io.prompts import prompt_covariates
 from interp_lab.io.record_matrix import SPLIT_CODES, RecordMatrix
 from interp_lab.io.sparse import Compressed
-from interp_lab.schemas.command import comma_floats, comma_list, option, str_or_none
+from interp_lab.schemas.command import comma_list, option, str_or_none
 from interp_lab.schemas.feature_id import HOOK_OF_KIND, format_id, kind_of, layer_of
 
 Progress = Callable[..., None]
@@ -51,16 +52,15 @@ class HFOptions:
                                "added with --sae).")
     sae: str | None = option(None, "hf / sae: SAE checkpoint whose latents become candidates (--backend sae: the "
                                    "only ones).", cli_type=Optional[Path], convert=str_or_none)
-    latent_kinds: tuple[str, ...] = option(("ablate", "steer"), "hf / sae: interventions testing SAE latents.",
-                                           cli_type=str, cli_default="ablate,steer", convert=comma_list)
-    neuron_kinds: tuple[str, ...] = option(("mean_ablate",), "hf: interventions testing neurons and residual "
-                                           "dimensions.", cli_type=str, cli_default="mean_ablate", convert=comma_list)
-    direction_kinds: tuple[str, ...] = option(("steer", "ablate"), "hf: interventions testing directions.",
-                                              cli_type=str, cli_default="steer,ablate", convert=comma_list)
-    n_controls: int = option(defaults.CONTROLS, "hf: random controls per feature and kind.", flag="--controls",
-                             min=1)
-    strengths: tuple[float, ...] = option(defaults.STRENGTHS, "hf: " + defaults.STRENGTHS_HELP, cli_type=str,
-                                          cli_default=defaults.STRENGTHS_TEXT, convert=comma_floats)
+    # as given (comma_list): HFOptions.settings() puts the three lists together, each kind once
+    latent_kinds: tuple[str, ...] = kinds_option(("ablate", "steer"), "hf / sae: interventions testing SAE latents.",
+                                                 convert=comma_list)
+    neuron_kinds: tuple[str, ...] = kinds_option(("mean_ablate",), "hf: interventions testing neurons and residual "
+                                                 "dimensions.", convert=comma_list)
+    direction_kinds: tuple[str, ...] = kinds_option(("steer", "ablate"), "hf: interventions testing directions.",
+                                                    convert=comma_list)
+    n_controls: int = controls_option("hf: random controls per feature and kind.")
+    strengths: tuple[float, ...] = strengths_option("hf: " + defaults.STRENGTHS_HELP)
     kl_budget: float = option(defaults.KL_BUDGET, "hf: " + defaults.KL_BUDGET_HELP, min=0.0)
     side_prompts: int = option(64, "hf: unrelated prompts for side effects.", min=0)
     side_dataset: str | None = option(None, "Where the unrelated prompts come from (default lee).", cli=False)

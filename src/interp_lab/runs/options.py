@@ -59,7 +59,7 @@ def _check(value: Any, tp: Any, flag: Flag, name: str, path: Path, field: str) -
         msg = str(exc)
         raise InputError(path, msg[0].lower() + msg[1:], field=field) from None  # "expected `int`, got `str`"
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        spelling = flag.flag or "--" + name.replace("_", "-")
+        spelling = flag.spelling(name)
         if flag.min is not None and value < flag.min:
             raise InputError(path, f"expected at least {flag.min} (as {spelling}), got {value}", field=field)
         if flag.max is not None and value > flag.max:

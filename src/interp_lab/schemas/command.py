@@ -45,9 +45,9 @@ class Flag:
     cli: bool = True  # False: API and run configs only (a callback, a mapping no flag can write)
     param: str | None = None  # the command-line parameter's name when it is not the field's (kept from before)
 
-    @property
-    def spelling(self) -> str:
-        return self.flag or ""
+    def spelling(self, name: str) -> str:
+        """The main spelling of the option of field ``name``: ``flag``, else ``--`` + the name with dashes."""
+        return self.flag or "--" + name.replace("_", "-")
 
 
 def option(default: Any = MISSING, help: str = "", *, default_factory: Any = MISSING, **flag: Any) -> Any:
@@ -83,14 +83,6 @@ def fields_of(cls: type) -> Iterator[tuple[dataclasses.Field, Any, Flag]]:
         yield f, hints[f.name], flag_of(f)
 
 
-def default_of(f: dataclasses.Field) -> Any:
-    if f.default is not MISSING:
-        return f.default
-    if f.default_factory is not MISSING:
-        return f.default_factory()
-    return MISSING
-
-
 def build(cls: type, values: dict[str, Any]) -> Any:
     """An instance of the options dataclass ``cls`` from plain values (a run config's, a keyword call's):
     a mapping given for a group field becomes its dataclass, a list given for a tuple field a tuple.
@@ -106,19 +98,6 @@ def build(cls: type, values: dict[str, Any]) -> Any:
             value = tuple(value)
         out[name] = value
     return cls(**out)
-
-
-def as_plain(options: Any) -> dict[str, Any]:
-    """An options instance as plain data (groups as mappings, tuples as lists): the run-config form."""
-    out = {}
-    for f in dataclasses.fields(options):
-        v = getattr(options, f.name)
-        if dataclasses.is_dataclass(v):
-            v = as_plain(v)
-        elif isinstance(v, tuple):
-            v = list(v)
-        out[f.name] = v
-    return out
 
 
 def comma_list(text: str) -> tuple[str, ...]:
