@@ -174,17 +174,20 @@ def test_step_options_are_type_and_range_checked(tmp_path, cli, synthetic_files,
 
 def test_every_range_the_cli_declares_holds_in_run_configs(tmp_path):
     """Each run-config command's CLI minimums (and maximums) refuse the same values in a config; an option
-    of inspect's hf mapping is checked there. Fails when a CLI flag's name has no config counterpart."""
+    of inspect's hf or provider mapping is checked there. Fails when a CLI flag's name has no config
+    counterpart."""
     from dataclasses import fields
 
     from interp_lab.api.registry import registry
     from interp_lab.cli.main import _command
     from interp_lab.errors import InputError
     from interp_lab.providers.hf import HFOptions
+    from interp_lab.providers.options import ProviderOptions
     from interp_lab.runs.config import normalize_steps
     from interp_lab.runs.options import settable
 
-    hf_fields = {f.name for f in fields(HFOptions)}
+    group_of = {f.name: group for group, cls in (("hf", HFOptions), ("provider", ProviderOptions))
+                for f in fields(cls)}
     root = _command()
     checked = 0
     for command, entry in registry().steps().items():
@@ -198,8 +201,8 @@ def test_every_range_the_cli_declares_holds_in_run_configs(tmp_path):
                 if name in settable(entry.options):
                     step, field = {name: value}, name
                 else:
-                    assert command == "inspect" and name in hf_fields, f"{command} {flag}: no config option"
-                    step, field = {"hf": {name: value}}, f"hf.{name}"
+                    assert command == "inspect" and name in group_of, f"{command} {flag}: no config option"
+                    step, field = {group_of[name]: {name: value}}, f"{group_of[name]}.{name}"
                 with pytest.raises(InputError, match=f"steps\\[0\\].{field}: expected at (least|most) "):
                     normalize_steps({"steps": [{"command": command, "out": "x", **step}]}, tmp_path / "c.yaml",
                                     registry())

@@ -62,9 +62,9 @@ def units_for(backend: str, options: HFOptions) -> str:
 def collect_evidence(model: Any, criterion: str, options: HFOptions, seed: int, say: Progress,
                      backend: str = "hf"):
     """Steps 1-2: the ``_Evidence`` the ranker reads and the run that goes on to test candidates."""
-    from interp_lab.api.inspect import _Evidence
+    from interp_lab.io.inputs import InputInfo
+    from interp_lab.providers.base import Evidence
     from interp_lab.providers.hf import collect, setup
-    from interp_lab.report.build import InputInfo
 
     units = units_for(backend, options)
     options.settings(seed)  # intervention options (kinds, strengths, kl_budget) checked before the model loads
@@ -79,7 +79,7 @@ def collect_evidence(model: Any, criterion: str, options: HFOptions, seed: int, 
     cand = collect(s, layers=options.layers, units=units, batch_size=options.batch_size, cache=options.cache,
                    sae=options.sae, say=say)
     run = HFRun(cand, options, seed, backend, timings={"compile": t1 - t0, "activations": time.perf_counter() - t1})
-    ev = _Evidence(backend=backend)
+    ev = Evidence(backend=backend)
     ev.matrix = ev.rank_on = cand.matrix
     lm, compiled = s.lm, s.compiled
     ev.inputs.append(InputInfo(role="model", name=lm.name, params=lm.manifest()))
@@ -248,7 +248,7 @@ def extra_files(hf: HFRun) -> dict[str, bytes]:
 
 def _sae_input(path: str, cand: Candidates):
     """The SAE as an input of the report: its directory, the sha256 of its weights, what it reads."""
-    from interp_lab.report.build import InputInfo
+    from interp_lab.io.inputs import InputInfo
 
     sae = cand.info["sae"]
     return InputInfo(role="sae", name=Path(path).name, sha256=cand.latents.fingerprint or None, path=str(path),

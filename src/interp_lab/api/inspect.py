@@ -18,18 +18,18 @@ from interp_lab.evidence.causal import (
     InterventionTable,
     causal_evidence,
     claim_of,
-    interventions_from_dicts,
-    load_interventions,
 )
 from interp_lab.evidence.examples import ExampleFinder, activation_signatures
 from interp_lab.evidence.rank import AssociationResult, RankSettings, rank_associations
-from interp_lab.io.records import RecordMatrix, read_records
-from interp_lab.providers import resolve_backend
+from interp_lab.io.records import RecordMatrix
+from interp_lab.providers import get_provider, resolve_backend
+from interp_lab.providers.base import Evidence, ModelPlan, Request
 from interp_lab.providers.hf import HFOptions
-from interp_lab.report.build import InputInfo, build_report
+from interp_lab.providers.options import ProviderOptions
+from interp_lab.report.build import build_report
 from interp_lab.report.write import write_report
 from interp_lab.schemas.command import Progress, option
-from interp_lab.schemas.feature_id import layer_of
+from interp_lab.schemas.feature_id import layer_of, sort_key
 
 StageProgress = Callable[..., None]
 
@@ -69,8 +69,10 @@ class InspectOptions:
     model: str | None = option(None, "Model id the evidence comes from.")
     criterion: str | None = option(None, "The criterion, in words (or a criterion spec file).", required=True)
     # not a choice: an unknown backend gets the one line that names the known ones and those of later versions
-    backend: str | None = option(None, "hf | sae | records | features | synthetic (alias toy). Default: implied by "
-                                       "--records/--features, else hf with --model.")
+    backend: str | None = option(None, "hf | sae | saelens | scope | neuronpedia | goodfire | records | features | "
+                                       "synthetic (alias toy), or a provider a package registers (`interp-lab "
+                                       "providers` lists them). Default: implied by --records/--features, else hf "
+                                       "with --model.")
     records: Path | None = option(None, "Activation records (.jsonl[.gz|.zst] or .parquet).")
     features: Path | None = option(None, "Feature dump JSONL.")
     interventions: Path | None = option(None, "Intervention records JSONL.")
@@ -88,11 +90,13 @@ class InspectOptions:
                                               cli=False)
     formats: tuple[str, ...] = option(("json", "md", "html"), "Report files written in --out.", cli=False)
     hf: HFOptions | None = option(None, "hf / sae: what the model's own evidence computes.")
+    provider: ProviderOptions | None = option(None, "neuronpedia / saelens / scope / goodfire / a package's provider: "
+                                                    "where the features come from.")
 
 
 def _logs(o: InspectOptions) -> bool:
     """A log line per stage when the evidence comes from the model (the long runs)."""
-    return o.records is None and o.features is None and o.backend in (None, "hf", "sae")
+    return o.records is None and o.features is None and o.backend in (None, "hf", "sae", "saelens", "scope")
 
 
 @command("inspect", options=InspectOptions, result=InspectResult, group="inspect", step=True, json=True, log=_logs,
@@ -134,25 +138,59 @@ def inspect(o: InspectOptions, progress: Progress) -> InspectResult:
     if top_k < 1:
         raise UsageError("--top-k must be at least 1")
     backend = resolve_backend(backend, records=records, features=features, model=model)
+    provider = get_provider(backend)
+    request = Request(backend=backend, model=model, criterion=criterion, criterion_arg=criterion_arg, seed=seed,
+                      top_k=top_k, records=records, features=features, interventions=interventions,
+                      allow_intervention_criterion_mismatch=allow_intervention_criterion_mismatch,
+                      synthetic=synthetic, hf=hf, options=o.provider or ProviderOptions())
+    if hasattr(provider, "check"):
+        provider.check(request)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    rank_settings = RankSettings(top_k=top_k, seed=seed, bootstrap=bootstrap,
-                                 select_by=select_by or ("both" if backend == "sae" else "association"))
-    causal_settings = CausalSettings(seed=seed, allow_criterion_mismatch=allow_intervention_criterion_mismatch)
+    got = provider.provide(request, say)
+    plan = got if isinstance(got, ModelPlan) else None
     run_hf = None
-    if backend in ("hf", "sae"):
+    if plan is not None:
         from interp_lab.api import hf as hf_api
 
-        ev, run_hf = hf_api.collect_evidence(model, criterion_arg, HFOptions.from_value(hf), seed, say, backend)
+        ev, run_hf = hf_api.collect_evidence(model, criterion_arg, HFOptions.from_value(plan.hf), seed, say,
+                                             plan.pipeline)
+        ev.backend = backend
+        ev.inputs += plan.inputs
+        ev.notes += plan.notes
         model = run_hf.lm.name
+    elif isinstance(got, Evidence):
+        ev = got
+        model = model or ev.model
     else:
-        ev = _load_evidence(backend, model, criterion, records, features, interventions, seed, synthetic,
-                            allow_intervention_criterion_mismatch, say)
+        raise UsageError(f"backend {backend!r}: its provider returned {type(got).__name__}, not Evidence or ModelPlan")
+    rank_settings = RankSettings(top_k=top_k, seed=seed, bootstrap=bootstrap,
+                                 select_by=select_by or ("both" if run_hf and run_hf.backend == "sae" else
+                                                         "association"))
+    causal_settings = CausalSettings(seed=seed, allow_criterion_mismatch=allow_intervention_criterion_mismatch)
     timings["load"] = time.perf_counter() - t0
 
     t1 = time.perf_counter()
-    assoc, features_out = _rank(ev, model, rank_settings, say, force=run_hf.candidates.forced if run_hf else (),
-                                selectable=run_hf.candidates.selectable() if run_hf else None)
+    force, selectable = (), None
+    if run_hf is not None:
+        force, selectable = list(run_hf.candidates.forced), run_hf.candidates.selectable()
+        if plan.selected:  # the features the user named: the only candidates, tested whatever their rank
+            ids = run_hf.candidates.matrix.feature_ids.tolist()
+            missing = sorted(set(plan.selected) - set(ids), key=sort_key)
+            if missing:
+                ev.warnings.append(f"{len(missing)} selected features never fire on the criterion's prompts and "
+                                   f"have no card: {', '.join(missing[:20])}")
+            force = [f for f in dict.fromkeys(plan.selected) if f in set(ids)]
+            selectable = np.isin(np.asarray(ids, dtype=object), force)
+    assoc, features_out = _rank(ev, model, rank_settings, say, force=force, selectable=selectable)
+    if plan is not None:
+        for fid, entry in features_out.items():
+            entry["provenance"].update(plan.provenance)
+            if fid in plan.cards:
+                entry["label"] = entry.get("label") or plan.cards[fid].get("label")
+                entry["imported"] = plan.cards[fid].get("imported")
+    for card in ev.imported or ():
+        features_out.setdefault(card["feature_id"], card)
     timings["rank"] = time.perf_counter() - t1
 
     # the direction of each claim is the ranker's, fixed on discovery rows before any test (steering strengths
@@ -233,62 +271,7 @@ def inspect(o: InspectOptions, progress: Progress) -> InspectResult:
     return result
 
 
-@dataclass
-class _Evidence:
-    """Everything an inspection reads, with the messages it collects on the way."""
-
-    backend: str
-    inputs: list[InputInfo] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    matrix: RecordMatrix | None = None  # activation records (or synthetic ones)
-    table: InterventionTable | None = None
-    dump: Any = None  # providers.features.FeatureDump
-    rank_on: RecordMatrix | None = None  # what association is measured on
-    planted: dict[str, str] = field(default_factory=dict)
-    synthetic_params: dict[str, Any] | None = None
-
-
-def _load_evidence(backend: str, model: str | None, criterion: str, records, features, interventions, seed: int,
-                   synthetic: dict[str, Any] | None, allow_mismatch: bool, say: StageProgress) -> _Evidence:
-    ev = _Evidence(backend=backend)
-    if backend == "synthetic":
-        from interp_lab.providers.synthetic import SyntheticSpec, generate
-
-        spec = SyntheticSpec(**{"seed": seed, **(synthetic or {}), **({"model": model} if model else {})})
-        gen = generate(spec)
-        ev.matrix, ev.planted, ev.synthetic_params = gen.records, gen.planted, spec.as_dict()
-        ev.inputs.append(InputInfo.synthetic(ev.synthetic_params))
-        if interventions is None and gen.interventions:
-            ev.table = interventions_from_dicts(gen.interventions, criterion, name="synthetic interventions")
-        ev.warnings.append("SYNTHETIC EVIDENCE: generated with planted ground truth by "
-                           "interp_lab.providers.synthetic; it measures no model")
-    if records is not None:
-        ev.matrix = read_records(records, progress=lambda d, t: say("reading records", d, t))
-        ev.matrix.path = Path(records).name  # the report names inputs without their directories
-        ev.inputs.append(InputInfo.file("records", records, rows=ev.matrix.n_rows))
-    if features is not None:
-        from interp_lab.providers.features import load_dump
-
-        ev.dump = load_dump(features)
-        ev.dump.path = Path(features).name
-        ev.inputs.append(InputInfo.file("features", features, rows=len(ev.dump.rows)))
-    if interventions is not None:
-        ev.table = load_interventions(interventions, criterion, allow_mismatch=allow_mismatch)
-        ev.table.path = Path(interventions).name
-        ev.inputs.append(InputInfo.file("interventions", interventions, rows=ev.table.rows_read))
-    ev.rank_on = ev.matrix
-    if backend == "features" and ev.dump is not None:
-        ev.rank_on = None
-        if ev.matrix is not None:
-            from interp_lab.providers.features import signature_matrix
-
-            ev.rank_on, sig_notes = signature_matrix(ev.dump, ev.matrix)
-            ev.notes.extend(sig_notes)
-    return ev
-
-
-def _rank(ev: _Evidence, model: str | None, settings: RankSettings, say: StageProgress, force: Any = (),
+def _rank(ev: Evidence, model: str | None, settings: RankSettings, say: StageProgress, force: Any = (),
           selectable: np.ndarray | None = None) -> tuple[AssociationResult | None, dict[str, dict[str, Any]]]:
     """Association for every feature; card fields (evidence, examples, fingerprint) for the candidates
     (the top_k among ``selectable`` columns, every feature with intervention evidence, the ids in ``force``)."""
@@ -328,7 +311,7 @@ def _rank(ev: _Evidence, model: str | None, settings: RankSettings, say: StagePr
     return assoc, out
 
 
-def _merge_dump(ev: _Evidence, features_out: dict[str, dict[str, Any]], criterion: str, top_k: int) -> None:
+def _merge_dump(ev: Evidence, features_out: dict[str, dict[str, Any]], criterion: str, top_k: int) -> None:
     """Add a feature dump's labels, examples and fingerprints; rank it alone when nothing else did."""
     from interp_lab.providers.features import card_fields
 

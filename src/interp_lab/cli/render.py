@@ -185,6 +185,15 @@ def doctor(info: Any) -> None:
         console.print(f"note: {_esc(line)}")
 
 
+def providers(res: Any) -> None:
+    """``interp-lab providers``' table (an ``api.backends.ProvidersResult``)."""
+    t = _table("providers (--backend NAME)", ("name", "status", "evidence", "registered by"))
+    for p in res.providers:
+        status = ("planned: " + p.planned if p.planned else "ready" if p.ready else "needs " + ", ".join(p.missing))
+        _row(t, p.name, status, p.source, p.registered_by)
+    console.print(t)
+
+
 class StageProgress:
     """A transient progress line on stderr on a terminal: stage, bar or spinner, counts, rate. Elsewhere
     (logs, CI), with ``log``, one line per stage with the time since the start, and its counts at least every

@@ -19,6 +19,7 @@ def version(res, options, json_out: bool) -> None:
 
 shows("run", table=render.run_summary)
 shows("doctor", table=render.doctor)
+shows("providers", table=render.providers)
 shows("demo", table=render.demo)
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-TIERS = ("causal", "held_out", "discovery_only")
-WEIGHTS = {"association": 0.4, "causal": 0.3, "stability": 0.15, "specificity": 0.15, "reported_causal": 1.0}
+TIERS = ("causal", "held_out", "discovery_only", "imported")
+WEIGHTS = {"association": 0.4, "causal": 0.3, "stability": 0.15, "specificity": 0.15, "reported_causal": 1.0,
+           "text_match": 1.0}
 IMPORTANCE_DOC = {
     "weights": WEIGHTS,
     "formula": "weighted mean of the available components, each in [0, 1]; weights of missing components "
@@ -24,13 +25,16 @@ IMPORTANCE_DOC = {
         "specificity": "firing-rate and activation-mass selectivity on held-out rows, in the feature's direction",
         "reported_causal": "|causal_effects[criterion]| of a feature dump, capped at 1; used only when no other "
                            "component exists",
+        "text_match": "an imported feature's description match to the criterion (text_match.score, clipped at 0); "
+                      "used only when no other component exists",
     },
     "flags": "small_effect: a strong_causal kind moves the score by less than 5% of its baseline; "
              "controls_widened: a kind's control sampler widened its matching tolerance to find enough controls",
     "tiers": "causal: a strong_causal intervention kind whose effect has the card's direction; held_out: "
              "the held-out association's CI excludes zero in the discovery direction (and, with covariates, it is "
-             "not flagged confounded); else discovery_only",
-    "ordering": "evidence tier (causal > held_out > discovery_only), then features not flagged confounded, "
+             "not flagged confounded); imported: a feature described by another source (Neuronpedia, Goodfire) "
+             "and not measured here, ranked by text_match; else discovery_only",
+    "ordering": "evidence tier (causal > held_out > discovery_only > imported), then features not flagged confounded, "
                 "then importance, then feature_id",
 }
 
@@ -84,12 +88,16 @@ def build_cards(features: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
         if all(v is None for v in comps.values()) and f.get("reported_causal") is not None:
             # a bare feature dump: its reported effect is the only evidence (no interval, no controls)
             comps = {"reported_causal": min(1.0, abs(float(f["reported_causal"])))}
+        elif all(v is None for v in comps.values()) and f.get("text_match") is not None:
+            comps = {"text_match": max(0.0, float(f["text_match"]["score"] or 0.0))}
         value, comps = importance(comps)
         # a causal tier needs a strong causal effect in the direction the card claims
         if strong_kinds:
             tier = "causal"
         elif assoc is not None and assoc["heldout_supported"]:
             tier = "held_out"
+        elif assoc is None and not causal and f.get("text_match") is not None:
+            tier = "imported"
         else:
             tier = "discovery_only"
         card: dict[str, Any] = {
@@ -113,6 +121,9 @@ def build_cards(features: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
             "fingerprint": f.get("fingerprint", {}),
             "provenance": f.get("provenance", {}),
         }
+        for key in ("text_match", "imported"):  # from other sources: present only when they say something
+            if f.get(key) is not None:
+                card[key] = f[key]
         cards.append(card)
     cards.sort(key=lambda c: (TIERS.index(c["evidence_tier"]), "confounded" in c["flags"], -c["importance"],
                               c["feature_id"]))

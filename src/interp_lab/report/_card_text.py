@@ -29,8 +29,9 @@ from interp_lab.report._format import (
 )
 
 SYNTHETIC_BANNER = "SYNTHETIC EVIDENCE — planted ground truth, measures no model"
-TIERS = ("causal", "held_out", "discovery_only")
-TIER_TEXT = {"causal": "causal", "held_out": "held-out", "discovery_only": "discovery only"}
+TIERS = ("causal", "held_out", "discovery_only", "imported")
+TIER_TEXT = {"causal": "causal", "held_out": "held-out", "discovery_only": "discovery only",
+             "imported": "imported (not measured)"}
 SUMMARY_FACTS = (("features_tested", "features tested"), ("significant_on_discovery", "significant on discovery"),
                  ("intervention_rows", "intervention rows"))
 FLAG_TEXT = {
@@ -90,7 +91,21 @@ def causal_verdict(card: dict[str, Any]) -> str:
              for key, k in causal_kinds(card)]
     if fnum(card.get("reported_causal_effect")) is not None:
         parts.append(f"reported {signed(card['reported_causal_effect'])} (no interval)")
+    if d(card.get("text_match")):
+        parts.append(f"text match {num(d(card.get('text_match')).get('score'))} (not measured)")
     return "; ".join(parts) or MISSING
+
+
+def text_match(card: dict[str, Any]) -> str | None:
+    """An imported card's match of descriptions to the criterion, in one sentence (None without one)."""
+    m = d(card.get("text_match"))
+    if not m:
+        return None
+    sims = ", ".join(f"{k} {num(v)}" for k, v in d(m.get("similarity")).items() if fnum(v) is not None)
+    source = d(card.get("provenance")).get("source") or "another source"
+    return (f"Imported from {source}: its descriptions match the criterion with score {num(m.get('score'))} "
+            f"({sims}; cosine similarity, all-MiniLM-L6-v2). Not measured on the model: no held-out "
+            "association, no causal test.")
 
 
 TEST_TEXT = {"predictive_t": "predictive t", "robust_t": "robust t"}

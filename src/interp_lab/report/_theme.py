@@ -44,7 +44,7 @@ td.n{font-variant-numeric:tabular-nums;white-space:nowrap}tr:last-child td{borde
   margin:2px 4px 2px 0;white-space:nowrap;border:1px solid transparent}
 .t-causal{background:#dbe6fe;color:#1e40af;border-color:#b7cbfb}
 .t-held_out{background:#d5f5ee;color:#0f5e55;border-color:#a7e6d8}
-.t-discovery_only,.t-other{background:#eceef2;color:#4b5563;border-color:#d9dde3}
+.t-discovery_only,.t-imported,.t-other{background:#eceef2;color:#4b5563;border-color:#d9dde3}
 .d-promotes{background:#e3f6e8;color:#166534}.d-suppresses{background:#fde8e8;color:#991b1b}
 .flag{background:#fef3c7;color:#92400e;border-color:#f5d98b}.planted{background:#efe9fe;color:#5b21b6}
 .yes{color:var(--pos);font-weight:600}.summary .pill{font-size:11px;padding:0 7px}.no{color:var(--muted)}

@@ -7,9 +7,6 @@ the manifest), so the same inputs and seed give the same bytes wherever
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from interp_lab._version import __version__
@@ -18,40 +15,9 @@ from interp_lab.evidence.causal import CausalSettings, InterventionTable, causal
 from interp_lab.evidence.causal_synthetic import MEASURED
 from interp_lab.evidence.rank import AssociationResult, RankSettings
 from interp_lab.evidence.splits import SCHEMES
-from interp_lab.io.hashing import sha256_file
+from interp_lab.io.inputs import InputInfo
 from interp_lab.io.records import RecordMatrix
 from interp_lab.schemas.records import INSPECTION_REPORT
-
-
-@dataclass
-class InputInfo:
-    """One input of a run: its role, a path-free name for the report, and its hash."""
-
-    role: str
-    name: str
-    sha256: str | None = None
-    rows: int | None = None
-    path: str | None = None  # as given; the manifest records it relative to itself (io.paths)
-    params: dict[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def file(cls, role: str, path: str | os.PathLike, rows: int | None = None) -> InputInfo:
-        p = Path(path)
-        return cls(role=role, name=p.name, sha256=sha256_file(p), rows=rows, path=str(p))
-
-    @classmethod
-    def synthetic(cls, params: dict[str, Any]) -> InputInfo:
-        return cls(role="synthetic", name="interp_lab.providers.synthetic", params=dict(params))
-
-    def for_report(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"role": self.role, "name": self.name}
-        if self.sha256:
-            d["sha256"] = self.sha256
-        if self.rows is not None:
-            d["rows"] = self.rows
-        if self.params:
-            d["params"] = self.params
-        return d
 
 
 def build_report(
@@ -87,6 +53,8 @@ def build_report(
             counts[name] = int((table.split == code).sum())
         splits["interventions"] = {"source": table.split_source, "rows": counts}
     tiers = {t: sum(1 for c in cards if c["evidence_tier"] == t) for t in TIERS}
+    if not tiers["imported"]:  # a tier only imported features have
+        del tiers["imported"]
     summary: dict[str, Any] = {"cards": len(cards), "tiers": tiers}
     if assoc is not None:
         summary.update({

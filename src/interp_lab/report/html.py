@@ -181,6 +181,8 @@ def _causal(card: dict[str, Any]) -> str:
     if f.fnum(card.get("reported_causal_effect")) is not None:
         out += (f"<h4>Reported causal effect</h4><p>{_e(f.signed(card['reported_causal_effect']))} "
                 "<span class='muted'>(from the feature dump: no interval, no controls)</span></p>")
+    if ct.text_match(card):
+        out += f"<h4>Imported</h4><p>{_e(ct.text_match(card))}</p>"
     side = f.d(card.get("side_effects"))
     if side:
         out += (f"<p><b>Side effects</b>: {_e(f.num(side.get('mean')))} {_e(f.ci(side.get('ci')))} over "

@@ -204,6 +204,8 @@ def _causal(card: dict[str, Any]) -> list[str]:
     if f.fnum(card.get("reported_causal_effect")) is not None:
         lines += [f"Reported causal effect (from the feature dump; no interval, no controls): "
                   f"{f.signed(card['reported_causal_effect'])}", ""]
+    if ct.text_match(card):
+        lines += [_md(ct.text_match(card)), ""]
     side = f.d(card.get("side_effects"))
     if side:
         lines += [f"Side effects: {f.num(side.get('mean'))} {f.ci(side.get('ci'))} over {f.num(side.get('n'))} "

@@ -15,7 +15,7 @@ import msgspec
 from interp_lab.errors import InputError
 from interp_lab.schemas.records import INSPECTION_REPORTS_READ, MATCHES, RUN_MANIFEST
 
-Tier = Literal["causal", "held_out", "discovery_only"]
+Tier = Literal["causal", "held_out", "discovery_only", "imported"]
 Direction = Literal["promotes", "suppresses"]
 
 
@@ -47,7 +47,7 @@ class Card(msgspec.Struct, frozen=True):
 
     feature_id: str  # L{layer}:{kind}{index}: N neuron, R residual dimension, D direction, F SAE latent
     rank: int  # 1 = first; ordered by evidence tier, then unconfounded, then importance
-    evidence_tier: Tier = "discovery_only"  # causal > held_out > discovery_only
+    evidence_tier: Tier = "discovery_only"  # causal > held_out > discovery_only > imported
     importance: float = 0.0  # weighted mean of association, causal, stability and specificity in [0, 1]
     direction: Optional[Direction] = None  # what the feature does to the criterion, from discovery rows
     flags: list[str] = []  # e.g. causal_direction_differs, small_effect, confounded
@@ -62,6 +62,8 @@ class Card(msgspec.Struct, frozen=True):
     corpus_contexts: Optional[dict[str, Any]] = None  # top contexts in a corpus scan (top cards)
     fingerprint: dict[str, Any] = {}  # activation, decoder, vocab, text signatures (what match compares)
     provenance: dict[str, Any] = {}  # source, model, hook, how the feature was selected
+    text_match: Optional[dict[str, Any]] = None  # tier imported: its descriptions' similarity to the criterion
+    imported: Optional[dict[str, Any]] = None  # what another source (Neuronpedia) says of a measured feature
 
 
 class InspectionReport(msgspec.Struct, frozen=True):
@@ -71,7 +73,7 @@ class InspectionReport(msgspec.Struct, frozen=True):
     cards: list[Card]  # ranked features
     schema_version: Optional[str] = None  # interp-lab.inspection_report.v3 (v2 read too)
     model: Optional[str] = None
-    backend: Optional[str] = None  # hf, sae, records, features, synthetic
+    backend: Optional[str] = None  # hf, sae, saelens, scope, neuronpedia, goodfire, records, features, synthetic
     synthetic: bool = False  # True: planted data, measures no model
     inputs: list[dict[str, Any]] = []  # role, file name, sha256, rows
     settings: dict[str, Any] = {}  # every knob, the importance formula, the selection and causal rules
