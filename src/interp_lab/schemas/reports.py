@@ -15,7 +15,8 @@ import msgspec
 from interp_lab.errors import InputError
 from interp_lab.schemas.records import INSPECTION_REPORTS_READ, MATCHES, RUN_MANIFEST
 
-Tier = Literal["causal", "held_out", "discovery_only"]
+# imported: a feature another tool published (Neuronpedia): its own evidence, no held-out or causal claim
+Tier = Literal["causal", "held_out", "discovery_only", "imported"]
 Direction = Literal["promotes", "suppresses"]
 
 
@@ -62,6 +63,7 @@ class Card(msgspec.Struct, frozen=True):
     corpus_contexts: Optional[dict[str, Any]] = None  # top contexts in a corpus scan (top cards)
     fingerprint: dict[str, Any] = {}  # activation, decoder, vocab, text signatures (what match compares)
     provenance: dict[str, Any] = {}  # source, model, hook, how the feature was selected
+    neuronpedia: Optional[dict[str, Any]] = None  # an imported Neuronpedia feature: explanations, logits, density ...
 
 
 class InspectionReport(msgspec.Struct, frozen=True):
