@@ -96,6 +96,48 @@ def test_store_encode_writes_the_sae_latents_and_duckdb_reads_them(sae_store, to
             pytest.fail(f"left behind: {d}")
 
 
+def test_export_neuronpedia_writes_latents_with_their_windows_density_and_histogram(sae_store, topk_dir, tmp_path,
+                                                                                   cli):
+    """``export-neuronpedia --store``: each latent's top activations with the stored value of every token of
+    the window, its density and value histogram over the store; ``--neuronpedia-json`` reads it back."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from interp_lab.providers.neuronpedia import load_features
+    from interp_lab.sae.store_latents import encode_store
+    from interp_lab.store.latents import latent_frequencies, top_latent
+
+    out = encode_store(sae_store, topk_dir, sae_id="np-export", batch_size=5000)
+    table = pa.concat_tables([pq.read_table(p) for p in sorted(out.glob("part-*.parquet"))])
+    rows, lat, val = (table.column(c).to_numpy() for c in ("row", "latent", "value"))
+    freq = latent_frequencies(sae_store, "np-export")
+    picks = [int(np.argmax(freq)), int(np.argsort(freq)[len(freq) // 2])]
+    code, text, err = cli("export-neuronpedia", "--store", sae_store.root, "--latents", "np-export",
+                          "--feature-indexes", ",".join(map(str, picks)), "--top-k", "5", "--out", tmp_path / "np")
+    assert code == 0, err
+    first = sae_store.tokens(["position"]).column("position").to_numpy() == 0
+    for latent in picks:
+        doc = json.loads((tmp_path / "np" / f"{sae_store.manifest.model}@15-np-export@{latent}.json").read_text())
+        assert (doc["layer"], doc["index"], doc["hookName"]) == ("15-np-export", str(latent), HOOK)
+        top = top_latent(sae_store, "np-export", latent, k=5, window=12)
+        assert [a["maxValue"] for a in doc["activations"]] == [t["activation"] for t in top]
+        stored = dict(zip(rows[lat == latent].tolist(), val[lat == latent].tolist()))
+        for a, t in zip(doc["activations"], top):
+            k = a["maxValueTokenIndex"]
+            assert a["values"][k] == a["maxValue"] and a["tokens"][k] == t["token"]
+            start = t["row"] - k  # the window's values are the stored ones (absent: 0)
+            assert a["values"] == pytest.approx([stored.get(start + j, 0.0) for j in range(len(a["tokens"]))])
+        assert doc["frac_nonzero"] == pytest.approx(freq[latent])
+        assert sum(doc["freq_hist_data_bar_heights"]) == ((lat == latent) & ~first[rows]).sum()
+        assert doc["explanations"] == [] and doc["pos_str"] == []
+    back = load_features(json_dir=tmp_path / "np")
+    assert sorted(f.feature_id for f in back) == sorted(f"L15:F{i}" for i in picks)
+    assert all(len(f.card["examples"]) == 5 for f in back)
+    code, _, err = cli("export-neuronpedia", "--store", sae_store.root, "--latents", "np-export",
+                       "--feature-indexes", "99999", "--out", tmp_path / "np2")
+    assert code == 2 and "has 1152 latents" in err and not (tmp_path / "np2").exists()
+
+
 def _small_units_spec(tmp_path: Path, n: int = 40) -> Path:
     units = ROOT / "examples" / "units"
     rows = [json.loads(line) for line in (units / "prompts.jsonl").read_text().splitlines()]

@@ -52,3 +52,10 @@ class UsageError(InterpLabError):
     """The command was called in a way that cannot work (bad flag combination ...)."""
 
     exit_code = 2
+
+
+class RemoteError(InterpLabError):
+    """A web service did not give what was asked: no answer in time, a server error after every retry, a
+    resource it does not have, access refused. The message names the URL and what was asked for."""
+
+    exit_code = 2

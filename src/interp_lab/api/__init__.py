@@ -1,6 +1,6 @@
 """The Python API: ``inspect()``, ``calibrate_causal()``, ``harvest()``, ``intervene()``, ``contrast()``,
 ``steer()``, ``train_sae()``, ``eval_sae()``, ``compare()``, ``export_attribution_graph()``, ``transfer()``,
-``transfer_table()``, ``run_config()``, the utilities ``version()``, ``doctor()``, ``demo()``,
+``transfer_table()``, ``export_neuronpedia()``, ``run_config()``, the utilities ``version()``, ``doctor()``, ``demo()``,
 ``validate()``, ``convert_records()``, ``models_*()`` and ``store_*()`` (the ``models`` and ``store``
 commands), and their result types.
 
@@ -23,6 +23,7 @@ from interp_lab.api.interventions import InterveneResult, intervene
 from interp_lab.api.lens import LensResult, TrainLensResult, lens, train_lens
 from interp_lab.api.match import MatchResult, compare, export_attribution_graph
 from interp_lab.api.models import PullResult, models_info, models_list, models_pull
+from interp_lab.api.neuronpedia import ExportNeuronpediaResult, export_neuronpedia
 from interp_lab.api.run import run_config
 from interp_lab.api.sae import SAETrainResult, train_sae
 from interp_lab.api.sae_commands import eval_sae
@@ -58,4 +59,5 @@ __all__ = ["CalibrationResult", "ContrastResult", "InspectResult", "InterveneRes
            "store_remove", "store_rename", "store_search", "store_summary", "store_tag", "store_top", "ContextRow",
            "DiffResult", "EncodeResult", "StoreRow", "StoreSummary", "TraceResult", "CompileCriterionResult",
            "ExportRecordsResult", "LensResult", "ProbeSetResult", "TrainLensResult", "compile_criterion",
+           "export_neuronpedia", "ExportNeuronpediaResult",
            "export_hf_records", "lens", "probe_set", "train_lens"]

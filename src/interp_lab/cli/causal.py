@@ -1,5 +1,5 @@
 """Renderers of the commands that find and test features on a model: inspect, compile-criterion, intervene,
-steer, export-hf-interventions, export-hf-contrast, calibrate-causal."""
+steer, export-hf-interventions, export-hf-contrast, calibrate-causal, export-neuronpedia."""
 
 from __future__ import annotations
 
@@ -49,3 +49,12 @@ def compile_criterion(res, options, json_out: bool) -> None:
         strat = f"; stratified by {sp['stratified_by']}" + (f", class {sp['class']}" if sp.get("class") else "")
         typer.echo(printable(f"splits ({sp['method']}: {sp['by']}{strat}): {per}"
                              + (f"; {sp['note']}" if sp.get("note") else "")))
+
+
+@renders("export-neuronpedia")
+def export_neuronpedia(res, options, json_out: bool) -> None:
+    for fid, why in res.skipped.items():
+        render.note(f"{fid} not exported: {why}")
+    from interp_lab.report._format import printable
+
+    typer.echo(f"wrote {len(res.files)} Neuronpedia feature files to {printable(res.paths['out'])}")

@@ -121,7 +121,7 @@ def build_cards(features: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
             "fingerprint": f.get("fingerprint", {}),
             "provenance": f.get("provenance", {}),
         }
-        for key in ("text_match", "imported"):  # from other sources: present only when they say something
+        for key in ("text_match", "neuronpedia"):  # from other sources: present only when they say something
             if f.get(key) is not None:
                 card[key] = f[key]
         cards.append(card)

@@ -15,6 +15,7 @@ import msgspec
 from interp_lab.errors import InputError
 from interp_lab.schemas.records import INSPECTION_REPORTS_READ, MATCHES, RUN_MANIFEST
 
+# imported: a feature another tool published (Neuronpedia, Goodfire), not measured here: no held-out or causal claim
 Tier = Literal["causal", "held_out", "discovery_only", "imported"]
 Direction = Literal["promotes", "suppresses"]
 
@@ -63,7 +64,7 @@ class Card(msgspec.Struct, frozen=True):
     fingerprint: dict[str, Any] = {}  # activation, decoder, vocab, text signatures (what match compares)
     provenance: dict[str, Any] = {}  # source, model, hook, how the feature was selected
     text_match: Optional[dict[str, Any]] = None  # tier imported: its descriptions' similarity to the criterion
-    imported: Optional[dict[str, Any]] = None  # what another source (Neuronpedia) says of a measured feature
+    neuronpedia: Optional[dict[str, Any]] = None  # what Neuronpedia says of the feature: explanations, logits ...
 
 
 class InspectionReport(msgspec.Struct, frozen=True):

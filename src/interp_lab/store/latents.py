@@ -65,3 +65,27 @@ def latent_frequencies(store: Store, sae_id: str, *, exclude_first: bool = True)
     freq = np.zeros(info["d_sae"], dtype=np.float64)
     freq[got["latent"]] = got["count_star()"] / max(n, 1)
     return freq
+
+
+def latent_values(store: Store, sae_id: str, latent: int, rows: list[int]) -> dict[int, float]:
+    """{row: value} of one latent on the given store rows where it is non-zero (absent: 0)."""
+    if not rows:
+        return {}
+    con = connect(store)
+    got = con.execute(f"SELECT row, value FROM read_parquet('{_parts(store, sae_id)}') WHERE latent = ? AND "
+                      f"row IN ({', '.join(str(int(r)) for r in rows)})", [int(latent)]).fetchall()
+    return {int(r): float(v) for r, v in got}
+
+
+def latent_histogram(store: Store, sae_id: str, latent: int, *, bins: int = 50,
+                     exclude_first: bool = True) -> tuple[list[int], list[float]]:
+    """Histogram of one latent's non-zero values over the store: (bar heights, bar centres); empty when it
+    never fires."""
+    con = connect(store)
+    first = "AND t.position > 0" if exclude_first else ""
+    values = con.execute(f"SELECT l.value FROM read_parquet('{_parts(store, sae_id)}') l JOIN tokens t ON t.row = "
+                         f"l.row WHERE l.latent = ? {first}", [int(latent)]).fetchnumpy()["value"]
+    if len(values) == 0:
+        return [], []
+    heights, edges = np.histogram(values, bins=bins)
+    return heights.tolist(), ((edges[:-1] + edges[1:]) / 2).round(6).tolist()
