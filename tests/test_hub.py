@@ -320,4 +320,17 @@ def test_python_api(small_report):
     res = interp_lab.publish_hf_artifact(repo_id="you/r", path=str(small_report), dry_run=True, tags=["a", "b"])
     assert res.kind == "report" and res.dry_run and res.url is None
     assert [f.path for f in res.files if f.generated] == ["README.md", "SHA256SUMS"]
-    assert {"a", "b"} <= set(front_matter(res.card)["tags"])
+    assert {"a", "b", "synthetic"} <= set(front_matter(res.card)["tags"])  # the example records are planted data
+    assert "SYNTHETIC EVIDENCE" in res.card
+
+
+def test_the_docs_worked_example_is_the_real_output(cli, monkeypatch):
+    """docs/providers/huggingface-hub.md shows --dry-run on the example report as it prints today."""
+    doc = (ROOT / "docs" / "providers" / "huggingface-hub.md").read_text()
+    shown = doc.split("````text\n", 1)[1].split("````", 1)[0]
+    command, printed = shown.split("\n", 1)
+    args = command.removeprefix("$ interp-lab ").split()
+    monkeypatch.chdir(ROOT)
+    code, out, err = cli(*args)
+    assert code == 0, err
+    assert out == printed

@@ -64,9 +64,11 @@ def card(art: Artifact, to: Target, files: list[tuple[str, int, str]], extra: st
     import yaml
 
     title = _title(art)
+    synthetic = ["synthetic"] if any(a.kind == "report" and a.document.get("synthetic")
+                                     for a in (art, *(a for _, a in art.parts))) else []
     meta: dict[str, Any] = {"library_name": "interp-lab", "pretty_name": f.printable(title)[:120],
                             "tags": list(dict.fromkeys(["interp-lab", KIND_TAG[art.kind], "mechanistic-interpretability",
-                                                        *to.tags]))}
+                                                        *synthetic, *to.tags]))}
     if to.license:
         meta["license"] = to.license
     lines = ["---", yaml.safe_dump(meta, sort_keys=False, allow_unicode=True).strip(), "---", "",
@@ -155,13 +157,21 @@ def _report(art: Artifact) -> list[str]:
                     "causal (held-out)"], rows)
     assoc = f.d(f.d(rep.get("settings")).get("association"))
     effect = assoc.get(summary.get("criterion_type")) or summary.get("statistic") or "the report's rank statistic"
-    lines += [f"The first {len(rows)} of {len(ct.cards(rep))} cards. Measured on: the held-out effect ({md(effect)}) "
-              f"relates the feature's activation to the criterion score over the {f.num(held)} held-out prompts "
-              "(bootstrap 95% interval); the features were chosen on the discovery prompts only. "
-              "Causal: each intervention's mean change of the criterion score on the held-out prompts (positive "
-              "promotes the criterion); strong when it passes the report's causal rule against matched controls:", ""]
+    said = [f"The first {len(rows)} of {len(ct.cards(rep))} cards."]
+    if held:
+        said.append(f"Measured on: the held-out effect ({md(effect)}) relates the feature's activation to the "
+                    f"criterion score over the {f.num(held)} held-out prompts (bootstrap 95% interval); the features "
+                    "were chosen on the discovery prompts only.")
+    else:
+        said.append("The report measured no held-out prompts: its cards carry no held-out effect.")
+    tested = any(ct.causal_kinds(c) for c in ct.cards(rep)[:TOP_CARDS])
     rule, measured = ct.causal_rule(f.d(rep.get("settings")))
-    if rule:
+    if tested:
+        said.append("Causal: each intervention's mean change of the criterion score on the held-out prompts "
+                    "(positive promotes the criterion); strong when it passes the report's causal rule against "
+                    "matched controls" + (":" if rule else "."))
+    lines += [" ".join(said), ""]
+    if tested and rule:
         lines += [f"> {md(rule, True)}" + (f" ({md(measured)})" if measured else ""), ""]
     warnings = f.lst(rep.get("warnings"))
     if warnings:
