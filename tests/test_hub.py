@@ -282,6 +282,14 @@ def test_pull_failures_are_one_line_and_leave_nothing(cli, hub, tmp_path, small_
     assert "dataset you/absent: cannot reach" in line
 
     assert cli("publish-hf-artifact", "--repo-id", "you/tampered", "--path", small_report, "--endpoint", hub.url)[0] == 0
+    (tmp_path / "file").write_text("x")
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "mine.txt").write_text("x")
+    for taken, said in (("file", "a file, not a folder"), ("full", "exists and is not empty")):
+        line = one_line_error(*cli("pull", "you/tampered", "--endpoint", hub.url, "--out", tmp_path / taken))
+        assert f"--out {tmp_path / taken}: {said}" in line
+    assert (tmp_path / "file").read_text() == "x" and [p.name for p in (tmp_path / "full").iterdir()] == ["mine.txt"]
+
     files = hub.files("datasets", "you/tampered")
     files["report.md"] += b"\nedited on the Hub\n"
     line = one_line_error(*cli("pull", "you/tampered", "--endpoint", hub.url, "--out", tmp_path / "t"))

@@ -165,6 +165,8 @@ def pull(o: PullOptions, progress: Progress) -> HubPullResult:
     if not commit:
         raise InputError(what, f"{endpoint} named no commit for it")
     target = Path(o.out) if o.out else cache_dir() / "hub" / f"{o.repo_type}s" / o.repo_id / commit
+    if target.exists() and not target.is_dir():
+        raise UsageError(f"--out {target}: a file, not a folder")
     cached = target.is_dir() and any(target.iterdir())
     if cached and o.out:
         raise UsageError(f"--out {target}: exists and is not empty (give a new or empty folder)")
