@@ -21,7 +21,8 @@ _API = ("CalibrationResult", "ContrastResult", "InspectResult", "InterveneResult
         "store_rename", "store_search", "store_summary", "store_tag", "store_top", "ContextRow", "DiffResult",
         "EncodeResult", "StoreRow", "StoreSummary", "TraceResult", "CompileCriterionResult", "ExportRecordsResult",
         "LensResult", "ProbeSetResult", "TrainLensResult", "compile_criterion", "export_hf_records", "lens",
-        "probe_set", "train_lens", "export_neuronpedia", "ExportNeuronpediaResult")
+        "probe_set", "train_lens", "export_neuronpedia", "ExportNeuronpediaResult", "publish_hf_artifact", "pull",
+        "PublishResult", "HubPullResult")
 
 
 def __getattr__(name: str) -> Any:

@@ -1,8 +1,8 @@
 """The Python API: ``inspect()``, ``calibrate_causal()``, ``harvest()``, ``intervene()``, ``contrast()``,
 ``steer()``, ``train_sae()``, ``eval_sae()``, ``compare()``, ``export_attribution_graph()``, ``transfer()``,
-``transfer_table()``, ``export_neuronpedia()``, ``run_config()``, the utilities ``version()``, ``doctor()``, ``demo()``,
-``validate()``, ``convert_records()``, ``models_*()`` and ``store_*()`` (the ``models`` and ``store``
-commands), and their result types.
+``transfer_table()``, ``export_neuronpedia()``, ``run_config()``, the utilities ``version()``, ``doctor()``,
+``demo()``, ``validate()``, ``convert_records()``, ``publish_hf_artifact()``, ``pull()``, ``models_*()`` and
+``store_*()`` (the ``models`` and ``store`` commands), and their result types.
 
 Every CLI command is one call here plus argument parsing and rendering. Nothing here imports torch
 until a function that needs a model runs. Each name is also reachable as ``interp_lab.NAME`` (loaded
@@ -18,6 +18,7 @@ from interp_lab.api.criteria import CompileCriterionResult, compile_criterion
 from interp_lab.api.demo import DemoResult, demo
 from interp_lab.api.doctor import DoctorResult, doctor
 from interp_lab.api.harvest import harvest
+from interp_lab.api.hub import HubPullResult, PublishResult, publish_hf_artifact, pull
 from interp_lab.api.inspect import InspectResult, inspect
 from interp_lab.api.interventions import InterveneResult, intervene
 from interp_lab.api.lens import LensResult, TrainLensResult, lens, train_lens
@@ -60,4 +61,5 @@ __all__ = ["CalibrationResult", "ContrastResult", "InspectResult", "InterveneRes
            "DiffResult", "EncodeResult", "StoreRow", "StoreSummary", "TraceResult", "CompileCriterionResult",
            "ExportRecordsResult", "LensResult", "ProbeSetResult", "TrainLensResult", "compile_criterion",
            "export_neuronpedia", "ExportNeuronpediaResult",
-           "export_hf_records", "lens", "probe_set", "train_lens"]
+           "export_hf_records", "lens", "probe_set", "train_lens", "publish_hf_artifact", "pull", "PublishResult",
+           "HubPullResult"]

@@ -22,6 +22,7 @@ EXTRAS = {
     "transformerlens": ("transformer-lens",),
     "nnsight": ("nnsight",),
     "server": ("fastapi", "uvicorn"),
+    "publish": ("huggingface_hub",),
     "ray": ("ray",),
     "dev": ("pytest", "hypothesis", "ruff"),
 }

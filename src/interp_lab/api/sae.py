@@ -15,6 +15,7 @@ from typing import Any
 from interp_lab.errors import UsageError
 from interp_lab.io.paths import recorded_path
 from interp_lab.sae.config import HELDOUT_MARGIN, PRESETS, TrainConfig
+from interp_lab.schemas.records import SAE_MANIFEST
 
 SCHEMA = "interp-lab.sae_metrics.v1"
 
@@ -172,7 +173,7 @@ def train_sae(*, out: str | os.PathLike, store: str | os.PathLike | None = None,
                 meta["seqpos_slice"] = [1, None]  # each window's first position (the attention sink) left out
             if hook_out:
                 meta["hook_name_out"] = hook_out
-            manifest = {"schema_version": "interp-lab.sae.v1", "architecture": cfg.architecture,
+            manifest = {"schema_version": SAE_MANIFEST, "architecture": cfg.architecture,
                         "sae_config": asdict(res.sae.cfg), "train_config": asdict(res.config or cfg), "hooks": list(hooks),
                         "store": recorded_path(st.root, ckpt), "dataset": dataset,
                         "dataset_hash": st.manifest.dataset_hash, "model": st.manifest.model,

@@ -19,9 +19,8 @@ import torch
 from interp_lab.errors import InputError
 from interp_lab.io.atomic import atomic_dir
 from interp_lab.sae.base import SAEConfig, SparseCoder, make_sae
+from interp_lab.sae.config import SPARSIFY_WEIGHTS, WEIGHTS
 
-WEIGHTS = "sae_weights.safetensors"
-SPARSIFY_WEIGHTS = "sae.safetensors"
 CORE = ("W_enc", "b_enc", "W_dec", "b_dec")
 # SAE Lens reads cfg.json's metadata as written only when it names a 6.x version; without one it takes the file
 # for a pre-6.0 config and rebuilds the metadata from top-level keys, losing hook_name and model_name

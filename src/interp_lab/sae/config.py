@@ -1,4 +1,5 @@
-"""Training configuration and presets (no torch here: the CLI and the API read them before training)."""
+"""Training configuration and presets, and a checkpoint's file names (no torch here: the CLI and the API read
+them before training)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,9 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 ARCHITECTURES = ("topk", "batchtopk", "jumprelu", "relu")
+# a checkpoint's weights (checkpoint.py), named here so that what only looks at a checkpoint needs no torch
+WEIGHTS = "sae_weights.safetensors"  # SAE Lens's layout, which interp-lab writes
+SPARSIFY_WEIGHTS = "sae.safetensors"  # EleutherAI sparsify's
 ALIASES = {"standard": "relu"}  # SAE Lens's name for ReLU + L1
 
 # tokens to harvest per training token: a tenth of documents is held out, and each window's first position

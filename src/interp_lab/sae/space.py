@@ -61,6 +61,7 @@ def latent_space(path: str | os.PathLike, hook: str | None = None) -> LatentSpac
     if layer is None:
         raise UsageError(f"{cfg_path}: hook {hook!r} is not a layer's hook (blocks.<i>.*)")
     from interp_lab.io.hashing import sha256_file
+    from interp_lab.sae.config import SPARSIFY_WEIGHTS, WEIGHTS
 
-    weights = next((root / n for n in ("sae_weights.safetensors", "sae.safetensors") if (root / n).is_file()), None)
+    weights = next((root / n for n in (WEIGHTS, SPARSIFY_WEIGHTS) if (root / n).is_file()), None)
     return LatentSpace(sae, hook, layer, str(root), fingerprint=sha256_file(weights) if weights else "")

@@ -22,6 +22,7 @@ INSPECTION_REPORT = "interp-lab.inspection_report.v3"
 INSPECTION_REPORTS_READ = ("interp-lab.inspection_report.v2", INSPECTION_REPORT)
 MATCHES = "interp-lab.matches.v2"
 RUN_MANIFEST = "interp-lab.run.v1"
+SAE_MANIFEST = "interp-lab.sae.v1"  # manifest.json of an SAE checkpoint (train-sae)
 
 SPLITS = ("discovery", "calibration", "heldout")
 SplitName = Literal["discovery", "calibration", "heldout"]

@@ -8,7 +8,7 @@ gets one clear error for a file that is not what it claims to be.
 from __future__ import annotations
 
 import os
-from typing import Any, Literal, Optional
+from typing import Annotated, Any, Literal, Optional
 
 import msgspec
 
@@ -131,6 +131,62 @@ class RunManifest(msgspec.Struct, frozen=True):
     status: Literal["ok", "failed", "running"]
     steps: list[RunStep]
     config: dict[str, Any] = {}
+
+
+Sha256 = Annotated[str, msgspec.Meta(pattern="^[0-9a-f]{64}$")]  # a hex sha256 digest
+
+
+class ManifestFile(msgspec.Struct, frozen=True):
+    """An output of a command's manifest: the file (relative to the manifest), its sha256 and size."""
+
+    file: str
+    sha256: Sha256
+    bytes: Optional[int] = None
+
+
+class ManifestInput(msgspec.Struct, frozen=True):
+    """An input of a command's manifest: its role (model, criterion, prompts, records ...), where it was (relative to
+    the manifest, or ``<cache>/...``), its sha256 and rows; ``params`` for a model (name, source, revision ...)."""
+
+    role: str
+    path: Optional[str] = None
+    sha256: Optional[Sha256] = None
+    rows: Optional[int] = None
+    params: dict[str, Any] = {}
+
+
+class Tool(msgspec.Struct, frozen=True):
+    name: str
+    version: str
+
+
+class InspectManifest(msgspec.Struct, frozen=True):
+    """manifest.json beside a report (``io.manifest.inspect_manifest``): versions, inputs and outputs with hashes."""
+
+    schema_version: Literal["interp-lab.run.v1"]
+    tool: Tool  # interp-lab and its version
+    command: str  # inspect
+    outputs: list[ManifestFile]
+    inputs: list[ManifestInput] = []
+    python: Optional[str] = None
+    packages: dict[str, str] = {}  # the versions of the libraries that decide the numbers
+    created: Optional[str] = None
+    seed: Optional[int] = None
+
+
+class SAEManifest(msgspec.Struct, frozen=True):
+    """manifest.json of an SAE checkpoint (``train-sae``; docs/FORMATS.md "SAE checkpoint"), the fields read back."""
+
+    schema_version: Literal["interp-lab.sae.v1"]
+    architecture: str
+    hooks: list[str]
+    model: Optional[str] = None
+    revision: Optional[str] = None  # the model's (for a registered model, its GGUF's sha256)
+    dataset: Optional[str] = None
+    dataset_hash: Optional[str] = None
+    tokens_seen: Optional[int] = None
+    sae_config: dict[str, Any] = {}
+    train_config: dict[str, Any] = {}
 
 
 _KINDS = {**{v: InspectionReport for v in INSPECTION_REPORTS_READ}, MATCHES: MatchesFile, RUN_MANIFEST: RunManifest}
