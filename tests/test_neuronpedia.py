@@ -20,7 +20,6 @@ from interp_lab.providers.neuronpedia import (
     parse_refs,
 )
 from interp_lab.providers.neuronpedia_http import NeuronpediaClient, retry_after
-from interp_lab.schemas.records import INSPECTION_REPORT
 
 DATA = Path(__file__).resolve().parent / "data" / "neuronpedia"
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -296,20 +295,24 @@ def test_a_bad_saved_file_names_the_file_and_field(tmp_path):
 # ---------------------------------------------------------------------------------------- export and back
 
 
-def _report(features, path: Path) -> Path:
-    cards = [{**f.card, "rank": i, "evidence_tier": "imported", "importance": 0.0}
-             for i, f in enumerate(features, start=1)]
-    doc = {"schema_version": INSPECTION_REPORT, "criterion": "units of measurement", "model": None,
-           "backend": "neuronpedia", "cards": cards}
-    path.mkdir(parents=True)
-    (path / "report.json").write_text(json.dumps(doc))
-    return path
-
-
 def test_fetched_converted_exported_and_read_back_keeps_every_field(tmp_path, cli):
+    """inspect --backend neuronpedia against a Neuronpedia on loopback writes imported cards; export-neuronpedia
+    writes them back in the API's shape; read back, every field is the one fetched."""
     with Server({API + "650": [ok(F650)], API + "4102": [ok(F4102)]}) as s:
         fetched = load_features(["gpt2-small@6-res-jb:650", "gpt2-small@6-res-jb:4102"], client=client(s))
-    report = _report(fetched, tmp_path / "r")
+        report = tmp_path / "r"
+        code, out, err = cli("inspect", "--criterion", "units of measurement", "--backend", "neuronpedia",
+                             "--neuronpedia-url", s.url, "--neuronpedia-feature", "gpt2-small@6-res-jb:650",
+                             "--neuronpedia-feature", f"{s.url}/gpt2-small/6-res-jb/4102", "--out", str(report))
+    assert code == 0, err
+    rep = json.loads((report / "report.json").read_text())
+    assert rep["backend"] == "neuronpedia" and rep["model"] == "gpt2-small"
+    assert [c["evidence_tier"] for c in rep["cards"]] == ["imported", "imported"]
+    assert all(c["association"] is None and c["causal"] is None for c in rep["cards"])
+    assert {i["name"] for i in rep["inputs"] if i["role"] == "neuronpedia"} == {"gpt2-small@6-res-jb:650",
+                                                                                "gpt2-small@6-res-jb:4102"}
+    assert any("Tier imported: no held-out association and no causal test" in n for n in rep["notes"])
+    assert "Not measured on the model" in (report / "report.md").read_text()
     code, out, err = cli("export-neuronpedia", "--report", str(report), "--out", str(tmp_path / "np"))
     assert code == 0, err
     assert sorted(p.name for p in (tmp_path / "np").iterdir()) == ["gpt2-small@6-res-jb@4102.json",
@@ -323,6 +326,8 @@ def test_fetched_converted_exported_and_read_back_keeps_every_field(tmp_path, cl
         assert b.row == a.row
     raw = json.loads((tmp_path / "np" / "gpt2-small@6-res-jb@650.json").read_text())
     assert raw["index"] == "650" and raw["pos_str"] == F650["pos_str"] and raw["frac_nonzero"] == F650["frac_nonzero"]
+    with_match = {c["feature_id"]: c["text_match"] for c in rep["cards"]}
+    assert set(with_match) == {"L6:F650", "L6:F4102"} and all(m["score"] is not None for m in with_match.values())
     for name in ("tokens", "values", "maxValue", "maxValueTokenIndex"):
         assert [a[name] for a in raw["activations"]] == [a[name] for a in F650["activations"]], name
 
@@ -358,3 +363,42 @@ def test_export_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, cli):
                        "--out", str(out))
     assert code == 2 and "--feature-indexes" in err and "not a comma list" in err
     assert not out.exists()
+
+
+def test_inspect_says_in_one_line_what_the_site_did(tmp_path, cli):
+    with Server({}) as s:  # every path: 404
+        code, out, err = cli("inspect", "--criterion", "units", "--backend", "neuronpedia", "--neuronpedia-url",
+                             s.url, "--neuronpedia-feature", "gpt2-small@6-res-jb:9", "--out", str(tmp_path / "r"))
+    assert code == 2 and out == "" and err.count("\n") == 1 and "gpt2-small@6-res-jb:9" in err
+    assert not (tmp_path / "r").exists()
+    code, _, err = cli("inspect", "--criterion", "units", "--backend", "neuronpedia")
+    assert code == 2 and "--backend neuronpedia needs --neuronpedia-feature" in err
+
+
+@pytest.mark.slow
+@pytest.mark.realmodel
+def test_features_with_their_sae_at_hand_are_measured_on_the_model(smollm2, tmp_path):
+    """Neuronpedia features of a model and SAE interp-lab can load (saved responses naming two latents of the
+    committed layer-15 SAE of SmolLM2, examples/sae-l15) are measured: read on the criterion's prompts,
+    held out and tested like any latent; their explanations become the labels."""
+    from tests.test_sae_latents import _small_units_spec
+
+    from interp_lab.api import inspect
+
+    saved = tmp_path / "saved"
+    saved.mkdir()
+    for index, text in ((3093, " units of measurement after a number"), (1763, " numbers before a unit")):
+        doc = {**F650, "modelId": "smollm2-135m", "layer": "15-l15-topk", "index": str(index),
+               "explanations": [{**F650["explanations"][0], "description": text}]}
+        (saved / f"{index}.json").write_text(json.dumps(doc))
+    res = inspect(smollm2, str(_small_units_spec(tmp_path)), backend="neuronpedia", bootstrap=100,
+                  provider={"neuronpedia_json": str(saved)},
+                  hf={"sae": str(EXAMPLES / "sae-l15" / "checkpoint"), "latent_kinds": ["ablate"], "n_controls": 4,
+                      "side_prompts": 8, "contexts": None})
+    cards = {c["feature_id"]: c for c in res.cards}
+    assert set(cards) == {"L15:F3093", "L15:F1763"}
+    unit = cards["L15:F3093"]
+    assert unit["label"] == "units of measurement after a number" and unit["neuronpedia"]["source"] == "15-l15-topk"
+    assert unit["evidence_tier"] in ("held_out", "causal") and unit["association"]["heldout"]["ci_excludes_zero"]
+    assert "ablate" in unit["causal"] and unit["provenance"]["source"] == "neuronpedia"
+    assert res.report["settings"]["pipeline"]["units"] == "F"

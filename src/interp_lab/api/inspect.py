@@ -188,7 +188,7 @@ def inspect(o: InspectOptions, progress: Progress) -> InspectResult:
             entry["provenance"].update(plan.provenance)
             if fid in plan.cards:
                 entry["label"] = entry.get("label") or plan.cards[fid].get("label")
-                entry["imported"] = plan.cards[fid].get("imported")
+                entry["neuronpedia"] = plan.cards[fid].get("neuronpedia")
     for card in ev.imported or ():
         features_out.setdefault(card["feature_id"], card)
     timings["rank"] = time.perf_counter() - t1

@@ -96,16 +96,17 @@ def neuronpedia(request: Request, progress: Any) -> Evidence | ModelPlan:
     o = request.options
     refs = np_.parse_refs(o.neuronpedia_feature)
     got = np_.load_features(refs, url=o.neuronpedia_url, json_dir=o.neuronpedia_json,
-                            cache=(request.hf is None or getattr(request.hf, "cache", True)), progress=progress)
-    items = [Imported(feature_id=f.feature_id, card=f.card, explanations=f.explanations, contexts=f.contexts,
-                      tokens=f.tokens) for f in got]
-    inputs = [InputInfo(role="neuronpedia", name=f.ref.key, sha256=f.sha256,
-                        params={"url": f.url} if f.url else {}) for f in got]
-    measured = _measured_plan(request, got, progress)
+                            cache=_hf(request).cache, progress=progress)
+    items = [Imported(feature_id=f.feature_id, card=f.card, explanations=f.texts["explanations"],
+                      contexts=f.texts["examples"], tokens=f.texts["promoted"]) for f in got]
+    inputs = [InputInfo(role="neuronpedia", name=f.ref.key, sha256=_sha256(f.response),
+                        params={"url": f.card["neuronpedia"].get("url")}) for f in got]
+    warnings: list[str] = []
+    measured = _measured_plan(request, got, progress, warnings)
     if measured is not None:
         measured.inputs = inputs
         return measured
-    ev = Evidence(backend=request.backend, inputs=inputs)
+    ev = Evidence(backend=request.backend, inputs=inputs, warnings=warnings)
     models = sorted({f.ref.model for f in got})
     if request.model and models and _norm(request.model) not in {_norm(m) for m in models}:
         ev.warnings.append(f"the features are of {', '.join(models)}, not {request.model!r}")
@@ -113,26 +114,53 @@ def neuronpedia(request: Request, progress: Any) -> Evidence | ModelPlan:
     return rank_imported(request, items, progress, ev)
 
 
+def _sha256(response: dict[str, Any]) -> str:
+    """The hash of a response's content (canonical JSON), whatever its bytes on the wire were."""
+    import hashlib
+    import json
+
+    return hashlib.sha256(json.dumps(response, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
 def _norm(name: str) -> str:
     return "".join(ch for ch in name.lower().rsplit("/", 1)[-1] if ch.isalnum())
 
 
-def _measured_plan(request: Request, got: list[Any], progress: Any) -> ModelPlan | None:
-    """With the model and the features' SAE (``--sae DIR``), the plan that measures and tests them."""
-    hf = request.hf
-    if request.model is None or hf is None or not getattr(hf, "sae", None):
+def _hf(request: Request) -> Any:
+    from interp_lab.providers.hf import HFOptions
+
+    return HFOptions.from_value(request.hf)
+
+
+def _measured_plan(request: Request, got: list[Any], progress: Any, warnings: list[str]) -> ModelPlan | None:
+    """With the model and the features' SAE, the plan that measures and tests them: ``--sae DIR``, else the
+    SAE Lens release whose Neuronpedia id is the features' source (fetched once, then cached)."""
+    if request.model is None:
         return None
     from pathlib import Path
 
     from interp_lab.providers import saelens
 
+    hf = _hf(request)
+    sources = {f"{f.ref.model}/{f.ref.source}" for f in got}
+    if not hf.sae:
+        found = saelens.neuronpedia_sae(sources.pop()) if len(sources) == 1 else None
+        if found is None:
+            return None
+        try:
+            hf = replace(hf, sae=str(saelens.pretrained_checkpoint(*found, say=progress)))
+        except UsageError as exc:  # offline, or SAE Lens cannot convert it: the features stay imported
+            warnings.append(f"the features' SAE ({found[0]} / {found[1]}) could not be loaded ({exc}); their "
+                            "descriptions were ranked instead of their activations")
+            return None
+    request = replace(request, hf=hf)
     plan = saelens.plan(request, Path(hf.sae), tuple(f.ref.index for f in got), {"source": "neuronpedia"}, [])
     layer = saelens._layer_of_hook(plan.provenance["hook"])
     for f in got:
         if f.ref.layer is not None and f.ref.layer != layer:
             raise UsageError(f"{f.ref.key}: a layer-{f.ref.layer} feature; the SAE {hf.sae} reads layer {layer}")
     ids = plan.selected
-    plan.cards = {i: {"label": f.card.get("label"), "imported": f.card} for i, f in zip(ids, got)}
+    plan.cards = {i: {"label": f.card.get("label"), "neuronpedia": f.card.get("neuronpedia")} for i, f in zip(ids, got)}
     plan.notes.append(f"{len(ids)} Neuronpedia features measured on the model's activations through the SAE at "
                       f"{plan.provenance['hook']} (their Neuronpedia explanations are the cards' labels)")
     return plan

@@ -125,6 +125,20 @@ def scope_sae_id(release: str, sae_id: str, directory: dict[str, Any]) -> str:
     return min(at, key=lambda i: ("canonical" not in i, links.get(i) is None, "medium" not in i, at.index(i)))
 
 
+def neuronpedia_sae(source: str) -> tuple[str, str] | None:
+    """The SAE Lens release and SAE id whose Neuronpedia id is ``source`` (``gemma-3-270m/12-gemmascope-2-res-16k``),
+    if SAE Lens is installed and knows one."""
+    try:
+        directory = _directory()
+    except UsageError:
+        return None
+    for release, lookup in directory.items():
+        for sae_id, link in (lookup.neuronpedia_id or {}).items():
+            if link == source:
+                return release, sae_id
+    return None
+
+
 def local_checkpoint(release: str, sae_id: str | None) -> Path | None:
     """The checkpoint directory a local ``release`` (and ``sae_id`` inside it) names, None if not local."""
     root = Path(release).expanduser()
