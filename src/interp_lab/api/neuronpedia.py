@@ -12,20 +12,7 @@ from typing import Any, Optional
 
 from interp_lab.api.registry import command
 from interp_lab.errors import UsageError
-from interp_lab.schemas.command import Progress, comma_list, option
-
-
-def _indexes(text: str | None) -> tuple[int, ...]:
-    """``"3,17,200"`` -> ``(3, 17, 200)`` (None: none); ValueError naming the text otherwise."""
-    if not text:
-        return ()
-    try:
-        out = tuple(int(x) for x in comma_list(text))
-    except ValueError:
-        raise ValueError(f"{text!r} is not a comma list of latent indexes (3,17,200)") from None
-    if any(i < 0 for i in out):
-        raise ValueError(f"{text!r}: latent indexes are >= 0")
-    return out
+from interp_lab.schemas.command import Progress, comma_ints, option
 
 
 @dataclass(kw_only=True)
@@ -35,7 +22,7 @@ class ExportNeuronpediaOptions:
     latents: Optional[str] = option(None, "With --store: the encoding, its sae_id under latents/ (as store top "
                                           "--latents).")
     feature_indexes: tuple[int, ...] = option((), "With --store: the latents exported, e.g. 3,17,200.",
-                                              cli_type=Optional[str], cli_default=None, convert=_indexes)
+                                              cli_type=Optional[str], cli_default=None, convert=comma_ints)
     top_k: int = option(20, "With --store: top activations per latent.", min=1)
     out: Optional[Path] = option(None, "Directory: one <model>@<source>@<index>.json per feature.", required=True)
 

@@ -8,20 +8,9 @@ from pathlib import Path
 from typing import Optional
 
 from interp_lab.errors import UsageError
-from interp_lab.schemas.command import comma_list, option, str_or_none
+from interp_lab.schemas.command import comma_ints, comma_list, option, str_or_none
 
 SCOPE_SUITES = ("gemma-scope", "gemma-scope-2", "qwen-scope", "llama-scope")
-
-
-def comma_ints(text: str) -> tuple[int, ...]:
-    """``"650, 12"`` -> ``(650, 12)``; ValueError naming the text otherwise."""
-    try:
-        values = tuple(int(x) for x in comma_list(text))
-    except ValueError:
-        raise ValueError(f"{text!r} is not a comma list of feature indexes (integers)") from None
-    if any(v < 0 for v in values):
-        raise ValueError(f"{text!r}: feature indexes are >= 0")
-    return values
 
 
 def repeated(values: list[str] | tuple[str, ...] | None) -> tuple[str, ...]:

@@ -113,6 +113,18 @@ def comma_floats(text: str) -> tuple[float, ...]:
         raise ValueError(f"{text!r} is not a comma list of numbers") from None
 
 
+def comma_ints(text: str | None) -> tuple[int, ...]:
+    """``"650, 12"`` -> ``(650, 12)`` (empty or None: none): feature or latent indexes; ValueError naming the
+    text otherwise."""
+    try:
+        values = tuple(int(x) for x in comma_list(text or ""))
+    except ValueError:
+        raise ValueError(f"{text!r} is not a comma list of indexes (integers: 3,17,200)") from None
+    if any(v < 0 for v in values):
+        raise ValueError(f"{text!r}: indexes are >= 0")
+    return values
+
+
 def str_or_none(value: Any) -> str | None:
     """A path the command line parsed, as the string an options field keeps (``""``/None: None)."""
     return str(value) if value not in (None, "") else None
