@@ -61,11 +61,11 @@ def export_records(model: str | Any, dataset: str, out: str | os.PathLike, *, la
         raise UsageError(f"--kind must be one of {', '.join(KINDS)}")
     if pooling not in POOLINGS:
         raise UsageError(f"--pooling must be one of {', '.join(POOLINGS)}")
+    docs = list(iter_documents(dataset, text_column))  # a bad name or column fails before the model loads
     lm = model if isinstance(model, LoadedModel) else load_model(str(model))
     hook_suffix, letter = KINDS[kind]
     chosen = parse_layers(layers, lm.n_layers)
     hooks = [f"blocks.{i}.{hook_suffix}" for i in chosen]
-    docs = list(iter_documents(dataset, text_column))
     tok = lm.tokenizer
     pad = tok.pad_token_id if tok.pad_token_id is not None else 0
 
