@@ -177,3 +177,49 @@ def test_a_saved_dataset_harvests_like_the_same_text_as_jsonl(smollm2, files, tm
     assert m.dataset == "hf:saved" and m.dataset_source["fingerprint"] and m.dataset_source["text_column"] == "text"
     # read only as far as 300 tokens need (the JSONL, as before, is read whole)
     assert m.documents < b.manifest.documents == len(TEXTS) and b.manifest.dataset_source is None
+
+
+def test_a_hub_dataset_is_streamed_at_the_commit_read(tmp_path):
+    """Through the loopback Hub of the publish tests (tests/hub_server.py): the Hub's HTTP API as
+    huggingface_hub and datasets call it. ``load_dataset(streaming=True)`` reads the files the Hub lists;
+    the identity is the commit read, and ``NAME@REVISION`` reads an older one."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from hub_server import HubServer, Repo
+
+    hub = HubServer("unused")
+    repo = Repo()
+    first = repo.commit("main", {"train.jsonl": "".join(json.dumps({"text": t, "n": i}) + "\n"
+                                                       for i, t in enumerate(TEXTS[:3])).encode()})
+    repo.commit("main", {"train.jsonl": "".join(json.dumps({"text": t, "n": i}) + "\n"
+                                                for i, t in enumerate(TEXTS[3:])).encode(),
+                         "test.jsonl": json.dumps({"text": "held out", "n": 0}).encode() + b"\n"})
+    hub.repos[("datasets", "you/docs")] = repo
+    script = """if True:
+        import json, sys
+        from interp_lab.io.datasets import Corpus
+        out = []
+        for name in sys.argv[1:]:
+            c = Corpus(name)
+            out.append([c.label, c.identity(), [(d.doc_id, d.text, d.labels) for d in c.documents()], c.key()])
+        print(json.dumps(out))
+    """
+    src = Path(__file__).resolve().parents[1] / "src"
+    env = {**os.environ, "HF_ENDPOINT": hub.url, "HF_HOME": str(tmp_path / "hf"), "HF_HUB_DISABLE_TELEMETRY": "1",
+           "PYTHONPATH": os.pathsep.join([str(src), os.environ.get("PYTHONPATH", "")])}
+    try:
+        got = subprocess.run([sys.executable, "-c", script, "hf:you/docs", f"hf:you/docs@{first}", "hf:you/docs::test"],
+                             env=env, capture_output=True, text=True, timeout=120)
+    finally:
+        hub.close()
+    assert got.returncode == 0, got.stderr
+    (label, ident, docs, key), (_, old, old_docs, old_key), (test_label, _, test_docs, _) = json.loads(got.stdout)
+    assert label == "hf:you/docs::train" and test_label == "hf:you/docs::test"  # train: the default of two splits
+    assert ident == {"kind": "hub", "name": "you/docs", "config": None, "split": "train",
+                     "revision": repo.branches["main"], "text_column": "text"}
+    assert [(i, t) for i, t, _ in docs] == list(enumerate(TEXTS[3:])) and docs[1][2] == {"n": 1}
+    assert old["revision"] == first and [t for _, t, _ in old_docs] == TEXTS[:3] and old_key != key
+    assert [t for _, t, _ in test_docs] == ["held out"]

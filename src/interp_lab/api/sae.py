@@ -55,11 +55,11 @@ def harvest_for_sae(model: str, dataset: str, hooks: tuple[str, ...], tokens: in
     from interp_lab.io.datasets import Corpus
 
     want = None if tokens is None else int(tokens * HELDOUT_MARGIN)
-    name = Corpus(dataset, text_column).key()
-    key = hashlib.sha256(json.dumps([model, name, hooks, want, context_length]).encode()).hexdigest()[:16]
+    corpus = Corpus(dataset, text_column)
+    key = hashlib.sha256(json.dumps([model, corpus.key(), hooks, want, context_length]).encode()).hexdigest()[:16]
     out = cache_dir() / "stores" / key
-    harvest(model, dataset, list(hooks), out, max_tokens=want, context_length=context_length, batch_size=16,
-            text_column=text_column, progress=progress)
+    harvest(model, corpus, list(hooks), out, max_tokens=want, context_length=context_length, batch_size=16,
+            progress=progress)
     return out
 
 

@@ -128,7 +128,7 @@ def _token_rows(batch: list[Sequence], docs: list[Document], tokenizer, first_ro
 
 def harvest(
     model: str | Any,
-    dataset: str,
+    dataset: str | Corpus,
     hooks: str | list[str] = "blocks.*.hook_resid_post",
     out: str | os.PathLike = "store",
     *,
@@ -144,7 +144,8 @@ def harvest(
     """Harvest ``hooks`` of ``model`` over ``dataset`` into the store at ``out`` (resuming if it is there).
 
     ``model`` is a registered name, a local directory, a Hugging Face id, or an already loaded
-    ``LoadedModel``; ``text_column`` chooses the text of an ``hf:`` dataset.
+    ``LoadedModel``; ``text_column`` chooses the text of an ``hf:`` dataset (``dataset`` may be an opened
+    ``io.datasets.Corpus``).
     """
     if dtype not in STORE_DTYPES:
         raise UsageError(f"unknown --dtype {dtype!r} (use {', '.join(STORE_DTYPES)})")
@@ -152,7 +153,8 @@ def harvest(
         raise UsageError("--batch-size and the shard size must be at least 1")
     # the store's lock before torch and the model load: a second harvest into this store fails at once,
     # naming the first, which goes on unharmed
-    corpus = Corpus(dataset, text_column)  # a bad name or column fails before the lock and the model load
+    # a bad name or column fails before the lock and the model load
+    corpus = dataset if isinstance(dataset, Corpus) else Corpus(dataset, text_column)
     with StoreLock(out) as lock:
         import torch
 

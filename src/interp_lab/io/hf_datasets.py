@@ -148,7 +148,8 @@ class Source:
         self.split = self.spec.split
         self.revision: str | None = None
         self.fingerprint: str | None = None
-        self._table: Any = None  # a datasets Dataset / IterableDataset
+        self._table: Any = None  # a datasets Dataset / IterableDataset, or a pyarrow ParquetFile
+        self._identity: dict[str, Any] | None = None
         strings, scalars, classes = getattr(self, f"_open_{self.spec.kind}")()
         self.text_column = self._choose_column(text_column, strings, scalars)
         self.label_columns = [c for c in scalars if c != self.text_column]
@@ -236,6 +237,8 @@ class Source:
         text column."""
         from interp_lab.io.hashing import sha256_file
 
+        if self._identity is not None:  # a file is hashed once per opening
+            return dict(self._identity)
         out: dict[str, Any] = {"kind": self.spec.kind, "name": self.spec.name}
         if self.spec.kind == "hub":
             out.update(config=self.spec.config, split=self.split, revision=self.revision)
@@ -244,7 +247,8 @@ class Source:
         else:
             out["sha256"] = sha256_file(self.spec.name)
         out["text_column"] = self.text_column
-        return out
+        self._identity = out
+        return dict(out)
 
     @property
     def shown(self) -> str:
