@@ -10,6 +10,7 @@ from typing import Literal
 
 from interp_lab import defaults
 from interp_lab.api.registry import command
+from interp_lab.io.datasets import DATASET_HELP, TEXT_COLUMN_HELP
 from interp_lab.schemas.command import Progress, option
 
 
@@ -18,8 +19,8 @@ class ProbesOptions:
     """The options of ``probes``."""
 
     out: Path = option(help="Probe set to write (prompt JSONL).")
-    dataset: str = option("lee+enwiki", "Corpus (lee, enwiki, lee+enwiki) or a text / prompt file whose documents "
-                                        "are split.")
+    dataset: str = option("lee+enwiki", "Documents split into sentences: " + DATASET_HELP)
+    text_column: str | None = option(None, TEXT_COLUMN_HELP)
     n: int = option(2400, "Sentences, shared equally between the corpora.", min=1)
     min_chars: int = option(60, min=1)
     max_chars: int = option(320, min=1)
@@ -41,7 +42,8 @@ class ProbeSetResult:
 def probe_set(o: ProbesOptions, progress: Progress) -> ProbeSetResult:
     from interp_lab.harvest.probes import make_probe_set, write_probe_set
 
-    rows = make_probe_set(o.dataset, o.n, min_chars=o.min_chars, max_chars=o.max_chars, seed=o.seed)
+    rows = make_probe_set(o.dataset, o.n, min_chars=o.min_chars, max_chars=o.max_chars, seed=o.seed,
+                          text_column=o.text_column)
     return ProbeSetResult(probes=len(rows), paths={"probes": write_probe_set(rows, o.out)})
 
 
@@ -50,8 +52,9 @@ class ExportRecordsOptions:
     """The options of ``export-hf-records``."""
 
     model: str = option(defaults.MODEL, "Registered name, local directory or HF id.")
-    dataset: str = option(help="Prompt JSONL (criterion_score, split, labels carried over), a text file, or "
-                               "lee / enwiki.")
+    dataset: str = option(help=DATASET_HELP + " A prompt JSONL's criterion_score, split and labels are carried "
+                               "over.")
+    text_column: str | None = option(None, TEXT_COLUMN_HELP)
     out: Path = option(help="Activation records: .jsonl[.gz|.zst] or .parquet.")
     layers: str = option("middle", "all, middle, or a list / ranges: 6 or 3-9,12.")
     kind: Literal["residual", "neurons"] = option("residual", "residual (L{i}:R{dim}) or neurons (L{i}:N{index}).")
@@ -84,7 +87,7 @@ def export_hf_records(o: ExportRecordsOptions, progress: Progress) -> ExportReco
 
     info = export_records(o.model, o.dataset, o.out, layers=o.layers, kind=o.kind, pooling=o.pooling,
                           batch_size=o.batch_size, context_length=o.context_length,
-                          top_k_features=o.top_k_features, progress=progress)
+                          top_k_features=o.top_k_features, text_column=o.text_column, progress=progress)
     out = Path(info["out"])
     return ExportRecordsResult(out=out, rows=info["rows"], hooks=info["hooks"],
                                features_per_row=info["features_per_row"], pooling=info["pooling"],

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from interp_lab import defaults
 from interp_lab.api.registry import command
+from interp_lab.io.datasets import DATASET_HELP, TEXT_COLUMN_HELP
 from interp_lab.schemas.command import Progress, option
 
 if TYPE_CHECKING:  # not at import: ``interp_lab.harvest`` is this function until the package is imported
@@ -17,7 +18,8 @@ if TYPE_CHECKING:  # not at import: ``interp_lab.harvest`` is this function unti
 @dataclass(kw_only=True)
 class HarvestOptions:
     model: Any = option(defaults.MODEL, "Registered name, local directory or HF id.", cli_type=str)  # or a LoadedModel
-    dataset: str = option(help="Prompt JSONL, text file (a document per line), lee, enwiki or lee+enwiki.")
+    dataset: str = option(help=DATASET_HELP)
+    text_column: str | None = option(None, TEXT_COLUMN_HELP)
     hooks: str | list[str] = option("blocks.*.hook_resid_post", "Comma list of hook names; blocks.*.X for every layer.",
                                     cli_type=str)
     out: Path = option(Path("store"), "Store directory (resumed if it holds a partial harvest).", required=True)
@@ -40,4 +42,4 @@ def harvest(o: HarvestOptions, progress: Progress) -> HarvestResult:
 
     return run(o.model, o.dataset, o.hooks, o.out, max_tokens=o.max_tokens, context_length=o.context_length,
                batch_size=o.batch_size, dtype=o.dtype, shard_tokens=o.shard_tokens, overwrite=o.overwrite,
-               progress=lambda done, total: progress("harvesting tokens", done, total))
+               text_column=o.text_column, progress=lambda done, total: progress("harvesting tokens", done, total))

@@ -12,6 +12,7 @@ from typing import Any
 from interp_lab import defaults
 from interp_lab.api.registry import command
 from interp_lab.errors import UsageError
+from interp_lab.io.datasets import DATASET_HELP, TEXT_COLUMN_HELP
 from interp_lab.schemas.command import Progress, option
 
 
@@ -27,12 +28,14 @@ class LensOptions:
     model: str = option(defaults.MODEL)
     prompt: str | None = option(None, "One prompt: per-layer table at its last token and a layer x position plot.")
     dataset: str | None = option(None, "Documents: mean KL to the final distribution per layer, logit lens vs "
-                                        "tuned lens.")
+                                        "tuned lens. " + DATASET_HELP)
+    text_column: str | None = option(None, TEXT_COLUMN_HELP)
     layers: str = option("all", "all, middle, or a list / ranges.")
     metric: str = option("prob", "prob (of the first --tokens) or logit_diff (A - B).")
     tokens: tuple[str, ...] = option((), "Comma list of single tokens, e.g. ' metres, m'.", cli_type=str,
                                      cli_default="", convert=_token_list)
-    tuned: Path | None = option(None, "A tuned lens saved by train-lens.")
+    tuned: Path | None = option(None, "A tuned lens directory: train-lens's, or the tuned-lens package's "
+                                      "(config.json + params.pt).")
     out: Path | None = option(None, "Directory for lens.json and the plots (PNG, HTML).")
     max_docs: int = option(40, "Documents used with --dataset.", min=1)
 
@@ -48,19 +51,22 @@ class LensResult:
     paths: dict[str, Path] = field(default_factory=dict)
     """Files written with ``out``: lens.json, lens.html, lens.png (prompt); lens_kl.json (dataset)."""
     notes: list[str] = field(default_factory=list)
-    """What was skipped (a plot without matplotlib)."""
+    """What was skipped (a plot without matplotlib); doubts about a tuned-lens checkpoint's model."""
 
 
 @command("lens", options=LensOptions, result=LensResult, group="models and stores", log=True,
          help="Logit lens (or tuned lens): what each layer predicts.")
 def lens(o: LensOptions, progress: Progress) -> LensResult:
     from interp_lab.harvest.records import parse_layers
+    from interp_lab.io.datasets import Corpus
     from interp_lab.models.lens import TunedLens, check_metric, evaluate, lens_table, middle_layers
     from interp_lab.models.load import load_model
 
     # every option is checked before the model loads
     if (o.prompt is None) == (o.dataset is None):
         raise UsageError("give exactly one of --prompt and --dataset")
+    if o.text_column is not None and o.dataset is None:
+        raise UsageError("--text-column chooses the text of a --dataset")
     toks = list(_token_list(o.tokens) if isinstance(o.tokens, str) else o.tokens)  # the API may pass the text
     if o.prompt is not None:
         if not toks:
@@ -71,19 +77,19 @@ def lens(o: LensOptions, progress: Progress) -> LensResult:
     tuned = TunedLens.load(o.tuned) if o.tuned else None
     texts = None
     if o.dataset is not None:
-        texts = _documents(o.dataset, o.max_docs)
+        texts = _documents(Corpus(o.dataset, o.text_column), o.max_docs)
         if not texts:
             raise UsageError(f"--dataset {o.dataset}: no documents")
     lm = load_model(o.model, say=progress.say)
-    if tuned is not None and tuned.model_name and tuned.model_name != lm.name:
-        raise UsageError(f"--tuned {o.tuned}: a lens trained on {tuned.model_name}, not {lm.name}")
+    notes = [] if tuned is None else tuned.check_model(lm, f"--tuned {o.tuned}")
     chosen = middle_layers(lm.n_layers) if o.layers == "middle" else parse_layers(o.layers, lm.n_layers)
     if o.prompt is not None:
-        res = LensResult(table=lens_table(lm, o.prompt, chosen, tuned=tuned, metric=o.metric, tokens=toks))
+        res = LensResult(table=lens_table(lm, o.prompt, chosen, tuned=tuned, metric=o.metric, tokens=toks),
+                         notes=notes)
         if o.out is not None:
             _write_table(res, Path(o.out), o.prompt, o.metric, toks)
         return res
-    res = LensResult(kl=evaluate(lm, texts, chosen, tuned, progress=progress))
+    res = LensResult(kl=evaluate(lm, texts, chosen, tuned, progress=progress), notes=notes)
     if o.out is not None:
         from interp_lab.io.atomic import write_bytes_atomic
 
@@ -111,11 +117,9 @@ def _write_table(res: LensResult, out: Path, prompt: str, metric: str, toks: lis
     write_bytes_atomic(res.paths["json"], json.dumps(table, indent=1).encode())
 
 
-def _documents(dataset: str, n: int) -> list[str]:
-    """The texts of the first ``n`` documents of ``dataset`` (the rest is not read)."""
-    from interp_lab.io.datasets import iter_documents
-
-    return [d.text for d in itertools.islice(iter_documents(dataset), n)]
+def _documents(corpus, n: int) -> list[str]:
+    """The texts of the first ``n`` documents of ``corpus`` (an io.datasets.Corpus; the rest is not read)."""
+    return [d.text for d in itertools.islice(corpus.documents(), n)]
 
 
 @dataclass(kw_only=True)
@@ -123,8 +127,10 @@ class TrainLensOptions:
     """The options of ``train-lens``."""
 
     model: str = option(defaults.MODEL)
-    dataset: str = option("lee", "Training documents (prompt JSONL, text file, lee, enwiki).")
-    out: Path = option(help="Directory for lens.safetensors + lens.json.")
+    dataset: str = option("lee", "Training documents, then held-out ones: " + DATASET_HELP)
+    text_column: str | None = option(None, TEXT_COLUMN_HELP)
+    out: Path = option(help="Directory for lens.safetensors + lens.json, and config.json + params.pt (the tuned-lens "
+                            "package's format).")
     layers: str = option("all")
     steps: int = option(100, "KL steps per layer after the least-squares start.", min=0)
     max_docs: int = option(60, min=1)
@@ -139,7 +145,8 @@ class TrainLensResult:
     """A tuned lens trained by ``train-lens``."""
 
     path: Path
-    """The lens directory (lens.safetensors + lens.json, which holds the metrics below)."""
+    """The lens directory: lens.safetensors + lens.json (which holds the metrics below), config.json + params.pt
+    (tuned-lens's format: ``TunedLens.from_model_and_pretrained(model, path)`` reads it)."""
     heldout_kl: dict[int, dict[str, float]]
     """Per layer, mean KL(final || lens) in nats on the held-out documents: logit lens and tuned lens."""
     train_docs: int
@@ -151,17 +158,21 @@ class TrainLensResult:
          help="Train a tuned lens (per-layer affine translators) against the final logits with KL.")
 def train_lens(o: TrainLensOptions, progress: Progress) -> TrainLensResult:
     from interp_lab.harvest.records import parse_layers
+    from interp_lab.io.datasets import Corpus
     from interp_lab.models.lens import evaluate, train_tuned_lens
     from interp_lab.models.load import load_model
 
+    corpus = Corpus(o.dataset, o.text_column)  # a bad name or column fails before the model loads
     lm = load_model(o.model, say=progress.say)
     chosen = [i for i in parse_layers(o.layers, lm.n_layers) if i < lm.n_layers - 1]
-    docs = _documents(o.dataset, o.max_docs + o.heldout_docs)
+    docs = _documents(corpus, o.max_docs + o.heldout_docs)
     train, held = docs[:o.max_docs], docs[o.max_docs:]
     tuned = train_tuned_lens(lm, train, chosen, steps=o.steps, context=o.context_length, seed=o.seed,
                              log=progress.say)
     metrics = evaluate(lm, held, chosen, tuned, context=o.context_length, progress=progress) if held else {}
     path = tuned.save(o.out, {"heldout_kl": {str(k): v for k, v in metrics.items()}, "train_docs": len(train),
-                              "heldout_docs": len(held), "steps": o.steps, "dataset": o.dataset})
+                              "heldout_docs": len(held), "steps": o.steps, "dataset": o.dataset,
+                              "dataset_source": corpus.identity()})
     return TrainLensResult(path=path, heldout_kl=metrics, train_docs=len(train), heldout_docs=len(held),
-                           paths={"lens": path})
+                           paths={"lens": path, "tuned_lens_config": path / "config.json",
+                                  "tuned_lens_params": path / "params.pt"})

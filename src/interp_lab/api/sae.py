@@ -46,16 +46,19 @@ def _out_paths(out: str | os.PathLike) -> tuple[Path, Path | None]:
 
 
 def harvest_for_sae(model: str, dataset: str, hooks: tuple[str, ...], tokens: int | None, *,
-                    context_length: int = 128, progress: Callable[[int, int], None] | None = None) -> Path:
+                    context_length: int = 128, text_column: str | None = None,
+                    progress: Callable[[int, int], None] | None = None) -> Path:
     """A store of ``hooks`` for training, in the cache (resumed, and reused by later runs with the same
-    model, dataset, hooks and size)."""
+    model, dataset, hooks and size; an hf: dataset by its revision or fingerprint and text column)."""
     from interp_lab.harvest.run import harvest
     from interp_lab.io.cache import cache_dir
+    from interp_lab.io.datasets import Corpus
 
     want = None if tokens is None else int(tokens * HELDOUT_MARGIN)
-    key = hashlib.sha256(json.dumps([model, dataset, hooks, want, context_length]).encode()).hexdigest()[:16]
+    corpus = Corpus(dataset, text_column)
+    key = hashlib.sha256(json.dumps([model, corpus.key(), hooks, want, context_length]).encode()).hexdigest()[:16]
     out = cache_dir() / "stores" / key
-    harvest(model, dataset, list(hooks), out, max_tokens=want, context_length=context_length, batch_size=16,
+    harvest(model, corpus, list(hooks), out, max_tokens=want, context_length=context_length, batch_size=16,
             progress=progress)
     return out
 
@@ -63,7 +66,8 @@ def harvest_for_sae(model: str, dataset: str, hooks: tuple[str, ...], tokens: in
 def train_sae(*, out: str | os.PathLike, store: str | os.PathLike | None = None, records: str | os.PathLike | None = None,
               max_records: int | None = None, hook: str | None = None,
               hook_out: str | None = None, model: str | None = None, dataset: str | None = None,
-              layer: int | None = None, preset: str = "production", config: TrainConfig | None = None,
+              text_column: str | None = None, layer: int | None = None, preset: str = "production",
+              config: TrainConfig | None = None,
               checkpoint_every: int = 25, resume: bool = True, evaluate: bool = True, ce_tokens: int = 8192,
               records_out: str | os.PathLike | None = None, records_pooling: str = "max",
               causal_out: str | os.PathLike | None = None, criterion: str | None = None, causal_features: int = 5,
@@ -74,8 +78,8 @@ def train_sae(*, out: str | os.PathLike, store: str | os.PathLike | None = None,
 
     Activations come from ``store``, from the feature vectors of activation ``records`` (one layer's;
     ``max_records`` keeps a deterministic sample), or are harvested from ``model`` over ``dataset`` (a
-    cached store). ``hook`` defaults to ``blocks.{layer}.hook_resid_post``. ``config`` overrides the
-    ``preset`` (minimal or production). The training state is kept beside ``out`` while training runs,
+    cached store; ``text_column`` chooses an ``hf:`` dataset's text). ``hook`` defaults to
+    ``blocks.{layer}.hook_resid_post``. ``config`` overrides the ``preset`` (minimal or production). The training state is kept beside ``out`` while training runs,
     so the same call after an interruption resumes; ``evaluate`` adds held-out reconstruction metrics
     and, with ``ce_tokens`` > 0, CE-loss recovered and KL (the model is loaded) to metrics.json.
     ``records_out`` writes activation records of the latents, one row per document of the store;
@@ -122,6 +126,8 @@ def train_sae(*, out: str | os.PathLike, store: str | os.PathLike | None = None,
         check_criterion(criterion)
     if records is None and store is None and (model is None or dataset is None):
         raise UsageError("give --store, or --model and --dataset to harvest the activations first")
+    if text_column is not None and (dataset is None or store is not None or records is not None):
+        raise UsageError("--text-column chooses the text of the --dataset harvested (without --store or --records)")
     if records is None and hook is None and layer is None:
         raise UsageError("give --hook or --layer (the hook is then blocks.{layer}.hook_resid_post)")
     with process_group() as ranks:
@@ -147,6 +153,7 @@ def train_sae(*, out: str | os.PathLike, store: str | os.PathLike | None = None,
         hooks = (hook,) if hook_out is None else (hook, hook_out)
         if store is None:
             store = once(lambda: harvest_for_sae(model, dataset, hooks, cfg.tokens if cfg.epochs is None else None,
+                                                 text_column=text_column,
                                                  progress=None if progress is None else
                                                  (lambda done, total: progress("harvesting tokens", done, total))))
         st = Store(store)

@@ -15,6 +15,7 @@ from typing import Any, Literal
 from interp_lab.api.registry import command
 from interp_lab.api.sae import SAETrainResult, evaluate_sae, train_sae
 from interp_lab.errors import UsageError
+from interp_lab.io.datasets import DATASET_HELP, TEXT_COLUMN_HELP
 from interp_lab.sae.config import TrainConfig
 from interp_lab.schemas.command import Progress, option
 
@@ -31,7 +32,8 @@ class TrainSAEOptions:
     layer: int | None = option(None, "Layer whose resid_post is encoded.", min=0)
     model: str | None = option(None, "Without --store: harvest from this model (registered name, local directory "
                                      "or HF id) first.", flag="--model", deprecated=("--hf-model",), param="hf_model")
-    dataset: str | None = option(None, "Without --store: prompt JSONL, text file, lee, enwiki or lee+enwiki.")
+    dataset: str | None = option(None, "Without --store, the documents to harvest: " + DATASET_HELP)
+    text_column: str | None = option(None, TEXT_COLUMN_HELP)
     preset: Literal["minimal", "production"] = option(
         "production", "minimal: 4x, k 16, 50k tokens; production: 8x, k 32, 200k tokens; flags override it.")
     # not a choice: an unknown one gets the trainer's line naming the four (and said so since 0.3)
@@ -105,7 +107,7 @@ def train_sae_step(o: TrainSAEOptions, progress: Progress) -> SAETrainResult:
                  note=f"FVU {rec['fvu']:.3f}  L0 {rec['l0']:.1f}  dead {rec['dead_fraction']:.1%}")
 
     return train_sae(out=o.out, store=o.store, records=o.records, max_records=sample, hook=o.hook, hook_out=o.hook_out,
-                     model=o.model, dataset=o.dataset, layer=o.layer, preset=o.preset, config=cfg,
+                     model=o.model, dataset=o.dataset, text_column=o.text_column, layer=o.layer, preset=o.preset, config=cfg,
                      checkpoint_every=o.checkpoint_every, resume=o.resume, evaluate=o.evaluate, ce_tokens=o.ce_tokens,
                      records_out=o.records_out, records_pooling=o.records_pooling, causal_out=o.causal_out,
                      criterion=o.criterion, causal_features=o.causal_features,

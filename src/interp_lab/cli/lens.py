@@ -11,12 +11,12 @@ from interp_lab.cli.generate import renders
 @renders("lens")
 def lens(res, options, json_out: bool) -> None:
     if res.table is None:
-        render.lens_kl(res.kl)  # lens_kl.json, when written, is not announced (as before)
-        return
-    render.lens_table(res.table)
+        render.lens_kl(res.kl)
+    else:
+        render.lens_table(res.table)
     for note in res.notes:
         render.note(note)
-    if res.paths:
+    if res.paths and res.table is not None:  # lens_kl.json, when written, is not announced (as before)
         render.written(res.paths)
 
 

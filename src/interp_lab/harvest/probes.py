@@ -51,15 +51,17 @@ def sentences(text: str) -> list[tuple[int, int]]:
 
 
 def make_probe_set(dataset: str = "lee+enwiki", n: int = 2400, *, min_chars: int = 60, max_chars: int = 320,
-                   min_words: int = 8, seed: int = 0) -> list[dict[str, Any]]:
+                   min_words: int = 8, seed: int = 0, text_column: str | None = None) -> list[dict[str, Any]]:
     """``n`` corpus sentences as probe prompts, the same number from each corpus of ``dataset`` (as far
     as each has them), chosen by a hash of their ids (deterministic per seed) among the sentences of
     ``min_chars``-``max_chars`` characters with at least ``min_words`` words and mostly letters."""
-    from interp_lab.io.datasets import iter_documents
+    from interp_lab.io.datasets import Corpus
 
+    source = Corpus(dataset, text_column)
     by_corpus: dict[str, list[dict[str, Any]]] = {}
-    for doc in iter_documents(dataset):
-        corpus = str(doc.labels.get("corpus") or doc.metadata.get("corpus") or doc.prompt_id.split("-")[0])
+    for doc in source.documents():
+        corpus = str(doc.labels.get("corpus") or doc.metadata.get("corpus")
+                     or (source.label if source.streamed else doc.prompt_id.split("-")[0]))
         for j, (a, b) in enumerate(sentences(doc.text)):
             text = doc.text[a:b]
             if not min_chars <= len(text) <= max_chars or len(WORD.findall(text)) < min_words:

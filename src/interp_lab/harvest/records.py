@@ -46,9 +46,11 @@ def parse_layers(spec: str | None, n_layers: int) -> list[int]:
 
 def export_records(model: str | Any, dataset: str, out: str | os.PathLike, *, layers: str | None = "middle",
                    kind: str = "residual", pooling: str = "mean", batch_size: int = 8, context_length: int = 256,
-                   top_k_features: int | None = None, progress: Callable[..., None] | None = None) -> dict[str, Any]:
+                   top_k_features: int | None = None, text_column: str | None = None,
+                   progress: Callable[..., None] | None = None) -> dict[str, Any]:
     """Write one activation record per prompt (JSONL by default, Parquet for a ``.parquet`` path);
-    ``progress(stage, done, total)`` hears of the prompts read."""
+    ``text_column`` chooses the text of an ``hf:`` dataset; ``progress(stage, done, total)`` hears of the
+    prompts read."""
     import torch
 
     from interp_lab.io.jsonl import write_jsonl
@@ -59,11 +61,11 @@ def export_records(model: str | Any, dataset: str, out: str | os.PathLike, *, la
         raise UsageError(f"--kind must be one of {', '.join(KINDS)}")
     if pooling not in POOLINGS:
         raise UsageError(f"--pooling must be one of {', '.join(POOLINGS)}")
+    docs = list(iter_documents(dataset, text_column))  # a bad name or column fails before the model loads
     lm = model if isinstance(model, LoadedModel) else load_model(str(model))
     hook_suffix, letter = KINDS[kind]
     chosen = parse_layers(layers, lm.n_layers)
     hooks = [f"blocks.{i}.{hook_suffix}" for i in chosen]
-    docs = list(iter_documents(dataset))
     tok = lm.tokenizer
     pad = tok.pad_token_id if tok.pad_token_id is not None else 0
 

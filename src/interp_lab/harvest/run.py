@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 
 from interp_lab.errors import UsageError
-from interp_lab.io.datasets import Document, dataset_hash, iter_documents
+from interp_lab.io.datasets import Corpus, Document, dataset_hash
 from interp_lab.store.format import StoreManifest
 from interp_lab.store.lock import StoreLock
 from interp_lab.store.writer import StoreWriter
@@ -57,6 +57,14 @@ def pad_right(seqs: list[list[int]], pad: int):
         ids[r, : len(s)] = torch.tensor(s)
         mask[r, : len(s)] = 1
     return ids, mask
+
+
+def read_documents(corpus: Corpus, tokenizer, max_tokens: int | None) -> list[Document]:
+    """The corpus's documents (of an hf: dataset, as many as ``max_tokens`` need); none is an error."""
+    docs = corpus.read(max_tokens, lambda text: len(tokenizer(text, add_special_tokens=True)["input_ids"]))
+    if not docs:
+        raise UsageError(f"{corpus.dataset}: no documents")
+    return docs
 
 
 def make_sequences(tokenizer, docs: list[Document], context_length: int, max_tokens: int | None) -> list[Sequence]:
@@ -120,7 +128,7 @@ def _token_rows(batch: list[Sequence], docs: list[Document], tokenizer, first_ro
 
 def harvest(
     model: str | Any,
-    dataset: str,
+    dataset: str | Corpus,
     hooks: str | list[str] = "blocks.*.hook_resid_post",
     out: str | os.PathLike = "store",
     *,
@@ -130,12 +138,14 @@ def harvest(
     dtype: str = "float16",
     shard_tokens: int = 1 << 16,
     overwrite: bool = False,
+    text_column: str | None = None,
     progress: Progress | None = None,
 ) -> HarvestResult:
     """Harvest ``hooks`` of ``model`` over ``dataset`` into the store at ``out`` (resuming if it is there).
 
     ``model`` is a registered name, a local directory, a Hugging Face id, or an already loaded
-    ``LoadedModel``.
+    ``LoadedModel``; ``text_column`` chooses the text of an ``hf:`` dataset (``dataset`` may be an opened
+    ``io.datasets.Corpus``).
     """
     if dtype not in STORE_DTYPES:
         raise UsageError(f"unknown --dtype {dtype!r} (use {', '.join(STORE_DTYPES)})")
@@ -143,6 +153,8 @@ def harvest(
         raise UsageError("--batch-size and the shard size must be at least 1")
     # the store's lock before torch and the model load: a second harvest into this store fails at once,
     # naming the first, which goes on unharmed
+    # a bad name or column fails before the lock and the model load
+    corpus = dataset if isinstance(dataset, Corpus) else Corpus(dataset, text_column)
     with StoreLock(out) as lock:
         import torch
 
@@ -152,16 +164,14 @@ def harvest(
 
         lm = model if isinstance(model, LoadedModel) else load_model(str(model))
         names = [h.name for h in expand(hooks if isinstance(hooks, str) else ",".join(hooks), lm.model)]
-        docs = list(iter_documents(dataset))
-        if not docs:
-            raise UsageError(f"{dataset}: no documents")
+        docs = read_documents(corpus, lm.tokenizer, max_tokens)
         seqs = make_sequences(lm.tokenizer, docs, context_length, max_tokens)
         batches = [seqs[i: i + batch_size] for i in range(0, len(seqs), batch_size)]
         widths = hook_widths(lm, names)
         manifest = StoreManifest(
             schema_version="", model=lm.name, revision=lm.revision, family=lm.family,
             tokenizer=type(lm.tokenizer).__name__, dtype=dtype, hooks=names, d=widths,
-            dataset=dataset if "/" not in dataset else Path(dataset).name, dataset_hash=dataset_hash(docs),
+            dataset=corpus.label, dataset_hash=dataset_hash(docs), dataset_source=corpus.identity(),
             documents=len(docs), context_length=context_length, batch_size=batch_size, max_tokens=max_tokens,
             shard_rows=shard_tokens, total_batches=len(batches),
         )

@@ -45,16 +45,18 @@ def top_contexts(lm, dataset: str, targets: Sequence[Any], *, k: int = 20, windo
     instructions; values to about 3 significant digits, which can reorder near-ties)."""
     import torch
 
-    from interp_lab.harvest.run import make_sequences, pad_right
+    from interp_lab.harvest.run import make_sequences, pad_right, read_documents
     from interp_lab.io.atomic import write_bytes_atomic
     from interp_lab.io.cache import cache_dir
-    from interp_lab.io.datasets import iter_documents
+    from interp_lab.io.datasets import Corpus
     from interp_lab.models.hooked import run
 
     out: dict[str, dict[str, Any]] = {}
     todo = []
+    corpus = Corpus(dataset)
+    name = corpus.key()  # an hf: dataset by its revision or fingerprint and text column
     for t in targets:
-        path = cache_dir() / "contexts" / f"{_key(lm, dataset, t, context_length, max_tokens, k, dtype)}.json"
+        path = cache_dir() / "contexts" / f"{_key(lm, name, t, context_length, max_tokens, k, dtype)}.json"
         if cache and path.exists():
             out[t.feature_id] = {**json.loads(path.read_text()), "cached": True}
         else:
@@ -63,9 +65,7 @@ def top_contexts(lm, dataset: str, targets: Sequence[Any], *, k: int = 20, windo
         return out
     if dtype not in ("float32", "bfloat16"):
         raise UsageError(f"scan dtype {dtype!r}: use float32 or bfloat16")
-    docs = list(iter_documents(dataset))
-    if not docs:
-        raise UsageError(f"{dataset}: no documents")
+    docs = read_documents(corpus, lm.tokenizer, max_tokens)
     seqs = make_sequences(lm.tokenizer, docs, context_length, max_tokens)
     total = sum(len(s.ids) for s in seqs)
     hooks = sorted({t.hook for t, _ in todo})

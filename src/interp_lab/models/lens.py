@@ -44,15 +44,33 @@ def kl_to_final(final_logits: torch.Tensor, lens_logits: torch.Tensor) -> torch.
 
 
 class TunedLens(nn.Module):
-    """One affine translator per layer (identity + learned residual), saved as safetensors + lens.json."""
+    """One affine translator per layer (identity + learned residual), for ``blocks.{i}.hook_resid_post``.
 
-    def __init__(self, n_layers: int, d_model: int, model_name: str = "", revision: str | None = None):
+    Saved as lens.safetensors + lens.json, and in the ``tuned-lens`` package's format (config.json +
+    params.pt, models/tuned_lens_format.py) beside them; ``load`` reads either. ``input_translator`` is
+    tuned-lens's translator of the embedding output (``blocks.0.hook_resid_pre``): kept from a tuned-lens
+    checkpoint and written back, never trained here (zero: the logit lens there). The last layer's
+    translator stays zero: its resid_post decoded is the model's output, and tuned-lens has no place for it.
+    """
+
+    def __init__(self, n_layers: int, d_model: int, model_name: str = "", revision: str | None = None,
+                 unembed_hash: str | None = None):
         super().__init__()
-        self.model_name, self.revision = model_name, revision
+        self.model_name, self.revision, self.unembed_hash = model_name, revision, unembed_hash
+        self.source_format = "interp-lab"  # or "tuned-lens": what ``load`` read
         self.translators = nn.ModuleList(nn.Linear(d_model, d_model) for _ in range(n_layers))
-        for t in self.translators:
+        self.input_translator = nn.Linear(d_model, d_model)
+        for t in [*self.translators, self.input_translator]:
             nn.init.zeros_(t.weight)
             nn.init.zeros_(t.bias)
+
+    @property
+    def n_layers(self) -> int:
+        return len(self.translators)
+
+    @property
+    def d_model(self) -> int:
+        return self.translators[0].in_features
 
     def forward(self, resid: torch.Tensor, layer: int) -> torch.Tensor:
         return resid + self.translators[layer](resid)
@@ -60,27 +78,86 @@ class TunedLens(nn.Module):
     def save(self, path: str | os.PathLike, metrics: dict[str, Any] | None = None) -> Path:
         from safetensors.torch import save_file
 
+        from interp_lab.models import tuned_lens_format
+
         with atomic_dir(path) as tmp:
             save_file({k: v.detach().contiguous() for k, v in self.state_dict().items()}, str(tmp / "lens.safetensors"))
             cfg = {"kind": "tuned_lens", "model": self.model_name, "revision": self.revision,
-                   "n_layers": len(self.translators), "d_model": self.translators[0].in_features,
+                   "n_layers": self.n_layers, "d_model": self.d_model, "unembed_hash": self.unembed_hash,
                    "metrics": metrics or {}}
             (tmp / "lens.json").write_text(json.dumps(cfg, indent=2) + "\n")
+            tuned_lens_format.write(tmp, self.tuned_lens_translators(), model_name=self.model_name,
+                                    revision=self.revision, unembed=self.unembed_hash)
         return Path(path)
+
+    def tuned_lens_translators(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """(weight, bias) per translator in tuned-lens's order: the embedding's, then layers 0 .. L-2."""
+        from interp_lab.errors import UsageError
+
+        last = self.translators[-1]
+        if last.weight.abs().max() > 0 or last.bias.abs().max() > 0:
+            raise UsageError(f"the tuned lens has a translator at the last layer ({self.n_layers - 1}), which the "
+                             "tuned-lens format has no place for (the model's output needs none)")
+        return [(t.weight, t.bias) for t in [self.input_translator, *self.translators[:-1]]]
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> TunedLens:
+        """A lens saved by ``save`` (lens.json), or by the tuned-lens package (config.json + params.pt)."""
         from safetensors.torch import load_file
 
         from interp_lab.errors import InputError
+        from interp_lab.models import tuned_lens_format
 
         p = Path(path)
         if not (p / "lens.json").is_file():
-            raise InputError(p, "not a tuned lens (no lens.json)")
+            if tuned_lens_format.is_tuned_lens_dir(p):
+                return cls.from_tuned_lens(p)
+            raise InputError(p, "not a tuned lens (no lens.json, nor tuned-lens's config.json + params.pt)")
         cfg = json.loads((p / "lens.json").read_text())
-        lens = cls(cfg["n_layers"], cfg["d_model"], cfg.get("model", ""), cfg.get("revision"))
-        lens.load_state_dict(load_file(str(p / "lens.safetensors")))
+        lens = cls(cfg["n_layers"], cfg["d_model"], cfg.get("model", ""), cfg.get("revision"), cfg.get("unembed_hash"))
+        missing, unexpected = lens.load_state_dict(load_file(str(p / "lens.safetensors")), strict=False)
+        if unexpected or set(missing) - {"input_translator.weight", "input_translator.bias"}:  # older: no input
+            raise InputError(p / "lens.safetensors", f"tensors do not fit lens.json (missing {missing}, unexpected "
+                                                     f"{unexpected})")
         return lens
+
+    @classmethod
+    def from_tuned_lens(cls, path: str | os.PathLike) -> TunedLens:
+        """A lens saved by the tuned-lens package (or by ``save``): its translator ``i`` >= 1 becomes layer
+        ``i - 1``'s, its translator 0 the ``input_translator``."""
+        from interp_lab.models import tuned_lens_format
+
+        cfg, translators = tuned_lens_format.read(path)
+        lens = cls(cfg["num_hidden_layers"], cfg["d_model"], cfg.get("base_model_name_or_path") or "",
+                   cfg.get("base_model_revision"), cfg.get("unembed_hash"))
+        lens.source_format = "tuned-lens"
+        with torch.no_grad():
+            for target, (w, b) in zip([lens.input_translator, *lens.translators[:-1]], translators):
+                target.weight.copy_(w)
+                target.bias.copy_(b)
+        return lens
+
+    def check_model(self, lm, where: str) -> list[str]:
+        """Whether this lens was made for ``lm``: a different depth or width is an error, and so is another model's
+        name on an interp-lab lens whose unembedding hash does not vouch for it; a tuned-lens checkpoint of
+        another name or unembedding (a different conversion of the same model, say) gets a note, as the
+        package itself warns and goes on."""
+        from interp_lab.errors import UsageError
+        from interp_lab.models.tuned_lens_format import unembed_hash
+
+        if (self.n_layers, self.d_model) != (lm.n_layers, lm.d_model):
+            raise UsageError(f"{where}: a lens of {self.n_layers} layers of width {self.d_model}; {lm.name} has "
+                             f"{lm.n_layers} of width {lm.d_model}")
+        same = self.unembed_hash is not None and self.unembed_hash == unembed_hash(lm.model)
+        if self.model_name and self.model_name != lm.name and not same:
+            if self.source_format == "interp-lab":
+                raise UsageError(f"{where}: a lens trained on {self.model_name}, not {lm.name}")
+            return [f"{where}: a tuned-lens checkpoint for {self.model_name!r}, read on {lm.name}"
+                    + ("" if self.unembed_hash is None else " (its unembed_hash differs from this model's)")]
+        if self.unembed_hash is not None and not same:
+            return [f"{where}: its unembed_hash differs from {lm.name}'s unembedding: it may have been trained on "
+                    "another revision of the model"]
+        return []
 
 
 def _batches(lm, texts: Sequence[str], context: int, batch_size: int) -> Iterator[dict[str, torch.Tensor]]:
@@ -129,9 +206,11 @@ def train_tuned_lens(lm, texts: Sequence[str], layers: Sequence[int] | None = No
     ``"zero"`` starts from the logit lens (as in the paper).
     """
     torch.manual_seed(seed)
+    from interp_lab.models.tuned_lens_format import unembed_hash
+
     L = lm.n_layers
-    layers = list(range(L - 1)) if layers is None else list(layers)
-    lens = TunedLens(L, lm.d_model, lm.name, lm.revision)
+    layers = list(range(L - 1)) if layers is None else [i for i in layers if i < L - 1]  # the last needs none
+    lens = TunedLens(L, lm.d_model, lm.name, lm.revision, unembed_hash(lm.model))
     acts: dict[int, list[torch.Tensor]] = {i: [] for i in {*layers, L - 1}}
     finals: list[torch.Tensor] = []
     with torch.inference_mode():

@@ -49,6 +49,9 @@ class StoreManifest(msgspec.Struct):
     rows: int = 0
     tokens_sha256: Optional[str] = None
     settings_key: str = ""  # hash of everything that must match to resume
+    # an hf: dataset's identity (io/hf_datasets.py): kind, name or path, config, split, revision or fingerprint
+    # (a file's sha256), text column; None for the corpora and files, whose name says it
+    dataset_source: Optional[dict[str, Any]] = None
 
     def resume_key(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in ("model", "revision", "dtype", "hooks", "dataset_hash", "context_length",
