@@ -213,9 +213,8 @@ def test_attention_mlp_and_norm_hooks_equal_transformerlens(tiny, tmp_path):
             assert torch.equal(got < -1e30, want < -1e30)
             got, want = got[want > -1e30], want[want > -1e30]
         close(got, want)
-    cfg = model.config
-    kv = getattr(cfg, "num_key_value_heads", None) or cfg.num_attention_heads
-    assert ours.acts["blocks.1.attn.hook_k"].shape[2] == kv < cfg.num_attention_heads or kv == cfg.num_attention_heads
+    kv = getattr(model.config, "num_key_value_heads", None) or model.config.num_attention_heads
+    assert ours.acts["blocks.1.attn.hook_k"].shape[2] == ours.acts["blocks.1.attn.hook_v"].shape[2] == kv
 
 
 def test_attention_hooks_fit_together(tiny):
