@@ -365,3 +365,33 @@ def test_pattern_over_a_key_value_cache_is_the_last_row(tiny):
     close(step.acts["blocks.1.attn.hook_pattern"], full.acts["blocks.1.attn.hook_pattern"][:, :, -1:])
     close(step.acts["blocks.1.attn.hook_k"], full.acts["blocks.1.attn.hook_k"][:, -1:])
     close(step.logits[:, -1], full.logits[:, -1])
+
+
+def test_a_hook_z_channel_writes_the_residual_stream_through_the_output_projection(tiny):
+    """interventions.features.residual_writes for hook_z: adding one flat channel of z moves what attention
+    adds to the residual stream by that channel's column of the output projection (Gemma 2/3 then normalize
+    it, which is not linear, so there only the projection itself is checked)."""
+    from types import SimpleNamespace
+
+    from interp_lab.interventions.features import BasisSpace, residual_writes
+
+    model, inputs = tiny
+    fam = family_of(model)
+    hook = "blocks.1.attn.hook_z"
+    width = run(model, inputs, [hook], flat=True).acts[hook].shape[-1]
+    space = BasisSpace(hook, 1, "Z", width)
+    w = residual_writes(SimpleNamespace(model=model), space, [3, width - 1])
+    assert w.shape == (2, model.config.hidden_size)
+    read = fam.attn_o if fam.name in ("gemma2", "gemma3_text") else None
+    for row, c in enumerate([3, width - 1]):
+        one = torch.zeros(width)
+        one[c] = 2.0
+        edit = [Edit(hook, "add", one)]
+        if read is None:
+            base = run(model, inputs, ["blocks.1.hook_attn_out"]).acts["blocks.1.hook_attn_out"]
+            moved = run(model, inputs, ["blocks.1.hook_attn_out"], edit, flat=True).acts["blocks.1.hook_attn_out"]
+            close(moved - base, (2.0 * w[row]).expand_as(base))
+        else:
+            o = get_module(get_module(model, fam.layers)[1], read)
+            with torch.inference_mode():
+                close(o(one) - o(torch.zeros(width)), 2.0 * w[row])
