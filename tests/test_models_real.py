@@ -102,26 +102,33 @@ def _reference_llama(model, ids):
 
     out = {}
     x = sd["model.embed_tokens.weight"][ids[0]]
-    mask = torch.full((T, T), float("-inf")).triu(1)
+    causal = torch.ones(T, T, dtype=torch.bool).tril()
     for i in range(cfg.num_hidden_layers):
         p = f"model.layers.{i}."
         out[f"blocks.{i}.hook_resid_pre"] = x
         h = rms(x, sd[p + "input_layernorm.weight"])
-        q = (h @ sd[p + "self_attn.q_proj.weight"].T).view(T, H, D).transpose(0, 1)
-        k = (h @ sd[p + "self_attn.k_proj.weight"].T).view(T, KV, D).transpose(0, 1)
-        v = (h @ sd[p + "self_attn.v_proj.weight"].T).view(T, KV, D).transpose(0, 1)
-        q, k = rot(q), rot(k)
+        q = (h @ sd[p + "self_attn.q_proj.weight"].T).view(T, H, D)
+        k = (h @ sd[p + "self_attn.k_proj.weight"].T).view(T, KV, D)
+        v = (h @ sd[p + "self_attn.v_proj.weight"].T).view(T, KV, D)
+        out.update({f"blocks.{i}.ln1.hook_normalized": h, f"blocks.{i}.attn.hook_q": q, f"blocks.{i}.attn.hook_k": k,
+                    f"blocks.{i}.attn.hook_v": v})
+        q, k, v = rot(q.transpose(0, 1)), rot(k.transpose(0, 1)), v.transpose(0, 1)
         k, v = k.repeat_interleave(H // KV, 0), v.repeat_interleave(H // KV, 0)
-        att = torch.softmax(q @ k.transpose(1, 2) / D**0.5 + mask, -1) @ v
-        attn_out = att.transpose(0, 1).reshape(T, H * D) @ sd[p + "self_attn.o_proj.weight"].T
+        scores = (q @ k.transpose(1, 2) / D**0.5).masked_fill(~causal, torch.finfo(torch.float32).min)
+        pattern = torch.softmax(scores, -1)
+        z = (pattern @ v).transpose(0, 1)
+        attn_out = z.reshape(T, H * D) @ sd[p + "self_attn.o_proj.weight"].T
         mid = x + attn_out
         h2 = rms(mid, sd[p + "post_attention_layernorm.weight"])
-        post = torch.nn.functional.silu(h2 @ sd[p + "mlp.gate_proj.weight"].T) * (h2 @ sd[p + "mlp.up_proj.weight"].T)
+        pre = h2 @ sd[p + "mlp.gate_proj.weight"].T
+        post = torch.nn.functional.silu(pre) * (h2 @ sd[p + "mlp.up_proj.weight"].T)
         mlp_out = post @ sd[p + "mlp.down_proj.weight"].T
         x = mid + mlp_out
-        out.update({f"blocks.{i}.hook_attn_out": attn_out, f"blocks.{i}.hook_resid_mid": mid,
-                    f"blocks.{i}.mlp.hook_post": post, f"blocks.{i}.hook_mlp_out": mlp_out,
-                    f"blocks.{i}.hook_resid_post": x})
+        out.update({f"blocks.{i}.attn.hook_attn_scores": scores, f"blocks.{i}.attn.hook_pattern": pattern,
+                    f"blocks.{i}.attn.hook_z": z, f"blocks.{i}.hook_attn_out": attn_out,
+                    f"blocks.{i}.hook_resid_mid": mid, f"blocks.{i}.ln2.hook_normalized": h2,
+                    f"blocks.{i}.mlp.hook_pre": pre, f"blocks.{i}.mlp.hook_post": post,
+                    f"blocks.{i}.hook_mlp_out": mlp_out, f"blocks.{i}.hook_resid_post": x})
     return out
 
 

@@ -71,7 +71,7 @@ def steer(o: SteerOptions, progress: Progress) -> SteerResult:
     else:
         target = resolve_targets(lm, [o.feature], latent_spaces=sae_latents(o.sae))[0]
     enc = lm.tokenizer([o.prompt], return_tensors="pt")
-    acts = run(lm.model, dict(enc), [target.hook], logits=False).acts[target.hook][0].float()
+    acts = run(lm.model, dict(enc), [target.hook], logits=False, flat=True).acts[target.hook][0].float()
     norms = acts.norm(dim=-1)
     unit = float((norms[1:] if len(norms) > 1 else norms).median())
     w = target.space.write([target.index])[0]

@@ -198,7 +198,7 @@ def span_activations(lm, probes_path: str | Path, hooks: Sequence[str], *, per_p
             chunk = [int(i) for i in order[s: s + batch_size]]
             ids, mask = pad_right([loc.ids[i] for i in chunk], pad)
             with torch.no_grad():
-                acts = run(lm.model, {"input_ids": ids, "attention_mask": mask}, todo, logits=False).acts
+                acts = run(lm.model, {"input_ids": ids, "attention_mask": mask}, todo, logits=False, flat=True).acts
             valid = mask.bool()
             for h in todo:
                 a = acts[h].float()

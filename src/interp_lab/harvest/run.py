@@ -191,7 +191,8 @@ def harvest(
         for bi in range(start_batch, len(batches)):
             batch = batches[bi]
             ids, mask = pad_right([s.ids for s in batch], pad)
-            res = run(lm.model, {"input_ids": ids, "attention_mask": mask}, names, logits=False, store_dtype=store_dtype)
+            res = run(lm.model, {"input_ids": ids, "attention_mask": mask}, names, logits=False, store_dtype=store_dtype,
+                      flat=True)
             keep = mask.bool()
             for h in names:
                 buf[h].append(_to_numpy(res.acts[h][keep]))

@@ -78,7 +78,7 @@ def top_contexts(lm, dataset: str, targets: Sequence[Any], *, k: int = 20, windo
         batch = seqs[i: i + batch_size]
         ids, mask = pad_right([s.ids for s in batch], pad)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == "bfloat16"):
-            acts = run(lm.model, {"input_ids": ids, "attention_mask": mask}, hooks, logits=False).acts
+            acts = run(lm.model, {"input_ids": ids, "attention_mask": mask}, hooks, logits=False, flat=True).acts
         valid = mask.bool()
         valid[:, 0] = False  # the attention sink
         rows, cols = torch.nonzero(valid, as_tuple=True)

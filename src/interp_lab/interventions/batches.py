@@ -135,7 +135,7 @@ class PromptSet:
         try:
             with self._replay(batch, upto):
                 return run(self.lm.model, batch.chunk(ids, chunk_mask), read, edits, logits=logits,
-                           cache=batch.cache)
+                           cache=batch.cache, flat=True)
         finally:
             batch.cut_back()
 
@@ -231,7 +231,7 @@ class PromptSet:
             for t in range(n_tokens):
                 inputs = {"input_ids": ids, "position_ids": (batch.next_pos + t)[:, None],
                           "attention_mask": torch.cat([prefix_mask, torch.ones(batch.size, t + 1, dtype=torch.long)], 1)}
-                logits = run(self.lm.model, inputs, (), edits, cache=batch.cache).logits
+                logits = run(self.lm.model, inputs, (), edits, cache=batch.cache, flat=True).logits
                 ids = logits[:, -1].argmax(-1, keepdim=True)
                 steps.append(ids)
         finally:

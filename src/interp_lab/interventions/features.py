@@ -99,18 +99,21 @@ RESIDUAL_KINDS = ("hook_resid_pre", "hook_resid_mid", "hook_resid_post", "hook_a
 
 def residual_writes(lm, space: FeatureSpace, idx: Sequence[int]) -> torch.Tensor | None:
     """[k, d_model] the write vectors of features ``idx`` in residual-stream space (a neuron's: its column
-    of the MLP's output projection), or None where the hook does not add into the residual stream directly."""
+    of the MLP's output projection; a direction in ``attn.hook_z``, per token n_heads * d_head: through
+    attention's output projection), or None where the hook does not add into the residual stream linearly."""
     from interp_lab.models.hooks import family_of, get_module
 
     w = space.write(idx).float()
     if space.hook.endswith(RESIDUAL_KINDS):
         return w
-    if space.hook.endswith("mlp.hook_post"):
-        fam = family_of(lm.model)
-        proj = get_module(lm.model, f"{fam.layers}.{space.layer}.{fam.neurons}").weight.detach().float()
-        # nn.Linear is [out, in]; GPT-2's Conv1D is [in, out]
-        return w @ proj.T if proj.shape[1] == w.shape[1] else w @ proj
-    return None
+    fam = family_of(lm.model)
+    proj = {"mlp.hook_post": fam.neurons, "attn.hook_z": fam.attn_o}.get(space.hook.split(".", 2)[-1])
+    if proj is None:
+        return None
+    module = get_module(lm.model, f"{fam.layers}.{space.layer}.{proj}")
+    weight = module.weight.detach().float()
+    # nn.Linear is [out, in]; GPT-2's Conv1D is [in, out] (and square for attention's c_proj)
+    return w @ (weight.T if hasattr(module, "in_features") else weight)
 
 
 def write_norms(lm, space: FeatureSpace) -> np.ndarray:

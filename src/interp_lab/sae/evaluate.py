@@ -65,11 +65,11 @@ def spliced_metrics(sae: SparseCoder, lm, store: Store, hook: str, heldout_rows:
         inputs = {"input_ids": ids, "attention_mask": mask}
         T = ids.shape[1]
         positions = list(range(1, T))
-        clean = run(lm.model, inputs, [hook])
+        clean = run(lm.model, inputs, [hook], flat=True)
         x = clean.acts[hook].float()
         pred = sae.decode(sae.encode(x[:, 1:].reshape(-1, x.shape[-1]))).to(clean.acts[hook].dtype)
-        spliced = run(lm.model, inputs, edits=[Edit(out_hook, "replace", pred, positions=positions)]).logits
-        zeroed = run(lm.model, inputs, edits=[Edit(out_hook, "zero", positions=positions)]).logits
+        spliced = run(lm.model, inputs, edits=[Edit(out_hook, "replace", pred, positions=positions)], flat=True).logits
+        zeroed = run(lm.model, inputs, edits=[Edit(out_hook, "zero", positions=positions)], flat=True).logits
         # predictions from positions 1 .. len-2 of each window, of the tokens after them
         sel = torch.zeros_like(mask, dtype=torch.bool)
         for r, w in enumerate(batch):
