@@ -50,7 +50,7 @@ def probe_set(o: ProbesOptions, progress: Progress) -> ProbeSetResult:
 class PooledRecordsOptions:
     """The options every ``export-*-records`` command has."""
 
-    model: str = option(defaults.MODEL, "Registered name, local directory or HF id.")
+    model: Any = option(defaults.MODEL, "Registered name, local directory or HF id.", cli_type=str)  # or a LoadedModel
     dataset: str = option(help="Prompt JSONL (criterion_score, split, labels carried over), a text file, or "
                                "lee / enwiki.")
     out: Path = option(help="Activation records: .jsonl[.gz|.zst] or .parquet.")

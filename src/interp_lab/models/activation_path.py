@@ -77,7 +77,8 @@ def parse_activation_path(text: str) -> ActivationPath:
 
     def index_at(j: int) -> int:  # toks[j] is "[": the integer inside, or an error
         if j + 2 >= len(toks) or toks[j + 1][0] != "int" or toks[j + 2][1] != "]":
-            got = toks[j + 1][1] if j + 1 < len(toks) else "the end"
+            k = j + 1 if j + 1 < len(toks) and toks[j + 1][0] != "int" else j + 2
+            got = toks[k][1] if k < len(toks) else "the end"
             raise _bad(text, f"'[' at column {toks[j][2]} must hold a non-negative integer and ']', not {got!r}")
         return int(toks[j + 1][1])
 
