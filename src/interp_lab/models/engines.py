@@ -131,7 +131,12 @@ class TransformerLensEngine(Engine):
         with torch.inference_mode():
             _, cache = self.bridge.run_with_cache(ids, attention_mask=mask, names_filter=list(tl.values()),
                                                   stop_at_layer=stop, return_type=None)
-        return _cast({n: cache[t] for n, t in tl.items()}, store_dtype)
+        out = {n: cache[t] for n, t in tl.items()}
+        for n, t in out.items():  # a hook of another layout (per head, query x key) is not what ours give
+            if t.dim() != 3 or t.shape[:2] != ids.shape:
+                raise UsageError(f"--engine transformerlens: {tl[n]} gives {tuple(t.shape)}, not [batch, tokens, "
+                                 f"width] = [{ids.shape[0]}, {ids.shape[1]}, d] as {n} does")
+        return _cast(out, store_dtype)
 
 
 # the order in which a block computes what the hooks read (parallel blocks: attention before the MLP)
@@ -265,13 +270,13 @@ def _pick(value: Any, where: str, index: int | None, key: str) -> Any:
 def site_of_path(model: Any, path: ActivationPath) -> tuple[int, str]:
     """(layer, feature kind) of a resolved activation path that reads a block's output (the residual stream
     after it, ``L{i}:R{dim}``) or its MLP neurons (the down projection's input, ``L{i}:N{index}``): the two
-    sites activation records have feature ids for. One line for any other path, naming this model's two forms."""
+    sites activation records have feature ids for (its index is checked when the trace reads it). One line for
+    any other path, naming this model's two forms."""
     fam = family_of(model)
     layers = tuple(fam.layers.split("."))
     neurons = tuple(int(p) if p.isdigit() else p for p in fam.neurons.split("."))
     steps = path.steps
-    if len(steps) > len(layers) and steps[: len(layers)] == layers and isinstance(steps[len(layers)], int) \
-            and path.index in (None, 0):
+    if len(steps) > len(layers) and steps[: len(layers)] == layers and isinstance(steps[len(layers)], int):
         layer, rest = steps[len(layers)], steps[len(layers) + 1:]
         if rest == () and path.where == "output":
             return layer, "R"
