@@ -228,6 +228,12 @@ def test_exported_records_equal_export_hf_records(engines, lm, prompts, tmp_path
     code, _, err = cli("export-nnsight-records", "--dataset", prompts, "--out", tmp_path / "bad.jsonl",
                        "--activation-path", "__import__('os')")
     assert code == 2 and "'(' at column 11" in err and not (tmp_path / "bad.jsonl").exists()
+    # TransformerLens's short names (the 0.2 README's gpt2-small) stand for their Hugging Face id there only
+    from interp_lab.models.engines import model_name
+
+    assert model_name("transformerlens", "gpt2-small") == "gpt2"
+    assert model_name("hooks", "gpt2-small") == "gpt2-small"
+    assert model_name("transformerlens", "smollm2-135m") == "smollm2-135m"
 
 
 @pytest.mark.slow
