@@ -156,7 +156,7 @@ def main() -> None:
           f"round's bare forward (per round in brackets), and for the harvests, to that round's hooks-engine harvest")
     for label, secs in seconds.items():
         ratios = [b / s for b, s in zip(bare, secs)]
-        line = (f"{label:62s} {n_tokens / statistics.median(secs):9,.0f} tokens/s   ratio to bare forward "
+        line = (f"{label:70s} {n_tokens / statistics.median(secs):9,.0f} tokens/s   ratio to bare forward "
                 f"{statistics.median(ratios):5.2f}  [{', '.join(f'{r:.2f}' for r in ratios)}]")
         if ours is not None and label in harvests.values() and label != harvests["hooks"]:
             to_hooks = [h / s for h, s in zip(ours, secs)]
