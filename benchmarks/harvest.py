@@ -3,12 +3,14 @@
 On the same model and the same batches (gensim's lee corpus cut into windows):
   1. the backbone's bare forward (``model.model``, no lm_head),
   2. the full forward with logits,
-  3. ``interp_lab.harvest`` writing every layer's resid_post to a store on disk,
-  4. TransformerLens ``run_with_cache`` on the same hook points (TransformerBridge),
-  5. an nnsight trace saving the same tensors.
-Prints tokens/s and each one's ratio to the bare forward. 3-5 are skipped with a note
-when their package is not installed. Every method runs once per round, in turn, for
-``--rounds`` rounds; ratios are per round, then the median.
+  3. ``interp_lab.harvest`` writing every layer's resid_post to a store on disk, once per engine:
+     ``--engine hooks`` (interp-lab's own hooks), ``transformerlens`` and ``nnsight``,
+  4. TransformerLens ``run_with_cache`` on the same hook points (TransformerBridge), no store,
+  5. an nnsight trace saving the same tensors, no store.
+Prints tokens/s and each one's ratio to the bare forward, and for the harvests of the
+other engines their ratio to the hooks engine's harvest. The TransformerLens and nnsight
+rows are skipped with a note when their package is not installed. Every method runs once
+per round, in turn, for ``--rounds`` rounds; ratios are per round, then the median.
 
     python benchmarks/harvest.py --tokens 8192 --batch-size 8 --context-length 128 --rounds 3
 """
@@ -16,6 +18,7 @@ when their package is not installed. Every method runs once per round, in turn, 
 from __future__ import annotations
 
 import argparse
+import copy
 import shutil
 import statistics
 import tempfile
@@ -27,6 +30,7 @@ import torch
 
 from interp_lab.harvest.run import harvest, make_sequences, pad_right
 from interp_lab.io.datasets import iter_documents
+from interp_lab.models.engines import ENGINES, twin
 from interp_lab.models.load import load_model
 
 
@@ -76,23 +80,35 @@ def main() -> None:
     methods["full forward with logits"] = lambda: timed(full, batches)
     store_mb: list[float] = []
 
-    def ours() -> float:
-        out = tmp / "store"
-        res = harvest(lm, str(text), "blocks.*.hook_resid_post", out, max_tokens=args.tokens,
-                      context_length=args.context_length, batch_size=args.batch_size)
-        store_mb.append(sum(f.stat().st_size for f in out.rglob("*") if f.is_file()) / 1e6)
-        shutil.rmtree(out, ignore_errors=True)
-        return res.rows / res.tokens_per_s
+    def harvest_with(engine: str) -> Callable[[], float]:
+        def go() -> float:
+            out = tmp / f"store-{engine}"
+            res = harvest(lm, str(text), "blocks.*.hook_resid_post", out, max_tokens=args.tokens,
+                          context_length=args.context_length, batch_size=args.batch_size, engine=engine)
+            store_mb.append(sum(f.stat().st_size for f in out.rglob("*") if f.is_file()) / 1e6)
+            shutil.rmtree(out, ignore_errors=True)
+            return res.rows / res.tokens_per_s  # the harvest's own clock: from its first batch to its last shard
 
-    harvest(lm, str(text), "blocks.*.hook_resid_post", tmp / "warm", max_tokens=args.batch_size * 16,
-            context_length=args.context_length, batch_size=args.batch_size)
-    methods[f"interp-lab harvest, all {L} resid_post to disk"] = ours
+        return go
+
+    harvests: dict[str, str] = {}  # engine -> label
+    for engine in ENGINES:
+        try:
+            harvest(lm, str(text), "blocks.*.hook_resid_post", tmp / "warm", max_tokens=args.batch_size * 16,
+                    context_length=args.context_length, batch_size=args.batch_size, engine=engine, overwrite=True)
+        except Exception as exc:  # not installed (one line naming the extra), or the engine refused the model
+            print(f"harvest --engine {engine}: skipped ({type(exc).__name__}: {str(exc).splitlines()[0][:160]})")
+            continue
+        harvests[engine] = f"interp-lab harvest --engine {engine}, all {L} resid_post to disk"
+        methods[harvests[engine]] = harvest_with(engine)
 
     try:
         from transformer_lens.model_bridge import TransformerBridge
 
-        bridge = TransformerBridge.boot_transformers(lm.info.get("upstream", args.model), hf_model=model,
-                                                     tokenizer=lm.tokenizer)
+        # on a twin of the model (same weights): the bridge replaces modules, and the harvests above must run
+        # on the model as loaded
+        bridge = TransformerBridge.boot_transformers(lm.info.get("upstream", args.model), hf_model=twin(model),
+                                                     tokenizer=copy.deepcopy(lm.tokenizer))
         tl_names = [n for n in bridge.hook_dict if n.endswith("hook_resid_post") or n.endswith("hook_out")]
         tl_names = [n for n in tl_names if n.startswith("blocks.") and n.count(".") == 2][:L]
 
@@ -108,16 +124,16 @@ def main() -> None:
         print(f"TransformerLens: skipped ({type(exc).__name__}: {str(exc).splitlines()[0][:160]})")
 
     try:
-        from nnsight import LanguageModel
+        import nnsight
 
-        nn_model = LanguageModel(model, tokenizer=lm.tokenizer)
+        nn_model = nnsight.NNsight(twin(model))  # a twin: nnsight patches the forwards of what it wraps
 
         def nn_run(i, m):
             saved: list = []  # nnsight runs the with-block itself; results must go into an outer object
             with torch.inference_mode():
-                with nn_model.trace({"input_ids": i, "attention_mask": m}):
+                with nn_model.trace(input_ids=i, attention_mask=m, use_cache=False):
                     for k in range(L):
-                        saved.append(nn_model.model.layers[k].output.save())
+                        saved.append(nnsight.save(nn_model.model.layers[k].output))
             if len(saved) != L:
                 raise RuntimeError(f"nnsight saved {len(saved)} of {L} tensors")
             return saved
@@ -135,14 +151,18 @@ def main() -> None:
     shutil.rmtree(tmp, ignore_errors=True)
 
     bare = seconds["bare backbone forward (model.model)"]
+    ours = seconds.get(harvests.get("hooks", ""))
     print(f"{args.rounds} rounds; tokens/s: median over rounds; ratio: median over rounds of the ratio to that "
-          f"round's bare forward (per round in brackets)")
+          f"round's bare forward (per round in brackets), and for the harvests, to that round's hooks-engine harvest")
     for label, secs in seconds.items():
         ratios = [b / s for b, s in zip(bare, secs)]
-        print(f"{label:48s} {n_tokens / statistics.median(secs):9,.0f} tokens/s   ratio to bare forward "
-              f"{statistics.median(ratios):5.2f}  [{', '.join(f'{r:.2f}' for r in ratios)}]")
+        line = (f"{label:70s} {n_tokens / statistics.median(secs):9,.0f} tokens/s   ratio to bare forward "
+                f"{statistics.median(ratios):5.2f}  [{', '.join(f'{r:.2f}' for r in ratios)}]")
+        if ours is not None and label in harvests.values() and label != harvests["hooks"]:
+            to_hooks = [h / s for h, s in zip(ours, secs)]
+            line += f"   to hooks harvest {statistics.median(to_hooks):5.2f}  [{', '.join(f'{r:.2f}' for r in to_hooks)}]"
+        print(line)
     print(f"store written: {store_mb[0]:.1f} MB for {n_tokens:,} tokens x {L} hooks")
-
 
 if __name__ == "__main__":
     main()

@@ -20,7 +20,8 @@ _API = ("CalibrationResult", "ContrastResult", "InspectResult", "InterveneResult
         "models_pull", "PullResult", "store_diff", "store_encode", "store_list", "store_plot", "store_remove",
         "store_rename", "store_search", "store_summary", "store_tag", "store_top", "ContextRow", "DiffResult",
         "EncodeResult", "StoreRow", "StoreSummary", "TraceResult", "CompileCriterionResult", "ExportRecordsResult",
-        "LensResult", "ProbeSetResult", "TrainLensResult", "compile_criterion", "export_hf_records", "lens",
+        "LensResult", "ProbeSetResult", "TrainLensResult", "compile_criterion", "export_hf_records",
+        "export_transformerlens_records", "export_nnsight_records", "lens",
         "probe_set", "train_lens", "export_neuronpedia", "ExportNeuronpediaResult", "publish_hf_artifact", "pull",
         "PublishResult", "HubPullResult")
 

@@ -13,7 +13,14 @@ from __future__ import annotations
 
 from interp_lab.api.calibrate import CalibrationResult, calibrate_causal
 from interp_lab.api.contrast import ContrastResult, contrast
-from interp_lab.api.corpus import ExportRecordsResult, ProbeSetResult, export_hf_records, probe_set
+from interp_lab.api.corpus import (
+    ExportRecordsResult,
+    ProbeSetResult,
+    export_hf_records,
+    export_nnsight_records,
+    export_transformerlens_records,
+    probe_set,
+)
 from interp_lab.api.criteria import CompileCriterionResult, compile_criterion
 from interp_lab.api.demo import DemoResult, demo
 from interp_lab.api.doctor import DoctorResult, doctor
@@ -61,5 +68,5 @@ __all__ = ["CalibrationResult", "ContrastResult", "InspectResult", "InterveneRes
            "DiffResult", "EncodeResult", "StoreRow", "StoreSummary", "TraceResult", "CompileCriterionResult",
            "ExportRecordsResult", "LensResult", "ProbeSetResult", "TrainLensResult", "compile_criterion",
            "export_neuronpedia", "ExportNeuronpediaResult",
-           "export_hf_records", "lens", "probe_set", "train_lens", "publish_hf_artifact", "pull", "PublishResult",
+           "export_hf_records", "export_transformerlens_records", "export_nnsight_records", "lens", "probe_set", "train_lens", "publish_hf_artifact", "pull", "PublishResult",
            "HubPullResult"]

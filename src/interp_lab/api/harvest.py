@@ -29,6 +29,9 @@ class HarvestOptions:
     dtype: Literal["float16", "bfloat16", "float32"] = option("float16", "Storage dtype.")
     shard_tokens: int = option(65536, "Tokens per shard (whole batches).", min=1)
     overwrite: bool = option(False, "Start over instead of resuming.")
+    engine: Literal["hooks", "transformerlens", "nnsight"] = option(
+        "hooks", "What reads the hooks: interp-lab's own PyTorch hooks, TransformerLens (TransformerBridge) or "
+                 "nnsight; same store, same hook names.")
 
 
 @command("harvest", options=HarvestOptions, result="interp_lab.harvest.run.HarvestResult", group="models and stores", step=True, log=True,
@@ -36,10 +39,11 @@ class HarvestOptions:
          help="Run a model over documents and stream hook activations into a resumable store.")
 def harvest(o: HarvestOptions, progress: Progress) -> HarvestResult:
     """Harvest ``hooks`` of ``model`` over ``dataset`` into the store at ``out`` (resuming if it is there);
-    ``model`` is a registered name, a local directory, a Hugging Face id or an already loaded ``LoadedModel``
-    (see ``interp_lab.harvest.run.harvest``)."""
+    ``model`` is a registered name, a local directory, a Hugging Face id or an already loaded ``LoadedModel``;
+    ``engine`` reads the hooks (see ``interp_lab.harvest.run.harvest``)."""
     from interp_lab.harvest.run import harvest as run
 
     return run(o.model, o.dataset, o.hooks, o.out, max_tokens=o.max_tokens, context_length=o.context_length,
                batch_size=o.batch_size, dtype=o.dtype, shard_tokens=o.shard_tokens, overwrite=o.overwrite,
-               text_column=o.text_column, progress=lambda done, total: progress("harvesting tokens", done, total))
+               text_column=o.text_column, engine=o.engine,
+               progress=lambda done, total: progress("harvesting tokens", done, total))

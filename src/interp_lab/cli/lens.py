@@ -1,4 +1,4 @@
-"""Renderers of lens, train-lens and export-hf-records (probes prints where it wrote, the default)."""
+"""Renderers of lens, train-lens and the export-*-records commands (probes prints where it wrote, the default)."""
 
 from __future__ import annotations
 
@@ -26,6 +26,8 @@ def train_lens(res, options, json_out: bool) -> None:
     typer.echo(f"wrote {res.path}")
 
 
+@renders("export-nnsight-records")
+@renders("export-transformerlens-records")
 @renders("export-hf-records")
 def export_hf_records(res, options, json_out: bool) -> None:
     typer.echo(f"wrote {res.out} ({res.rows} records; hooks {', '.join(res.hooks)}; {res.pooling} pooling)")

@@ -47,5 +47,6 @@ def _models_pull(res, o, json_out: bool) -> None:
 @renders("harvest")
 def harvest(res, o, json_out: bool) -> None:
     resumed = f", resumed at batch {res.resumed_from_batch}" if res.resumed_from_batch else ""
+    engine = f" (engine {res.manifest.engine})" if res.manifest.engine != "hooks" else ""
     typer.echo(f"{o.out}: {res.rows:,} tokens x {len(res.manifest.hooks)} hooks in {len(res.manifest.shards)} "
-               f"shards; {res.tokens_per_s:,.0f} tokens/s over {res.batches_run} batches{resumed}")
+               f"shards; {res.tokens_per_s:,.0f} tokens/s over {res.batches_run} batches{resumed}{engine}")

@@ -47,25 +47,49 @@ def parse_layers(spec: str | None, n_layers: int) -> list[int]:
 def export_records(model: str | Any, dataset: str, out: str | os.PathLike, *, layers: str | None = "middle",
                    kind: str = "residual", pooling: str = "mean", batch_size: int = 8, context_length: int = 256,
                    top_k_features: int | None = None, text_column: str | None = None,
-                   progress: Callable[..., None] | None = None) -> dict[str, Any]:
+                   progress: Callable[..., None] | None = None, engine: str = "hooks",
+                   activation_path: str | None = None) -> dict[str, Any]:
     """Write one activation record per prompt (JSONL by default, Parquet for a ``.parquet`` path);
     ``text_column`` chooses the text of an ``hf:`` dataset; ``progress(stage, done, total)`` hears of the
-    prompts read."""
+    prompts read. ``engine`` reads the activations (hooks, transformerlens or nnsight, models/engines.py); with
+    ``activation_path`` (nnsight only) the one block output or MLP-neuron input it names is read instead of
+    ``layers`` and ``kind``."""
     import torch
 
     from interp_lab.io.jsonl import write_jsonl
-    from interp_lab.models.hooked import run
+    from interp_lab.models.engines import model_name, open_engine, require, site_of_path
     from interp_lab.models.load import LoadedModel, load_model
 
     if kind not in KINDS:
         raise UsageError(f"--kind must be one of {', '.join(KINDS)}")
     if pooling not in POOLINGS:
         raise UsageError(f"--pooling must be one of {', '.join(POOLINGS)}")
+    if activation_path is not None and engine != "nnsight":
+        raise UsageError("an activation path is read by the nnsight engine (export-nnsight-records)")
+    require(engine)
+    if activation_path is not None:
+        from interp_lab.models.activation_path import parse_activation_path
+
+        parse_activation_path(activation_path)  # a bad path is one line before the model loads
     docs = list(iter_documents(dataset, text_column))  # a bad name or column fails before the model loads
-    lm = model if isinstance(model, LoadedModel) else load_model(str(model))
-    hook_suffix, letter = KINDS[kind]
-    chosen = parse_layers(layers, lm.n_layers)
-    hooks = [f"blocks.{i}.{hook_suffix}" for i in chosen]
+    lm = model if isinstance(model, LoadedModel) else load_model(model_name(engine, str(model)))
+    reader = open_engine(engine, lm)
+    if activation_path is None:
+        hook_suffix, letter = KINDS[kind]
+        chosen = parse_layers(layers, lm.n_layers)
+        hooks = [f"blocks.{i}.{hook_suffix}" for i in chosen]
+
+        def read(ids, mask):
+            acts = reader.read(ids, mask, hooks)
+            return [acts[h] for h in hooks]
+    else:
+        _, path = reader.resolve(activation_path)
+        layer, letter = site_of_path(lm.model, path)
+        chosen = [layer]
+        hooks = [f"blocks.{layer}.{HOOK_OF_KIND[letter]}"]
+
+        def read(ids, mask):
+            return [reader.read_path(ids, mask, path)]
     tok = lm.tokenizer
     pad = tok.pad_token_id if tok.pad_token_id is not None else 0
 
@@ -76,12 +100,12 @@ def export_records(model: str | Any, dataset: str, out: str | os.PathLike, *, la
             batch = docs[start: start + batch_size]
             enc = tok([d.text for d in batch], add_special_tokens=True, truncation=True, max_length=context_length)
             ids, mask = pad_right(enc["input_ids"], pad)
-            acts = run(lm.model, {"input_ids": ids, "attention_mask": mask}, hooks, logits=False).acts
+            acts = read(ids, mask)
             m = mask.unsqueeze(-1).to(torch.float32)
             lengths = mask.sum(1)
             pooled = []
-            for h in hooks:
-                a = acts[h].float()
+            for a in acts:
+                a = a.float()
                 if pooling == "mean":
                     p = (a * m).sum(1) / lengths[:, None]
                 elif pooling == "max":
@@ -104,7 +128,8 @@ def export_records(model: str | Any, dataset: str, out: str | os.PathLike, *, la
                 if d.split is not None:
                     row["split"] = d.split
                 row["features"] = feats
-                row["metadata"] = {"source": "hf", "hook": ",".join(hooks), "pooling": pooling,
+                row["metadata"] = {"source": reader.source, "hook": ",".join(hooks), "pooling": pooling,
+                                   **({"activation_path": activation_path} if activation_path else {}),
                                    "revision": lm.revision, **({"labels": d.labels} if d.labels else {})}
                 yield row
 

@@ -139,14 +139,19 @@ def harvest(
     shard_tokens: int = 1 << 16,
     overwrite: bool = False,
     text_column: str | None = None,
+    engine: str = "hooks",
     progress: Progress | None = None,
 ) -> HarvestResult:
     """Harvest ``hooks`` of ``model`` over ``dataset`` into the store at ``out`` (resuming if it is there).
 
     ``model`` is a registered name, a local directory, a Hugging Face id, or an already loaded
     ``LoadedModel``; ``text_column`` chooses the text of an ``hf:`` dataset (``dataset`` may be an opened
-    ``io.datasets.Corpus``).
+    ``io.datasets.Corpus``); ``engine`` reads the hooks: ``hooks`` (interp-lab's own), ``transformerlens`` or
+    ``nnsight`` (models/engines.py), into the same store layout under the same hook names.
     """
+    from interp_lab.models.engines import require
+
+    require(engine)  # before the lock and the model: a missing package is one line at once
     if dtype not in STORE_DTYPES:
         raise UsageError(f"unknown --dtype {dtype!r} (use {', '.join(STORE_DTYPES)})")
     if batch_size < 1 or shard_tokens < 1:
@@ -158,11 +163,12 @@ def harvest(
     with StoreLock(out) as lock:
         import torch
 
-        from interp_lab.models.hooked import hook_widths, run
+        from interp_lab.models.engines import model_name, open_engine
+        from interp_lab.models.hooked import hook_widths
         from interp_lab.models.hooks import expand
         from interp_lab.models.load import LoadedModel, load_model
 
-        lm = model if isinstance(model, LoadedModel) else load_model(str(model))
+        lm = model if isinstance(model, LoadedModel) else load_model(model_name(engine, str(model)))
         names = [h.name for h in expand(hooks if isinstance(hooks, str) else ",".join(hooks), lm.model)]
         docs = read_documents(corpus, lm.tokenizer, max_tokens)
         seqs = make_sequences(lm.tokenizer, docs, context_length, max_tokens)
@@ -173,13 +179,14 @@ def harvest(
             tokenizer=type(lm.tokenizer).__name__, dtype=dtype, hooks=names, d=widths,
             dataset=corpus.label, dataset_hash=dataset_hash(docs), dataset_source=corpus.identity(),
             documents=len(docs), context_length=context_length, batch_size=batch_size, max_tokens=max_tokens,
-            shard_rows=shard_tokens, total_batches=len(batches),
+            shard_rows=shard_tokens, total_batches=len(batches), engine=engine,
         )
         writer = StoreWriter(out, manifest, overwrite=overwrite, lock=lock)
         start_batch = writer.completed_batches
         label_keys = sorted({k for d in docs for k in d.labels})
         meta_keys = sorted({k for d in docs for k in d.metadata})
         store_dtype = getattr(torch, dtype)
+        reader = open_engine(engine, lm)
         pad = lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else 0
         total_tokens = sum(len(s.ids) for s in seqs)
         done_tokens = skipped = sum(len(s.ids) for b in batches[:start_batch] for s in b)
@@ -191,11 +198,10 @@ def harvest(
         for bi in range(start_batch, len(batches)):
             batch = batches[bi]
             ids, mask = pad_right([s.ids for s in batch], pad)
-            res = run(lm.model, {"input_ids": ids, "attention_mask": mask}, names, logits=False, store_dtype=store_dtype,
-                      flat=True)
+            acts = reader.read(ids, mask, names, store_dtype=store_dtype)
             keep = mask.bool()
             for h in names:
-                buf[h].append(_to_numpy(res.acts[h][keep]))
+                buf[h].append(_to_numpy(acts[h][keep]))
             rows = int(keep.sum())
             tok_tables.append(_token_rows(batch, docs, lm.tokenizer, writer.manifest.rows + buf_rows, label_keys,
                                           meta_keys))

@@ -43,6 +43,7 @@ class StoreManifest(msgspec.Struct):
     max_tokens: Optional[int]
     shard_rows: int
     total_batches: int
+    engine: str = "hooks"  # what read the hooks: hooks (interp-lab's own), transformerlens or nnsight
     shards: list[Shard] = []
     completed_batches: int = 0
     complete: bool = False
@@ -54,8 +55,11 @@ class StoreManifest(msgspec.Struct):
     dataset_source: Optional[dict[str, Any]] = None
 
     def resume_key(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in ("model", "revision", "dtype", "hooks", "dataset_hash", "context_length",
-                                              "batch_size", "max_tokens", "shard_rows", "total_batches")}
+        key = {k: getattr(self, k) for k in ("model", "revision", "dtype", "hooks", "dataset_hash", "context_length",
+                                             "batch_size", "max_tokens", "shard_rows", "total_batches")}
+        if self.engine != "hooks":  # a store of the default engine keeps the key it had before engines existed
+            key["engine"] = self.engine
+        return key
 
 
 def hook_dir(hook: str) -> str:

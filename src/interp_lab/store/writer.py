@@ -167,5 +167,7 @@ def _raw(c: Any) -> np.ndarray:
 
 def _differences(a: StoreManifest, b: StoreManifest) -> str:
     ka, kb = a.resume_key(), b.resume_key()
-    diff = [k for k in ka if ka[k] != kb[k]]
-    return ", ".join(f"{k}: {ka[k]!r} vs {kb[k]!r}" for k in diff) or "settings differ"
+    keys = [*ka, *(k for k in kb if k not in ka)]  # the engine is in a key only when it is not the default
+    va, vb = ({k: key.get(k, getattr(m, k)) for k in keys} for key, m in ((ka, a), (kb, b)))
+    diff = [k for k in keys if va[k] != vb[k]]
+    return ", ".join(f"{k}: {va[k]!r} vs {vb[k]!r}" for k in diff) or "settings differ"
