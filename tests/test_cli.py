@@ -43,7 +43,7 @@ def test_backend_is_implied_and_synthetic_only_when_named(cli, tmp_path):
     code, _, err = cli("inspect", "--criterion", "c", "--backend", "no-such-provider")
     assert code == 2 and "unknown backend 'no-such-provider'" in err and "neuronpedia" in err
     code, _, err = cli("inspect", "--criterion", "c", "--backend", "nnsight")
-    assert code == 2 and "not available in this version" in err and "planned: issue 24" in err
+    assert code == 2 and "not available in this version" in err and "harvest --engine" in err
 
 
 def test_demo_recovers_the_planted_features(tmp_path, cli):

@@ -54,6 +54,8 @@ class ProviderInfo:
 
 
 _B = "interp_lab.providers.builtin:"
+ENGINE_ONLY = ("a later issue; today these engines read activations for harvest --engine and export-transformerlens-"
+               "records / export-nnsight-records, and inspect reads the model through interp-lab's own hooks")
 # The built-in providers: the same names pyproject.toml registers, so a source checkout on PYTHONPATH
 # (without installed metadata) has them too.
 BUILTIN = {
@@ -73,8 +75,8 @@ BUILTIN = {
     "sae": ProviderInfo("sae", "latents of an SAE (interp-lab, SAE Lens or sparsify checkpoint) on a Hugging "
                                "Face causal LM", "torch, transformers", _B + "SAE"),
     "transformerlens": ProviderInfo("transformerlens", "TransformerLens caches", "transformer-lens", "",
-                                    planned="issue 24 (engines and hooks)"),
-    "nnsight": ProviderInfo("nnsight", "nnsight traces", "nnsight", "", planned="issue 24 (engines and hooks)"),
+                                    planned=ENGINE_ONLY),
+    "nnsight": ProviderInfo("nnsight", "nnsight traces", "nnsight", "", planned=ENGINE_ONLY),
 }
 ALIASES = {"toy": "synthetic", "jsonl": "features", "sae-lens": "saelens", "sae_lens": "saelens"}
 
